@@ -1,0 +1,46 @@
+//! The engine's decision on the allow path: a benign GET from one of many clients.
+//!
+//! Run: `cargo bench -p aiwaf-engine --bench decision`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use aiwaf_engine::ip::IpSet;
+use aiwaf_engine::{Engine, EngineConfig, Mode, RequestInfo, WafState};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn bench(c: &mut Criterion) {
+    let config = EngineConfig::default();
+    let state = WafState::new(&config);
+    let engine = Engine::new(config, IpSet::default()).unwrap();
+    let paths = [
+        "/",
+        "/blog/2024/hello-world/",
+        "/static/app.css",
+        "/api/items?page=2",
+        "/en/profile/",
+    ];
+    let mut n: u64 = 0;
+    c.bench_function("inspect_allow_get", |b| {
+        b.iter(|| {
+            n += 1;
+            // 4096 clients, each well under the rate limit (time advances 10 ms per request).
+            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (n % 4096) as u32));
+            let req = RequestInfo {
+                client,
+                method: "GET",
+                path: paths[(n % 5) as usize],
+                content_type: None,
+                accept: Some("text/html"),
+                sec_fetch_dest: None,
+            };
+            let now = 1_700_000_000_000 + n * 10;
+            let i = engine.inspect(&state, Mode::Block, black_box(&req), now);
+            assert!(i.verdict.is_allow());
+            black_box(engine.observe(&state, Mode::Block, &i.context, 200, now));
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

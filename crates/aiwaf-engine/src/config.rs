@@ -1,0 +1,196 @@
+//! Engine settings: plain data with the seed's defaults.
+//!
+//! Every duration is in milliseconds. The binary turns `aiwaf.toml`, `AIWAF_*` environment
+//! variables and flags into an [`EngineConfig`]; embedders build one directly.
+
+use ipnet::IpNet;
+
+/// What the WAF does with a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Block and ban as the detectors decide.
+    Block,
+    /// Inspect everything, block nothing, record every would-block verdict.
+    Detect,
+    /// No inspection at all (a plain proxy, used for benchmarks).
+    Off,
+}
+
+impl Mode {
+    /// Lower-case name as used on the command line and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Block => "block",
+            Mode::Detect => "detect",
+            Mode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "block" => Ok(Mode::Block),
+            "detect" => Ok(Mode::Detect),
+            "off" => Ok(Mode::Off),
+            other => Err(format!(
+                "unknown mode `{other}` (expected block, detect or off)"
+            )),
+        }
+    }
+}
+
+/// The seed's static keyword list (`AIWAF_MALICIOUS_KEYWORDS` default), `conflg` included.
+pub const DEFAULT_STATIC_KEYWORDS: &[&str] = &[
+    ".php",
+    "xmlrpc",
+    "wp-",
+    ".env",
+    ".git",
+    ".bak",
+    "conflg",
+    "shell",
+    "filemanager",
+];
+
+/// The seed's built-in exempt prefixes (login and admin pages).
+pub const BUILTIN_EXEMPT_PATHS: &[&str] = &[
+    "/admin/login/",
+    "/admin/",
+    "/login/",
+    "/accounts/login/",
+    "/auth/login/",
+    "/signin/",
+];
+
+const SECOND: u64 = 1000;
+const MINUTE: u64 = 60 * SECOND;
+const HOUR: u64 = 60 * MINUTE;
+
+/// All engine settings. Defaults are the seed's (`aiwaf` 0.1.9.1.6) where it had one.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Proxies whose forwarding headers are believed (default: none).
+    pub trusted_proxies: Vec<IpNet>,
+    /// `AIWAF_RATE_WINDOW` (10 s).
+    pub rate_window_ms: u64,
+    /// `AIWAF_RATE_MAX` (20): more requests than this in the window get 429.
+    pub rate_max: u32,
+    /// `AIWAF_RATE_FLOOD` (40): more requests than this in the window get banned.
+    pub rate_flood: u32,
+    /// `AIWAF_WINDOW_SECONDS` (60 s): window of the 404 and extension-probe counters.
+    pub window_ms: u64,
+    /// 404s on non-exempt paths within `window_ms` that ban a client (6).
+    pub not_found_threshold: u32,
+    /// `AIWAF_FILE_EXTENSIONS` (`.php`, `.asp`, `.jsp`).
+    pub file_extensions: Vec<String>,
+    /// 404s on probed extensions within `window_ms` that ban a client (3).
+    pub extension_threshold: u32,
+    /// `AIWAF_MIN_FORM_TIME` (1 s).
+    pub min_form_time_ms: u64,
+    /// How long a GET is remembered for the honeypot (1 h; the seed's 300 s banned slow humans).
+    pub form_memory_ms: u64,
+    /// UUID-tamper scoring window (60 s).
+    pub uuid_window_ms: u64,
+    /// UUID-tamper score that bans (5).
+    pub uuid_threshold: i32,
+    /// Weight of a 404 on a well-formed UUID (1).
+    pub uuid_not_found_weight: i32,
+    /// Weight of a 404 on a malformed near-UUID (5).
+    pub uuid_malformed_weight: i32,
+    /// Score removed by a 2xx answer on a UUID path (2).
+    pub uuid_success_decay: i32,
+    /// `AIWAF_EXEMPT_PATHS`, added to the built-in ones.
+    pub exempt_paths: Vec<String>,
+    /// Whether the seed's built-in login/admin prefixes are exempt (true).
+    pub builtin_exempt_paths: bool,
+    /// `AIWAF_MALICIOUS_KEYWORDS`.
+    pub static_keywords: Vec<String>,
+    /// Words never used as keywords (`AIWAF_ALLOWED_PATH_KEYWORDS`).
+    pub allowed_path_keywords: Vec<String>,
+    /// `AIWAF_DYNAMIC_TOP_N` (10): learned keywords in force.
+    pub dynamic_top_n: usize,
+    /// Ban ladder for repeat offenders; `None` is permanent (15 min, 1 h, 24 h, permanent).
+    pub ban_durations: Vec<Option<u64>>,
+    /// How long an expired ban still counts as a previous offence (30 days).
+    pub offence_memory_ms: u64,
+    /// Maximum number of clients whose state is kept in memory (100 000).
+    pub client_capacity: u64,
+    /// Maximum number of upstream-confirmed paths kept in memory (100 000).
+    pub known_path_capacity: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            trusted_proxies: Vec::new(),
+            rate_window_ms: 10 * SECOND,
+            rate_max: 20,
+            rate_flood: 40,
+            window_ms: 60 * SECOND,
+            not_found_threshold: 6,
+            file_extensions: vec![".php".into(), ".asp".into(), ".jsp".into()],
+            extension_threshold: 3,
+            min_form_time_ms: SECOND,
+            form_memory_ms: HOUR,
+            uuid_window_ms: 60 * SECOND,
+            uuid_threshold: 5,
+            uuid_not_found_weight: 1,
+            uuid_malformed_weight: 5,
+            uuid_success_decay: 2,
+            exempt_paths: Vec::new(),
+            builtin_exempt_paths: true,
+            static_keywords: DEFAULT_STATIC_KEYWORDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            allowed_path_keywords: Vec::new(),
+            dynamic_top_n: 10,
+            ban_durations: vec![Some(15 * MINUTE), Some(HOUR), Some(24 * HOUR), None],
+            offence_memory_ms: 30 * 24 * HOUR,
+            client_capacity: 100_000,
+            known_path_capacity: 100_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks relations between settings; the message names the offending setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rate_window_ms == 0 {
+            return Err("rate_limit.window must be positive".into());
+        }
+        if self.rate_max == 0 {
+            return Err("rate_limit.max must be at least 1".into());
+        }
+        if self.rate_flood < self.rate_max {
+            return Err(format!(
+                "rate_limit.flood ({}) must be at least rate_limit.max ({})",
+                self.rate_flood, self.rate_max
+            ));
+        }
+        if self.window_ms == 0 {
+            return Err("probing.window must be positive".into());
+        }
+        if self.not_found_threshold == 0 || self.extension_threshold == 0 {
+            return Err("not_found.threshold and probing.threshold must be at least 1".into());
+        }
+        if self.uuid_threshold <= 0 {
+            return Err("uuid.threshold must be positive".into());
+        }
+        if self.ban_durations.is_empty() {
+            return Err("bans.durations must name at least one duration".into());
+        }
+        if self.client_capacity == 0 {
+            return Err("server.client_capacity must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Ban length for the `offence`-th offence (1-based); `None` is permanent.
+    pub fn ban_duration(&self, offence: u32) -> Option<u64> {
+        let idx = (offence.max(1) as usize - 1).min(self.ban_durations.len() - 1);
+        self.ban_durations[idx]
+    }
+}

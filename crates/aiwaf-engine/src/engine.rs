@@ -1,0 +1,478 @@
+//! The decision: request phase ([`Engine::inspect`]) and response phase ([`Engine::observe`]).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode};
+use crate::ip::{ForwardingHeaders, IpSet, resolve_client_ip};
+use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
+use crate::state::{BanState, ClientState, WafState};
+use crate::verdict::{Action, Ban, Detector, Finding, Verdict};
+
+/// The request facts the engine needs. Plain strings: the engine never sees an HTTP type.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The client (see [`Engine::client_ip`]).
+    pub client: IpAddr,
+    /// Method, upper-case.
+    pub method: &'a str,
+    /// Raw path, no query string.
+    pub path: &'a str,
+    /// `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// `Accept`.
+    pub accept: Option<&'a str>,
+    /// `Sec-Fetch-Dest`.
+    pub sec_fetch_dest: Option<&'a str>,
+}
+
+/// What the response phase needs to remember about a request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The client.
+    pub client: IpAddr,
+    /// The normalised path.
+    pub path: NormalizedPath,
+    /// Exempt address or path: nothing is counted or learned.
+    pub exempt: bool,
+}
+
+/// Result of the request phase.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Context for [`Engine::observe`].
+    pub context: RequestContext,
+}
+
+/// Result of the response phase.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// A detector fired on the upstream's answer (the ban applies to later requests).
+    pub finding: Option<Finding>,
+    /// The ban it caused, in block mode.
+    pub ban: Option<Ban>,
+    /// The path became known-good (2xx/3xx) just now; storage should remember it.
+    pub new_known_path: bool,
+}
+
+/// The immutable part of the WAF: settings and compiled matchers. Share it as `Arc<Engine>`.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    trusted: IpSet,
+    exempt_ips: IpSet,
+    exempt_paths: ExemptPaths,
+    extensions: Vec<String>,
+}
+
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Drops entries older than `window` (strictly: kept when `now - t < window`).
+fn expire<T>(q: &mut VecDeque<T>, now: u64, window: u64, time: impl Fn(&T) -> u64) {
+    while q
+        .front()
+        .is_some_and(|e| now.saturating_sub(time(e)) >= window)
+    {
+        q.pop_front();
+    }
+}
+
+impl Engine {
+    /// Builds an engine. `exempt_ips` are the configured exemptions (`AIWAF_EXEMPT_IPS`).
+    pub fn new(config: EngineConfig, exempt_ips: IpSet) -> Result<Engine, String> {
+        config.validate()?;
+        let trusted = IpSet::new(config.trusted_proxies.iter().copied());
+        let builtin: &[&str] = if config.builtin_exempt_paths {
+            BUILTIN_EXEMPT_PATHS
+        } else {
+            &[]
+        };
+        let exempt_paths = ExemptPaths::new(
+            builtin
+                .iter()
+                .copied()
+                .chain(config.exempt_paths.iter().map(String::as_str)),
+        );
+        let extensions = config
+            .file_extensions
+            .iter()
+            .map(|e| e.to_lowercase())
+            .collect();
+        Ok(Engine {
+            config,
+            trusted,
+            exempt_ips,
+            exempt_paths,
+            extensions,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The address a request is charged to (see [`resolve_client_ip`]).
+    pub fn client_ip(&self, peer: IpAddr, headers: &ForwardingHeaders<'_>) -> IpAddr {
+        resolve_client_ip(peer, &self.trusted, headers)
+    }
+
+    /// Whether the trusted-proxy list is empty (then forwarding headers are never read).
+    pub fn trusts_proxies(&self) -> bool {
+        !self.trusted.is_empty()
+    }
+
+    /// Request phase. Never fails; a block is a verdict. In [`Mode::Block`] a new ban is also
+    /// put in force in `state`; in [`Mode::Detect`] nothing is enforced.
+    pub fn inspect(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        req: &RequestInfo<'_>,
+        now: u64,
+    ) -> Inspection {
+        let path = NormalizedPath::new(req.path);
+        let ip = req.client;
+        let lists = state.lists();
+        let ip_exempt = self.exempt_ips.contains(ip) || lists.exemptions.contains(ip);
+        let path_exempt = self.exempt_paths.matches(&path.once);
+        let context = RequestContext {
+            client: ip,
+            path,
+            exempt: ip_exempt || path_exempt,
+        };
+        if ip_exempt || mode == Mode::Off {
+            return Inspection {
+                verdict: Verdict::ALLOW,
+                context,
+            };
+        }
+        if let Some(ban) = state.active_ban(ip, now) {
+            let verdict = Verdict {
+                action: Action::Block,
+                finding: Some(Finding {
+                    detector: Detector::Blacklist,
+                    reason: format!("Blacklisted: {}", ban.reason),
+                    evidence: json!({
+                        "ban_detector": ban.detector,
+                        "ban_reason": ban.reason,
+                        "banned_at": ban.created_at,
+                        "expires_at": ban.expires_at,
+                        "offences": ban.offences,
+                    }),
+                }),
+                ban: None,
+            };
+            return Inspection { verdict, context };
+        }
+        if path_exempt {
+            return Inspection {
+                verdict: Verdict::ALLOW,
+                context,
+            };
+        }
+
+        let client = state.client(ip);
+        let mut cs = client.lock();
+        let rate = self.rate(&mut cs, now);
+        let finding = self
+            .keyword(state, &lists, &context.path)
+            .or_else(|| self.honeypot(&mut cs, req, now))
+            .or(rate.ban);
+        drop(cs);
+        if let Some(finding) = finding {
+            let ban = self.ban(state, mode, ip, &finding, now);
+            let verdict = Verdict {
+                action: Action::Block,
+                finding: Some(finding),
+                ban,
+            };
+            return Inspection { verdict, context };
+        }
+        if let Some((retry_after_s, finding)) = rate.limited {
+            let verdict = Verdict {
+                action: Action::RateLimit { retry_after_s },
+                finding: Some(finding),
+                ban: None,
+            };
+            return Inspection { verdict, context };
+        }
+        Inspection {
+            verdict: Verdict::ALLOW,
+            context,
+        }
+    }
+
+    /// Response phase: the upstream answered `status`. Updates the 404, extension and UUID
+    /// counters and the known-good paths; may ban the client for its next requests.
+    pub fn observe(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        ctx: &RequestContext,
+        status: u16,
+        now: u64,
+    ) -> Observation {
+        let mut out = Observation::default();
+        if ctx.exempt || mode == Mode::Off {
+            return out;
+        }
+        let ok = (200..400).contains(&status);
+        if ok {
+            out.new_known_path = state.add_known_path(&ctx.path.once);
+        }
+        let shape = uuid_shape(&ctx.path.once);
+        if status != 404 && !(ok && shape != UuidShape::None) {
+            return out;
+        }
+        let c = &self.config;
+        let client = state.client(ctx.client);
+        let mut cs = client.lock();
+        let mut finding = None;
+        if status == 404 {
+            let p: Box<str> = truncate(&ctx.path.once, 160).into();
+            expire(&mut cs.not_found, now, c.window_ms, |e| e.0);
+            cs.not_found.push_back((now, p.clone()));
+            while cs.not_found.len() > c.not_found_threshold as usize {
+                cs.not_found.pop_front();
+            }
+            if has_extension(&ctx.path.once, &self.extensions) {
+                expire(&mut cs.ext_not_found, now, c.window_ms, |e| e.0);
+                cs.ext_not_found.push_back((now, p));
+                while cs.ext_not_found.len() > c.extension_threshold as usize {
+                    cs.ext_not_found.pop_front();
+                }
+                if cs.ext_not_found.len() >= c.extension_threshold as usize {
+                    let paths: Vec<&str> = cs.ext_not_found.iter().map(|e| &*e.1).collect();
+                    finding = Some(Finding {
+                        detector: Detector::ExtensionProbe,
+                        reason: format!(
+                            "File-extension probing ({} 404s on {} within {}s)",
+                            cs.ext_not_found.len(),
+                            self.extensions.join(" "),
+                            secs(c.window_ms)
+                        ),
+                        evidence: json!({"count": paths.len(), "threshold": c.extension_threshold,
+                            "window_s": secs(c.window_ms), "paths": paths}),
+                    });
+                    cs.ext_not_found.clear();
+                }
+            }
+            if finding.is_none() && cs.not_found.len() >= c.not_found_threshold as usize {
+                let paths: Vec<&str> = cs.not_found.iter().map(|e| &*e.1).collect();
+                finding = Some(Finding {
+                    detector: Detector::NotFoundFlood,
+                    reason: format!(
+                        "Excessive 404s ({} within {}s)",
+                        paths.len(),
+                        secs(c.window_ms)
+                    ),
+                    evidence: json!({"count": paths.len(), "threshold": c.not_found_threshold,
+                        "window_s": secs(c.window_ms), "paths": paths}),
+                });
+                cs.not_found.clear();
+            }
+        }
+        if finding.is_none() && shape != UuidShape::None && (status == 404 || ok) {
+            let delta = match (status, shape) {
+                (404, UuidShape::Malformed) => c.uuid_malformed_weight,
+                (404, _) => c.uuid_not_found_weight,
+                _ => -c.uuid_success_decay,
+            };
+            expire(&mut cs.uuid_events, now, c.uuid_window_ms, |e| e.0);
+            cs.uuid_events.push_back((now, delta));
+            while cs.uuid_events.len() > 64 {
+                cs.uuid_events.pop_front();
+            }
+            let score = cs.uuid_events.iter().fold(0i32, |s, e| (s + e.1).max(0));
+            if score >= c.uuid_threshold {
+                finding = Some(Finding {
+                    detector: Detector::UuidTamper,
+                    reason: format!(
+                        "UUID tampering (score {score} within {}s)",
+                        secs(c.uuid_window_ms)
+                    ),
+                    evidence: json!({"score": score, "threshold": c.uuid_threshold,
+                        "window_s": secs(c.uuid_window_ms), "last_path": ctx.path.once,
+                        "malformed": shape == UuidShape::Malformed}),
+                });
+                cs.uuid_events.clear();
+            }
+        }
+        drop(cs);
+        if let Some(f) = finding {
+            out.ban = self.ban(state, mode, ctx.client, &f, now);
+            out.finding = Some(f);
+        }
+        out
+    }
+
+    fn keyword(
+        &self,
+        state: &WafState,
+        lists: &crate::state::Lists,
+        path: &NormalizedPath,
+    ) -> Option<Finding> {
+        let hit = lists.keywords.find(path)?;
+        if state.is_known_path(&path.once) {
+            return None;
+        }
+        Some(Finding {
+            detector: Detector::Keyword,
+            reason: format!("Keyword block: {}", hit.keyword),
+            evidence: json!({"keyword": hit.keyword, "source": hit.source.as_str(), "path": path.once,
+                "decoded_twice": path.twice}),
+        })
+    }
+
+    fn honeypot(&self, cs: &mut ClientState, req: &RequestInfo<'_>, now: u64) -> Option<Finding> {
+        let c = &self.config;
+        if req.method.eq_ignore_ascii_case("GET") {
+            cs.last_get = Some(now);
+            if is_page_view(req) {
+                cs.last_page_get = Some(now);
+            }
+            return None;
+        }
+        if !req.method.eq_ignore_ascii_case("POST") || !is_form(req.content_type) {
+            return None;
+        }
+        let within = |t: &u64| now.saturating_sub(*t) <= c.form_memory_ms;
+        let Some(last_get) = cs.last_get.filter(within) else {
+            return Some(Finding {
+                detector: Detector::Honeypot,
+                reason: "Form POST without a preceding GET".into(),
+                evidence: json!({"last_get": cs.last_get, "form_memory_s": secs(c.form_memory_ms)}),
+            });
+        };
+        let reference = cs.last_page_get.filter(within).unwrap_or(last_get);
+        let elapsed = now.saturating_sub(reference);
+        if elapsed < c.min_form_time_ms {
+            return Some(Finding {
+                detector: Detector::Honeypot,
+                reason: format!("Form submitted too quickly ({:.2}s)", secs(elapsed)),
+                evidence: json!({"since_get_s": secs(elapsed), "min_form_time_s": secs(c.min_form_time_ms)}),
+            });
+        }
+        None
+    }
+
+    fn rate(&self, cs: &mut ClientState, now: u64) -> RateOutcome {
+        let c = &self.config;
+        expire(&mut cs.requests, now, c.rate_window_ms, |t| *t);
+        cs.requests.push_back(now);
+        // Enough history to tell "over flood" apart; older entries cannot change the answer.
+        while cs.requests.len() > c.rate_flood as usize + 1 {
+            cs.requests.pop_front();
+        }
+        let count = cs.requests.len() as u32;
+        let evidence = |limit: u32| json!({"count": count, "limit": limit, "window_s": secs(c.rate_window_ms)});
+        if count > c.rate_flood {
+            let ban = Finding {
+                detector: Detector::Flood,
+                reason: format!(
+                    "Flood pattern ({count} requests within {}s)",
+                    secs(c.rate_window_ms)
+                ),
+                evidence: evidence(c.rate_flood),
+            };
+            cs.requests.clear();
+            return RateOutcome {
+                ban: Some(ban),
+                limited: None,
+            };
+        }
+        if count > c.rate_max {
+            // The request that must leave the window before the client is back under the limit.
+            let idx = (count - c.rate_max - 1) as usize;
+            let wait = (cs.requests[idx] + c.rate_window_ms).saturating_sub(now);
+            let retry = wait.div_ceil(1000).max(1);
+            let finding = Finding {
+                detector: Detector::RateLimit,
+                reason: format!(
+                    "Too many requests ({count} within {}s)",
+                    secs(c.rate_window_ms)
+                ),
+                evidence: evidence(c.rate_max),
+            };
+            return RateOutcome {
+                ban: None,
+                limited: Some((retry, finding)),
+            };
+        }
+        RateOutcome {
+            ban: None,
+            limited: None,
+        }
+    }
+
+    fn ban(&self, state: &WafState, mode: Mode, ip: IpAddr, f: &Finding, now: u64) -> Option<Ban> {
+        let offences = state.prior_offences(ip, now, self.config.offence_memory_ms) + 1;
+        let expires_at = self.config.ban_duration(offences).map(|d| now + d);
+        if mode != Mode::Block {
+            return None;
+        }
+        let seq = state.add_pending_ban(
+            ip,
+            BanState {
+                reason: f.reason.clone(),
+                detector: f.detector.as_str().to_string(),
+                created_at: now,
+                expires_at,
+                offences,
+            },
+        );
+        Some(Ban {
+            ip,
+            detector: f.detector,
+            reason: f.reason.clone(),
+            evidence: f.evidence.clone(),
+            created_at: now,
+            expires_at,
+            offences,
+            seq,
+        })
+    }
+}
+
+struct RateOutcome {
+    ban: Option<Finding>,
+    limited: Option<(u64, Finding)>,
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A GET that loads a page (not an asset or XHR): `Sec-Fetch-Dest: document`, or an `Accept`
+/// that asks for HTML.
+fn is_page_view(req: &RequestInfo<'_>) -> bool {
+    match req.sec_fetch_dest {
+        Some(d) => d.eq_ignore_ascii_case("document") || d.eq_ignore_ascii_case("iframe"),
+        None => req.accept.is_some_and(|a| a.contains("text/html")),
+    }
+}
+
+/// Form posts are url-encoded or multipart; JSON and other API bodies are not.
+fn is_form(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let ct = ct.trim_start().to_ascii_lowercase();
+        ct.starts_with("application/x-www-form-urlencoded") || ct.starts_with("multipart/form-data")
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! In-memory state the engine reads and updates on every request.
+//!
+//! - [`Lists`]: an immutable snapshot of what storage holds (bans, exemptions, learned
+//!   keywords), swapped whole with [`arc_swap`] so readers never lock.
+//! - pending bans: bans this process decided that storage may not hold yet; dropped once a
+//!   snapshot taken after their write is installed (so a CLI unban takes effect).
+//! - the client table: per-client windows, bounded (TinyLFU eviction), one small mutex per client.
+//! - known paths: paths the upstream answered with 2xx/3xx, bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::config::EngineConfig;
+use crate::ip::IpSet;
+use crate::keywords::KeywordSet;
+
+/// A ban as the request path sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanState {
+    /// Human reason.
+    pub reason: String,
+    /// Detector name.
+    pub detector: String,
+    /// When it was made (ms since the epoch).
+    pub created_at: u64,
+    /// Until when; `None` is permanent.
+    pub expires_at: Option<u64>,
+    /// Offence number.
+    pub offences: u32,
+}
+
+impl BanState {
+    /// Whether the ban is in force at `now`.
+    pub fn active(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// Snapshot of the stored lists.
+#[derive(Debug, Clone)]
+pub struct Lists {
+    /// Exempt addresses and networks (stored and configured).
+    pub exemptions: IpSet,
+    /// Bans, including expired ones still remembered as previous offences.
+    pub bans: HashMap<IpAddr, BanState>,
+    /// Static plus learned keywords.
+    pub keywords: KeywordSet,
+    /// The learned keywords in force, most frequent first.
+    pub learned: Vec<String>,
+}
+
+impl Lists {
+    /// Builds a snapshot. `learned` is ordered by count; only `dynamic_top_n` are used.
+    pub fn new(
+        config: &EngineConfig,
+        exemptions: IpSet,
+        bans: HashMap<IpAddr, BanState>,
+        learned: Vec<String>,
+    ) -> Lists {
+        let learned: Vec<String> = learned.into_iter().take(config.dynamic_top_n).collect();
+        let keywords = KeywordSet::new(
+            config.static_keywords.iter().map(String::as_str),
+            learned.iter().map(String::as_str),
+            &config.allowed_path_keywords,
+        );
+        Lists {
+            exemptions,
+            bans,
+            keywords,
+            learned,
+        }
+    }
+
+    /// Empty lists with the configured static keywords.
+    pub fn empty(config: &EngineConfig) -> Lists {
+        Lists::new(config, IpSet::default(), HashMap::new(), Vec::new())
+    }
+}
+
+/// A ban decided here and not yet confirmed by a storage snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBan {
+    /// The ban as the request path needs it.
+    pub state: BanState,
+    /// Sequence number of the ban record sent to storage.
+    pub seq: u64,
+}
+
+/// Per-client sliding windows.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    /// Request times in the rate window.
+    pub(crate) requests: VecDeque<u64>,
+    /// Latest GET of any kind.
+    pub(crate) last_get: Option<u64>,
+    /// Latest GET of a page (a navigation, not an asset or XHR).
+    pub(crate) last_page_get: Option<u64>,
+    /// 404s on non-exempt paths: time and path.
+    pub(crate) not_found: VecDeque<(u64, Box<str>)>,
+    /// 404s on probed extensions: time and path.
+    pub(crate) ext_not_found: VecDeque<(u64, Box<str>)>,
+    /// UUID-tamper score changes: time and delta.
+    pub(crate) uuid_events: VecDeque<(u64, i32)>,
+}
+
+/// All mutable state of a running WAF. Cheap to share behind an `Arc`.
+pub struct WafState {
+    lists: ArcSwap<Lists>,
+    pending: ArcSwap<HashMap<IpAddr, PendingBan>>,
+    pending_cap: usize,
+    clients: moka::sync::Cache<IpAddr, Arc<Mutex<ClientState>>>,
+    known_paths: moka::sync::Cache<Box<str>, ()>,
+    ban_seq: AtomicU64,
+}
+
+impl std::fmt::Debug for WafState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WafState")
+            .field("clients", &self.clients.entry_count())
+            .field("pending_bans", &self.pending.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WafState {
+    /// Fresh state with empty lists.
+    pub fn new(config: &EngineConfig) -> WafState {
+        WafState {
+            lists: ArcSwap::from_pointee(Lists::empty(config)),
+            pending: ArcSwap::from_pointee(HashMap::new()),
+            pending_cap: config.client_capacity.min(1 << 20) as usize,
+            clients: moka::sync::Cache::new(config.client_capacity),
+            known_paths: moka::sync::Cache::new(config.known_path_capacity),
+            ban_seq: AtomicU64::new(0),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn lists(&self) -> arc_swap::Guard<Arc<Lists>> {
+        self.lists.load()
+    }
+
+    /// Installs a snapshot read from storage after every ban up to `persisted_seq` was written.
+    /// Pending bans storage now holds (or that were removed there since) are dropped, as are
+    /// expired ones.
+    pub fn install_lists(&self, lists: Lists, persisted_seq: u64, now: u64) {
+        self.lists.store(Arc::new(lists));
+        self.pending.rcu(|m| {
+            m.iter()
+                .filter(|(_, p)| p.seq > persisted_seq && p.state.active(now))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect::<HashMap<_, _>>()
+        });
+    }
+
+    /// The ban in force for `ip` at `now`, pending or stored.
+    pub fn active_ban(&self, ip: IpAddr, now: u64) -> Option<BanState> {
+        if let Some(p) = self.pending.load().get(&ip)
+            && p.state.active(now)
+        {
+            return Some(p.state.clone());
+        }
+        let lists = self.lists.load();
+        lists.bans.get(&ip).filter(|b| b.active(now)).cloned()
+    }
+
+    /// Previous offences of `ip` remembered at `now`.
+    pub fn prior_offences(&self, ip: IpAddr, now: u64, memory_ms: u64) -> u32 {
+        let recent = |b: &BanState| now.saturating_sub(b.created_at) <= memory_ms;
+        let stored = self
+            .lists
+            .load()
+            .bans
+            .get(&ip)
+            .filter(|b| recent(b))
+            .map_or(0, |b| b.offences);
+        let pending = self
+            .pending
+            .load()
+            .get(&ip)
+            .filter(|p| recent(&p.state))
+            .map_or(0, |p| p.state.offences);
+        stored.max(pending)
+    }
+
+    /// Records a ban decided here; returns its sequence number.
+    pub fn add_pending_ban(&self, ip: IpAddr, state: BanState) -> u64 {
+        let seq = self.ban_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let cap = self.pending_cap;
+        self.pending.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            if m.len() >= cap {
+                // Storage holds these already or will; keep memory bounded.
+                let now = state.created_at;
+                m.retain(|_, p| p.state.active(now));
+                if m.len() >= cap
+                    && let Some(oldest) = m.iter().min_by_key(|(_, p)| p.seq).map(|(k, _)| *k)
+                {
+                    m.remove(&oldest);
+                }
+            }
+            m.insert(
+                ip,
+                PendingBan {
+                    state: state.clone(),
+                    seq,
+                },
+            );
+            m
+        });
+        seq
+    }
+
+    /// Number of bans decided here and not yet seen in a snapshot.
+    pub fn pending_bans(&self) -> usize {
+        self.pending.load().len()
+    }
+
+    /// The state of one client, created on first use.
+    pub(crate) fn client(&self, ip: IpAddr) -> Arc<Mutex<ClientState>> {
+        self.clients.get_with(ip, Default::default)
+    }
+
+    /// Clients currently tracked (approximate).
+    pub fn client_count(&self) -> u64 {
+        self.clients.run_pending_tasks();
+        self.clients.entry_count()
+    }
+
+    /// Whether the upstream has answered this normalised path with 2xx/3xx.
+    pub fn is_known_path(&self, path: &str) -> bool {
+        self.known_paths.contains_key(path)
+    }
+
+    /// Marks a path as served; returns true when it was not known before.
+    pub fn add_known_path(&self, path: &str) -> bool {
+        if self.known_paths.contains_key(path) {
+            return false;
+        }
+        self.known_paths.insert(path.into(), ());
+        true
+    }
+
+    /// Seeds known paths from storage at start-up.
+    pub fn seed_known_paths<'a>(&self, paths: impl IntoIterator<Item = &'a str>) {
+        for p in paths {
+            self.known_paths.insert(p.into(), ());
+        }
+    }
+}
