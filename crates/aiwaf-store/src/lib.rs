@@ -1,0 +1,706 @@
+//! aiwaf's storage: the source of truth for bans, exemptions, keywords, events and the request
+//! log, in an embedded SQLite database (via sqlx) in the data directory.
+//!
+//! The request path never touches this crate. It hands [`Record`]s to a bounded channel; the
+//! [`writer`] task drains the channel in batches, one transaction per batch. A running server
+//! learns about changes (from itself, the CLI or training) by polling [`Store::generation`],
+//! which triggers in the schema bump on every change to the lists.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use aiwaf_engine::ip::{IpSet, parse_net};
+use aiwaf_engine::{BanState, EngineConfig, Lists, Record};
+use ipnet::IpNet;
+use serde::Serialize;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr};
+
+pub mod writer;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "aiwaf.sqlite";
+
+/// A storage failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        /// Database file.
+        path: PathBuf,
+        /// Cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Bad input (an address, a network).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn migrations() -> Migrator {
+    let mut m = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "initial".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_initial.sql").into_sql_str(),
+        false,
+    )]);
+    m.set_locking(false);
+    m
+}
+
+/// Latest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A blacklist row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BanRow {
+    /// Address.
+    pub ip: String,
+    /// Reason.
+    pub reason: String,
+    /// Detector (`manual` for operator bans).
+    pub detector: String,
+    /// Facts behind the ban.
+    pub evidence: serde_json::Value,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// ms since the epoch; `None` is permanent.
+    pub expires_at: Option<i64>,
+    /// Offence number.
+    pub offences: i64,
+}
+
+/// An exemption row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExemptionRow {
+    /// Address or CIDR network.
+    pub net: String,
+    /// Reason.
+    pub reason: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A learned keyword.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeywordRow {
+    /// The word.
+    pub keyword: String,
+    /// How often training saw it in attack traffic.
+    pub count: i64,
+    /// ms since the epoch.
+    pub updated_at: i64,
+}
+
+/// A stored block event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    /// Row id.
+    pub id: i64,
+    /// Request id.
+    pub request_id: String,
+    /// ms since the epoch.
+    pub ts: i64,
+    /// Client.
+    pub ip: String,
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Detector.
+    pub detector: String,
+    /// Action taken.
+    pub action: String,
+    /// Reason.
+    pub reason: String,
+    /// Facts.
+    pub evidence: serde_json::Value,
+    /// Mode.
+    pub mode: String,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this client.
+    pub ip: Option<String>,
+    /// Only this detector.
+    pub detector: Option<String>,
+    /// Only this request.
+    pub request_id: Option<String>,
+    /// Not older than this (ms since the epoch).
+    pub since: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+/// What `aiwaf reset` clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetScope {
+    /// Blacklist, exemptions and keywords.
+    All,
+    /// Only the blacklist.
+    Blacklist,
+    /// Only the exemptions.
+    Exemptions,
+    /// Only the learned keywords.
+    Keywords,
+}
+
+/// Row counts for reports.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    /// Active bans.
+    pub active_bans: i64,
+    /// Exemptions.
+    pub exemptions: i64,
+    /// Learned keywords.
+    pub keywords: i64,
+    /// Stored events.
+    pub events: i64,
+    /// Request log rows.
+    pub request_log: i64,
+    /// Known-good paths.
+    pub known_paths: i64,
+}
+
+/// Handle on the database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+fn host_or_net(net: IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `DATA_DIR/aiwaf.sqlite` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DB_FILE);
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.clone(),
+            source: e,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| err(Box::new(e)))?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| err(Box::new(e)))?;
+        migrations()
+            .run(&pool)
+            .await
+            .map_err(|e| err(Box::new(e)))?;
+        Ok(Store { pool, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Highest applied migration.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Change counter: grows whenever bans, exemptions, keywords or settings change.
+    pub async fn generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Reads the lists the request path needs: active bans and bans still counted as previous
+    /// offences, exemptions, and learned keywords by count.
+    pub async fn load_lists(&self, config: &EngineConfig, now: u64) -> Result<Lists> {
+        let horizon = now.saturating_sub(config.offence_memory_ms) as i64;
+        let rows = sqlx::query(
+            "SELECT ip, reason, detector, created_at, expires_at, offences FROM blacklist \
+             WHERE expires_at IS NULL OR expires_at > ? OR created_at >= ?",
+        )
+        .bind(now as i64)
+        .bind(horizon)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut bans = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let ip: String = r.try_get(0)?;
+            let Ok(ip) = IpAddr::from_str(&ip) else {
+                continue;
+            };
+            bans.insert(
+                ip,
+                BanState {
+                    reason: r.try_get(1)?,
+                    detector: r.try_get(2)?,
+                    created_at: r.try_get::<i64, _>(3)?.max(0) as u64,
+                    expires_at: r.try_get::<Option<i64>, _>(4)?.map(|e| e.max(0) as u64),
+                    offences: r.try_get::<i64, _>(5)?.clamp(0, u32::MAX as i64) as u32,
+                },
+            );
+        }
+        let exemptions = IpSet::new(
+            self.exemptions()
+                .await?
+                .iter()
+                .filter_map(|e| parse_net(&e.net).ok()),
+        );
+        let learned: Vec<String> =
+            sqlx::query_scalar("SELECT keyword FROM keywords ORDER BY count DESC, keyword LIMIT ?")
+                .bind(config.dynamic_top_n as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(Lists::new(config, exemptions, bans, learned))
+    }
+
+    /// Known-good paths, most recent first.
+    pub async fn known_paths(&self, limit: u64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT ?")
+                .bind(limit.min(i64::MAX as u64) as i64)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Blacklist rows; expired ones only with `include_expired`.
+    pub async fn blacklist(&self, include_expired: bool, now: u64) -> Result<Vec<BanRow>> {
+        let rows = sqlx::query(
+            "SELECT ip, reason, detector, evidence, created_at, expires_at, offences FROM blacklist \
+             WHERE ? OR expires_at IS NULL OR expires_at > ? ORDER BY created_at DESC, ip",
+        )
+        .bind(include_expired)
+        .bind(now as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BanRow {
+                    ip: r.try_get(0)?,
+                    reason: r.try_get(1)?,
+                    detector: r.try_get(2)?,
+                    evidence: serde_json::from_str(&r.try_get::<String, _>(3)?).unwrap_or_default(),
+                    created_at: r.try_get(4)?,
+                    expires_at: r.try_get(5)?,
+                    offences: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Operator ban: replaces any existing entry for the address. Refused for exempt addresses.
+    pub async fn add_ban(
+        &self,
+        ip: IpAddr,
+        reason: &str,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<()> {
+        let ip = aiwaf_engine::ip::canonical(ip);
+        let exempt = IpSet::new(
+            self.exemptions()
+                .await?
+                .iter()
+                .filter_map(|e| parse_net(&e.net).ok()),
+        );
+        if exempt.contains(ip) {
+            return Err(StoreError::Invalid(format!(
+                "{ip} is exempt; remove the exemption first"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
+             VALUES (?, ?, 'manual', '{}', ?, ?, 1) \
+             ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, detector = excluded.detector, \
+             evidence = excluded.evidence, created_at = excluded.created_at, expires_at = excluded.expires_at, \
+             offences = blacklist.offences + 1",
+        )
+        .bind(ip.to_string())
+        .bind(reason)
+        .bind(now as i64)
+        .bind(expires_at.map(|e| e as i64))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a ban (and its offence history). Returns whether it existed.
+    pub async fn remove_ban(&self, ip: IpAddr) -> Result<bool> {
+        let ip = aiwaf_engine::ip::canonical(ip);
+        let r = sqlx::query("DELETE FROM blacklist WHERE ip = ?")
+            .bind(ip.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Exemptions, oldest first.
+    pub async fn exemptions(&self) -> Result<Vec<ExemptionRow>> {
+        let rows =
+            sqlx::query("SELECT net, reason, created_at FROM exemptions ORDER BY created_at, net")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExemptionRow {
+                    net: r.try_get(0)?,
+                    reason: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds an exemption and lifts bans on the addresses it covers. Returns false when the
+    /// exemption already existed.
+    pub async fn add_exemption(&self, net: IpNet, reason: &str, now: u64) -> Result<bool> {
+        let key = host_or_net(net);
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("INSERT INTO exemptions (net, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (net) DO NOTHING")
+            .bind(&key)
+            .bind(reason)
+            .bind(now as i64)
+            .execute(&mut *tx)
+            .await?;
+        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist")
+            .fetch_all(&mut *tx)
+            .await?;
+        for ip in banned {
+            if IpAddr::from_str(&ip).is_ok_and(|a| net.contains(&a)) {
+                sqlx::query("DELETE FROM blacklist WHERE ip = ?")
+                    .bind(&ip)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Removes an exemption. Returns whether it existed.
+    pub async fn remove_exemption(&self, net: IpNet) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM exemptions WHERE net = ?")
+            .bind(host_or_net(net))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Learned keywords by count.
+    pub async fn keywords(&self) -> Result<Vec<KeywordRow>> {
+        let rows = sqlx::query(
+            "SELECT keyword, count, updated_at FROM keywords ORDER BY count DESC, keyword",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeywordRow {
+                    keyword: r.try_get(0)?,
+                    count: r.try_get(1)?,
+                    updated_at: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds to keyword counts (training).
+    pub async fn add_keywords(&self, counts: &[(String, u64)], now: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (k, c) in counts {
+            sqlx::query(
+                "INSERT INTO keywords (keyword, count, updated_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (keyword) DO UPDATE SET count = keywords.count + excluded.count, updated_at = excluded.updated_at",
+            )
+            .bind(k.to_lowercase())
+            .bind(*c as i64)
+            .bind(now as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a learned keyword. Returns whether it existed.
+    pub async fn remove_keyword(&self, word: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM keywords WHERE keyword = ?")
+            .bind(word.trim().to_lowercase())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Clears lists. Returns the number of rows removed.
+    pub async fn reset(&self, scope: ResetScope) -> Result<u64> {
+        let tables: &[&'static str] = match scope {
+            ResetScope::All => &[
+                "DELETE FROM blacklist",
+                "DELETE FROM exemptions",
+                "DELETE FROM keywords",
+            ],
+            ResetScope::Blacklist => &["DELETE FROM blacklist"],
+            ResetScope::Exemptions => &["DELETE FROM exemptions"],
+            ResetScope::Keywords => &["DELETE FROM keywords"],
+        };
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for sql in tables {
+            n += sqlx::query(*sql).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The stored request-logging switch (`None`: not set, the configuration decides).
+    pub async fn request_logging(&self) -> Result<Option<bool>> {
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'request_logging'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.map(|v| v == "true"))
+    }
+
+    /// Sets the request-logging switch; running servers follow within a second.
+    pub async fn set_request_logging(&self, on: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('request_logging', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(if on { "true" } else { "false" })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the request log. Returns the number of rows removed.
+    pub async fn clear_request_log(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM request_log")
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Row counts.
+    pub async fn counts(&self, now: u64) -> Result<Counts> {
+        let one = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+        Ok(Counts {
+            active_bans: one(
+                "SELECT COUNT(*) FROM blacklist WHERE expires_at IS NULL OR expires_at > ?",
+            )
+            .bind(now as i64)
+            .fetch_one(&self.pool)
+            .await?,
+            exemptions: one("SELECT COUNT(*) FROM exemptions")
+                .fetch_one(&self.pool)
+                .await?,
+            keywords: one("SELECT COUNT(*) FROM keywords")
+                .fetch_one(&self.pool)
+                .await?,
+            events: one("SELECT COUNT(*) FROM events")
+                .fetch_one(&self.pool)
+                .await?,
+            request_log: one("SELECT COUNT(*) FROM request_log")
+                .fetch_one(&self.pool)
+                .await?,
+            known_paths: one("SELECT COUNT(*) FROM known_paths")
+                .fetch_one(&self.pool)
+                .await?,
+        })
+    }
+
+    /// Stored events, newest first.
+    pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query(
+            "SELECT id, request_id, ts, ip, method, path, detector, action, reason, evidence, mode FROM events \
+             WHERE (?1 IS NULL OR ip = ?1) AND (?2 IS NULL OR detector = ?2) AND (?3 IS NULL OR request_id = ?3) \
+             AND (?4 IS NULL OR ts >= ?4) ORDER BY ts DESC, id DESC LIMIT ?5",
+        )
+        .bind(&f.ip)
+        .bind(&f.detector)
+        .bind(&f.request_id)
+        .bind(f.since)
+        .bind(if f.limit <= 0 { 100 } else { f.limit })
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRow {
+                    id: r.try_get(0)?,
+                    request_id: r.try_get(1)?,
+                    ts: r.try_get(2)?,
+                    ip: r.try_get(3)?,
+                    method: r.try_get(4)?,
+                    path: r.try_get(5)?,
+                    detector: r.try_get(6)?,
+                    action: r.try_get(7)?,
+                    reason: r.try_get(8)?,
+                    evidence: serde_json::from_str(&r.try_get::<String, _>(9)?).unwrap_or_default(),
+                    mode: r.try_get(10)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes a batch of records in one transaction. Returns the highest ban sequence number
+    /// written (0 when the batch held no ban).
+    ///
+    /// A detector's ban never shortens or replaces a ban still in force (the first reason
+    /// stays, as in the seed); it replaces an expired one, carrying the offence count.
+    pub async fn write_batch(&self, records: &[Record]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut max_seq = 0;
+        for rec in records {
+            match rec {
+                Record::Event(e) => {
+                    sqlx::query(
+                        "INSERT INTO events (request_id, ts, ip, method, path, detector, action, reason, evidence, mode) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&e.request_id)
+                    .bind(e.ts as i64)
+                    .bind(e.ip.to_string())
+                    .bind(&e.method)
+                    .bind(&e.path)
+                    .bind(e.detector.as_str())
+                    .bind(e.action)
+                    .bind(&e.reason)
+                    .bind(e.evidence.to_string())
+                    .bind(e.mode)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Record::Ban(b) => {
+                    max_seq = max_seq.max(b.seq);
+                    sqlx::query(
+                        "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, detector = excluded.detector, \
+                         evidence = excluded.evidence, created_at = excluded.created_at, \
+                         expires_at = excluded.expires_at, offences = MAX(excluded.offences, blacklist.offences + 1) \
+                         WHERE blacklist.expires_at IS NOT NULL AND blacklist.expires_at <= excluded.created_at",
+                    )
+                    .bind(b.ip.to_string())
+                    .bind(&b.reason)
+                    .bind(b.detector.as_str())
+                    .bind(b.evidence.to_string())
+                    .bind(b.created_at as i64)
+                    .bind(b.expires_at.map(|e| e as i64))
+                    .bind(b.offences as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Record::Request(r) => {
+                    sqlx::query(
+                        "INSERT INTO request_log (request_id, ts, ip, method, path, query, status, response_time_ms, \
+                         user_agent, referer, content_length, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&r.request_id)
+                    .bind(r.ts as i64)
+                    .bind(r.ip.to_string())
+                    .bind(&r.method)
+                    .bind(&r.path)
+                    .bind(&r.query)
+                    .bind(r.status as i64)
+                    .bind(r.response_time_ms)
+                    .bind(&r.user_agent)
+                    .bind(&r.referer)
+                    .bind(r.content_length.map(|c| c.min(i64::MAX as u64) as i64))
+                    .bind(r.blocked)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Record::KnownPath { path, at } => {
+                    sqlx::query(
+                        "INSERT INTO known_paths (path, last_ok_at) VALUES (?, ?) \
+                         ON CONFLICT (path) DO UPDATE SET last_ok_at = excluded.last_ok_at",
+                    )
+                    .bind(path)
+                    .bind(*at as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(max_seq)
+    }
+
+    /// Retention: drops events and request-log rows older than `keep_ms`, bans that expired
+    /// before the offence memory, and known paths beyond `known_cap`. Returns rows removed.
+    pub async fn purge(
+        &self,
+        now: u64,
+        keep_ms: u64,
+        offence_memory_ms: u64,
+        known_cap: u64,
+    ) -> Result<u64> {
+        let old = now.saturating_sub(keep_ms) as i64;
+        let forgotten = now.saturating_sub(offence_memory_ms) as i64;
+        let mut n = 0;
+        n += sqlx::query("DELETE FROM events WHERE ts < ?")
+            .bind(old)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM request_log WHERE ts < ?")
+            .bind(old)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM blacklist WHERE expires_at IS NOT NULL AND expires_at < ? AND created_at < ?")
+            .bind(now as i64)
+            .bind(forgotten)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query(
+            "DELETE FROM known_paths WHERE path NOT IN (SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT ?)",
+        )
+        .bind(known_cap.min(i64::MAX as u64) as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;
