@@ -1,0 +1,511 @@
+//! aiwaf as a tower [`Layer`](tower::Layer).
+//!
+//! [`WafLayer`] wraps any `Service<Request<B>>` (an axum router, a hyper proxy). For each
+//! request it asks the engine for a verdict before calling the inner service, answers blocks
+//! itself (403, or 429 with `Retry-After`), and shows the upstream's status to the engine's
+//! response phase. `aiwaf serve` is exactly this layer around a proxy service, so the proxy
+//! and Rust apps share one inspection path.
+//!
+//! The layer never waits on storage: records go to a bounded channel with `try_send`; when it
+//! is full the record is dropped and counted ([`Waf::dropped_records`]).
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aiwaf_engine::ip::ForwardingHeaders;
+use aiwaf_engine::{
+    Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState,
+};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
+};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use tokio::sync::mpsc;
+
+/// Header carrying the request id, on the response and on the request sent upstream.
+pub const REQUEST_ID_HEADER: &str = "x-aiwaf-request-id";
+
+/// The TCP peer of a request, put in the request extensions by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Response body: aiwaf's own small body, or the inner service's.
+pub type WafBody<B> = Either<Full<Bytes>, B>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Counters kept by the layer.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests seen.
+    pub requests: AtomicU64,
+    /// Requests answered by aiwaf with 403.
+    pub blocked: AtomicU64,
+    /// Requests answered by aiwaf with 429.
+    pub rate_limited: AtomicU64,
+    /// Would-block verdicts in detect mode.
+    pub would_block: AtomicU64,
+    /// Bans decided.
+    pub bans: AtomicU64,
+    /// Records dropped because the storage channel was full.
+    pub dropped_records: AtomicU64,
+}
+
+struct Inner {
+    engine: ArcSwap<Engine>,
+    state: WafState,
+    mode: Mode,
+    sink: Option<mpsc::Sender<Record>>,
+    request_logging: AtomicBool,
+    counters: Counters,
+    id_prefix: u32,
+    id_counter: AtomicU64,
+}
+
+/// The running WAF: engine, in-memory state, mode and the storage channel. Cheap to clone.
+#[derive(Clone)]
+pub struct Waf {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Waf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waf")
+            .field("mode", &self.inner.mode)
+            .field("state", &self.inner.state)
+            .finish()
+    }
+}
+
+impl Waf {
+    /// A WAF with no storage: bans live in memory only.
+    pub fn new(engine: Engine, mode: Mode) -> Waf {
+        Waf::with_sink(engine, mode, None)
+    }
+
+    /// A WAF that sends its records (events, bans, request log) to `sink`.
+    pub fn with_sink(engine: Engine, mode: Mode, sink: Option<mpsc::Sender<Record>>) -> Waf {
+        let state = WafState::new(engine.config());
+        let seed = now_ms() ^ (u64::from(std::process::id()) << 32);
+        Waf {
+            inner: Arc::new(Inner {
+                engine: ArcSwap::from_pointee(engine),
+                state,
+                mode,
+                sink,
+                request_logging: AtomicBool::new(false),
+                counters: Counters::default(),
+                id_prefix: (seed ^ (seed >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) as u32,
+                id_counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The in-memory state (lists snapshot, pending bans, client table).
+    pub fn state(&self) -> &WafState {
+        &self.inner.state
+    }
+
+    /// The current engine.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.inner.engine.load_full()
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    /// Turns the request log on or off.
+    pub fn set_request_logging(&self, on: bool) {
+        self.inner.request_logging.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the request log is on.
+    pub fn request_logging(&self) -> bool {
+        self.inner.request_logging.load(Ordering::Relaxed)
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Records dropped because storage could not keep up.
+    pub fn dropped_records(&self) -> u64 {
+        self.inner.counters.dropped_records.load(Ordering::Relaxed)
+    }
+
+    fn next_request_id(&self) -> String {
+        let n = self.inner.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{:012x}", self.inner.id_prefix, n & 0xffff_ffff_ffff)
+    }
+
+    fn emit(&self, record: Record) {
+        if let Some(sink) = &self.inner.sink
+            && sink.try_send(record).is_err()
+        {
+            let n = self
+                .inner
+                .counters
+                .dropped_records
+                .fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n + 1, "Storage channel full; records dropped.");
+            }
+        }
+    }
+}
+
+/// How the layer finds the TCP peer of a request.
+pub type PeerFn = fn(&http::Extensions) -> Option<IpAddr>;
+
+fn peer_from_extension(ext: &http::Extensions) -> Option<IpAddr> {
+    ext.get::<PeerAddr>().map(|p| p.0.ip())
+}
+
+/// The tower layer.
+#[derive(Clone)]
+pub struct WafLayer {
+    waf: Waf,
+    peer: PeerFn,
+}
+
+impl WafLayer {
+    /// A layer reading the peer from the [`PeerAddr`] request extension.
+    pub fn new(waf: Waf) -> WafLayer {
+        WafLayer {
+            waf,
+            peer: peer_from_extension,
+        }
+    }
+
+    /// Reads the peer some other way (e.g. axum's `ConnectInfo<SocketAddr>`).
+    pub fn peer_addr_with(mut self, peer: PeerFn) -> WafLayer {
+        self.peer = peer;
+        self
+    }
+}
+
+impl<S> tower::Layer<S> for WafLayer {
+    type Service = WafService<S>;
+    fn layer(&self, inner: S) -> WafService<S> {
+        WafService {
+            inner,
+            waf: self.waf.clone(),
+            peer: self.peer,
+        }
+    }
+}
+
+/// The service produced by [`WafLayer`].
+#[derive(Clone)]
+pub struct WafService<S> {
+    inner: S,
+    waf: Waf,
+    peer: PeerFn,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+fn header<'a>(h: &'a HeaderMap, name: impl http::header::AsHeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn all<'a>(h: &'a HeaderMap, name: &'static str) -> Vec<&'a str> {
+    h.get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+/// Data kept from the request for the response phase and the logs.
+struct Meta {
+    request_id: String,
+    client: IpAddr,
+    method: String,
+    path: String,
+    query: String,
+    user_agent: String,
+    referer: String,
+    ts: u64,
+    started: Instant,
+}
+
+impl Meta {
+    fn path_and_query(&self) -> String {
+        let mut s = String::with_capacity(self.path.len() + self.query.len() + 1);
+        s.push_str(&self.path);
+        if !self.query.is_empty() {
+            s.push('?');
+            s.push_str(&self.query);
+        }
+        s.truncate(s.floor_char_boundary(2048));
+        s
+    }
+
+    fn event(&self, finding: &Finding, action: &'static str, mode: Mode) -> Record {
+        Record::Event(Event {
+            request_id: self.request_id.clone(),
+            ts: self.ts,
+            ip: self.client,
+            method: self.method.clone(),
+            path: self.path_and_query(),
+            detector: finding.detector,
+            action,
+            reason: finding.reason.clone(),
+            evidence: finding.evidence.clone(),
+            mode: mode.as_str(),
+        })
+    }
+
+    fn log_entry(&self, status: u16, content_length: Option<u64>, blocked: bool) -> Record {
+        Record::Request(RequestEntry {
+            request_id: self.request_id.clone(),
+            ts: self.ts,
+            ip: self.client,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            status,
+            response_time_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            user_agent: self.user_agent.clone(),
+            referer: self.referer.clone(),
+            content_length,
+            blocked,
+        })
+    }
+}
+
+fn block_response<B>(
+    status: StatusCode,
+    finding: &Finding,
+    request_id: &str,
+    html: bool,
+    retry_after: Option<u64>,
+) -> Response<WafBody<B>> {
+    let (body, ctype) = if html {
+        let reason = escape_html(&finding.reason);
+        (
+            format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>{code} {text}</title></head>\
+                 <body><h1>{code} {text}</h1><p>This request was blocked by aiwaf: {reason}.</p>\
+                 <p>Request id: <code>{request_id}</code></p></body></html>\n",
+                code = status.as_u16(),
+                text = status.canonical_reason().unwrap_or(""),
+            ),
+            "text/html; charset=utf-8",
+        )
+    } else {
+        let json = serde_json::json!({"blocked": true, "reason": finding.reason, "request_id": request_id});
+        (format!("{json}\n"), "application/json")
+    };
+    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    if let Some(s) = retry_after {
+        h.insert(RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for WafService<S>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqB: Send + 'static,
+    ResB: Send + 'static,
+{
+    type Response = Response<WafBody<ResB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        // The clone may not be ready; call the instance that was polled (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let waf = self.waf.clone();
+        let mode = waf.mode();
+        waf.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if mode == Mode::Off {
+            return Box::pin(async move { Ok(inner.call(req).await?.map(Either::Right)) });
+        }
+        let engine = waf.engine();
+        let state_now = now_ms();
+        let peer = (self.peer)(req.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let headers = req.headers();
+        let client = if engine.trusts_proxies() {
+            let forwarded = all(headers, "forwarded");
+            let xff = all(headers, "x-forwarded-for");
+            let fh = ForwardingHeaders {
+                forwarded: &forwarded,
+                x_forwarded_for: &xff,
+                x_real_ip: header(headers, "x-real-ip"),
+            };
+            engine.client_ip(peer, &fh)
+        } else {
+            aiwaf_engine::ip::canonical(peer)
+        };
+        let info = RequestInfo {
+            client,
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            content_type: header(headers, CONTENT_TYPE),
+            accept: header(headers, ACCEPT),
+            sec_fetch_dest: header(headers, "sec-fetch-dest"),
+        };
+        let inspection = engine.inspect(waf.state(), mode, &info, state_now);
+        let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
+        let logging = waf.request_logging();
+        let meta = Meta {
+            request_id: waf.next_request_id(),
+            client,
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().unwrap_or("").to_string(),
+            user_agent: if logging {
+                header(headers, USER_AGENT).unwrap_or("").to_string()
+            } else {
+                String::new()
+            },
+            referer: if logging {
+                header(headers, REFERER).unwrap_or("").to_string()
+            } else {
+                String::new()
+            },
+            ts: state_now,
+            started: Instant::now(),
+        };
+
+        let verdict = inspection.verdict;
+        if let Some(ban) = &verdict.ban {
+            waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
+            waf.emit(Record::Ban(ban.clone()));
+        }
+        if let Some(finding) = &verdict.finding {
+            let action = match (mode, verdict.action, verdict.ban.is_some()) {
+                (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
+                (Mode::Block, _, true) => "ban",
+                (Mode::Block, _, false) => "block",
+                (_, Action::RateLimit { .. }, _) => "would_rate_limit",
+                (_, _, _) if finding.detector == aiwaf_engine::Detector::Blacklist => "would_block",
+                _ => "would_ban",
+            };
+            waf.emit(meta.event(finding, action, mode));
+        }
+        if mode == Mode::Block && !verdict.is_allow() {
+            let finding = verdict
+                .finding
+                .as_ref()
+                .expect("a block always carries its finding");
+            let (status, retry) = match verdict.action {
+                Action::RateLimit { retry_after_s } => {
+                    waf.inner
+                        .counters
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                    (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s))
+                }
+                _ => {
+                    waf.inner.counters.blocked.fetch_add(1, Ordering::Relaxed);
+                    (StatusCode::FORBIDDEN, None)
+                }
+            };
+            let resp = block_response(status, finding, &meta.request_id, wants_html, retry);
+            if logging {
+                let len = resp
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                waf.emit(meta.log_entry(status.as_u16(), len, true));
+            }
+            return Box::pin(async move { Ok(resp) });
+        }
+        if mode == Mode::Detect && !verdict.is_allow() {
+            waf.inner
+                .counters
+                .would_block
+                .fetch_add(1, Ordering::Relaxed);
+        }
+
+        if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
+            req.headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+        }
+        let context = inspection.context;
+        Box::pin(async move {
+            let mut resp = inner.call(req).await?;
+            let status = resp.status().as_u16();
+            let now = now_ms();
+            let obs = engine.observe(waf.state(), mode, &context, status, now);
+            if obs.new_known_path {
+                waf.emit(Record::KnownPath {
+                    path: context.path.once.clone(),
+                    at: now,
+                });
+            }
+            if let Some(finding) = &obs.finding {
+                if let Some(ban) = &obs.ban {
+                    waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
+                    waf.emit(Record::Ban(ban.clone()));
+                }
+                let action = if mode == Mode::Block {
+                    "ban"
+                } else {
+                    "would_ban"
+                };
+                waf.emit(meta.event(finding, action, mode));
+            }
+            if logging {
+                let len = resp
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                waf.emit(meta.log_entry(status, len, false));
+            }
+            if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
+                resp.headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+            }
+            Ok(resp.map(Either::Right))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
