@@ -1,0 +1,705 @@
+//! Command line: `aiwaf serve | blacklist | exempt | keywords | reset | logging | events | diagnose`.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use aiwaf_engine::ip::parse_net;
+use aiwaf_store::{EventFilter, ResetScope, Store};
+use aiwaf_tower::now_ms;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::{Config, Overrides, parse_upstream};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aiwaf",
+    version,
+    about = "A self-learning web application firewall"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Global {
+    /// Data directory (holds the SQLite database) [default: ./aiwaf-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file [default: ./aiwaf.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the reverse proxy in front of an upstream web app.
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 (port 0 picks a free port)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Upstream base URL, e.g. http://127.0.0.1:8000
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// block: enforce; detect: record would-blocks only; off: plain proxy
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+    },
+    /// Banned clients.
+    Blacklist {
+        #[command(subcommand)]
+        action: BlacklistCmd,
+    },
+    /// Exempt addresses and networks (never inspected, never banned).
+    Exempt {
+        #[command(subcommand)]
+        action: ExemptCmd,
+    },
+    /// Learned keywords.
+    Keywords {
+        #[command(subcommand)]
+        action: KeywordsCmd,
+    },
+    /// Clear the blacklist, exemptions and learned keywords.
+    Reset {
+        /// Only the blacklist
+        #[arg(long, conflicts_with_all = ["exemptions_only", "keywords_only"])]
+        blacklist_only: bool,
+        /// Only the exemptions
+        #[arg(long, conflicts_with = "keywords_only")]
+        exemptions_only: bool,
+        /// Only the learned keywords
+        #[arg(long)]
+        keywords_only: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// The request logger.
+    Logging {
+        #[command(subcommand)]
+        action: LoggingCmd,
+    },
+    /// Why requests were blocked: the stored block events.
+    Events {
+        /// Only this client
+        #[arg(long)]
+        ip: Option<String>,
+        /// Only this detector (e.g. keyword, flood, honeypot)
+        #[arg(long)]
+        detector: Option<String>,
+        /// Only this request id (from the X-Aiwaf-Request-Id header)
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Only events newer than this (e.g. 1h)
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// At most this many, newest first
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// One JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check configuration, data dir, schema, upstream and model.
+    Diagnose,
+}
+
+#[derive(Subcommand, Debug)]
+enum BlacklistCmd {
+    /// List active bans.
+    List {
+        /// One JSON array
+        #[arg(long)]
+        json: bool,
+        /// Include expired bans still counted as previous offences
+        #[arg(long)]
+        all: bool,
+    },
+    /// Ban a client.
+    Add {
+        ip: String,
+        #[arg(long, default_value = "Manual ban")]
+        reason: String,
+        /// Ban length (e.g. 30m, 24h); permanent when absent
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// Lift a ban.
+    Remove { ip: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExemptCmd {
+    /// List exemptions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exempt an address or CIDR network (lifts its bans).
+    Add {
+        #[arg(value_name = "IP|CIDR")]
+        net: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove an exemption.
+    Remove {
+        #[arg(value_name = "IP|CIDR")]
+        net: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeywordsCmd {
+    /// List learned keywords with their counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a learned keyword.
+    Remove { word: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum LoggingCmd {
+    /// Show whether request logging is on and how many rows are stored.
+    Status,
+    /// Turn request logging on (running servers follow within a second).
+    Enable,
+    /// Turn request logging off.
+    Disable,
+    /// Delete the stored request log.
+    Clear,
+}
+
+/// RFC 3339 text for a millisecond timestamp.
+fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr> {
+    s.trim()
+        .parse::<IpAddr>()
+        .map(aiwaf_engine::ip::canonical)
+        .with_context(|| format!("`{s}` is not an IP address"))
+}
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.iter().map(|s| s.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn env_lookup(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Entry point; returns the exit code.
+pub fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let mut over = Overrides {
+        config: cli.global.config.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        ..Default::default()
+    };
+    if let Command::Serve {
+        listen,
+        upstream,
+        mode,
+    } = &cli.command
+    {
+        over.listen = listen.clone();
+        over.upstream = upstream.clone();
+        over.mode = mode.clone();
+    }
+    if let Command::Diagnose = cli.command {
+        return runtime()?.block_on(diagnose(&over));
+    }
+    let config = Config::load(&over, &env_lookup)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve { .. } => crate::serve::run(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Diagnose => unreachable!("handled above"),
+            other => {
+                let store = Store::open(&config.data_dir).await?;
+                let code = run_command(other, &store, &config).await;
+                store.close().await;
+                code
+            }
+        }
+    })
+}
+
+async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<ExitCode> {
+    let now = now_ms();
+    match cmd {
+        Command::Blacklist { action } => match action {
+            BlacklistCmd::List { json, all } => {
+                let rows = store.blacklist(all, now).await?;
+                if json {
+                    let v: Vec<_> = rows
+                        .iter()
+                        .map(|r| {
+                            json!({"ip": r.ip, "reason": r.reason, "detector": r.detector, "offences": r.offences,
+                                "created_at": rfc3339(r.created_at), "expires_at": r.expires_at.map(rfc3339),
+                                "active": r.expires_at.is_none_or(|e| e > now as i64), "evidence": r.evidence})
+                        })
+                        .collect();
+                    print_json(&json!(v))?;
+                } else if rows.is_empty() {
+                    println!("No banned clients.");
+                } else {
+                    let body: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.ip.clone(),
+                                r.detector.clone(),
+                                r.expires_at.map_or("permanent".into(), rfc3339),
+                                r.offences.to_string(),
+                                r.reason.clone(),
+                            ]
+                        })
+                        .collect();
+                    table(&["IP", "DETECTOR", "EXPIRES", "OFFENCES", "REASON"], &body);
+                }
+            }
+            BlacklistCmd::Add { ip, reason, ttl } => {
+                let ip = parse_ip(&ip)?;
+                let expires = match ttl {
+                    Some(t) => {
+                        let d = humantime::parse_duration(&t).with_context(|| {
+                            format!("--ttl: `{t}` is not a duration (e.g. 30m, 24h)")
+                        })?;
+                        Some(now + d.as_millis() as u64)
+                    }
+                    None => None,
+                };
+                store.add_ban(ip, &reason, expires, now).await?;
+                match expires {
+                    Some(e) => println!("Banned {ip} until {} ({reason}).", rfc3339(e as i64)),
+                    None => println!("Banned {ip} permanently ({reason})."),
+                }
+            }
+            BlacklistCmd::Remove { ip } => {
+                let ip = parse_ip(&ip)?;
+                if store.remove_ban(ip).await? {
+                    println!("Unbanned {ip}.");
+                } else {
+                    println!("{ip} was not banned.");
+                }
+            }
+        },
+        Command::Exempt { action } => {
+            match action {
+                ExemptCmd::List { json } => {
+                    let rows = store.exemptions().await?;
+                    if json {
+                        let v: Vec<_> = rows
+                        .iter()
+                        .map(|r| json!({"ip": r.net, "reason": r.reason, "created_at": rfc3339(r.created_at), "expires_at": null}))
+                        .collect();
+                        print_json(&json!(v))?;
+                    } else if rows.is_empty() && config.exempt_ips.is_empty() {
+                        println!("No exemptions.");
+                    } else {
+                        let mut body: Vec<Vec<String>> = rows
+                            .iter()
+                            .map(|r| vec![r.net.clone(), rfc3339(r.created_at), r.reason.clone()])
+                            .collect();
+                        body.extend(config.exempt_ips.iter().map(|n| {
+                            vec![n.to_string(), "(config)".into(), "exemptions.ips".into()]
+                        }));
+                        table(&["IP/CIDR", "CREATED", "REASON"], &body);
+                    }
+                }
+                ExemptCmd::Add { net, reason } => {
+                    let n = parse_net(&net).map_err(anyhow::Error::msg)?;
+                    if store.add_exemption(n, &reason, now).await? {
+                        println!("Exempted {n}.");
+                    } else {
+                        println!("{n} is already exempt.");
+                    }
+                }
+                ExemptCmd::Remove { net } => {
+                    let n = parse_net(&net).map_err(anyhow::Error::msg)?;
+                    if store.remove_exemption(n).await? {
+                        println!("Removed exemption {n}.");
+                    } else {
+                        println!("{n} was not exempt.");
+                    }
+                }
+            }
+        }
+        Command::Keywords { action } => match action {
+            KeywordsCmd::List { json } => {
+                let rows = store.keywords().await?;
+                if json {
+                    let v: Vec<_> = rows
+                        .iter()
+                        .map(|r| json!({"keyword": r.keyword, "count": r.count, "updated_at": rfc3339(r.updated_at)}))
+                        .collect();
+                    print_json(&json!(v))?;
+                } else if rows.is_empty() {
+                    println!("No learned keywords.");
+                } else {
+                    let top = config.engine.dynamic_top_n;
+                    let body: Vec<Vec<String>> = rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            vec![
+                                r.keyword.clone(),
+                                r.count.to_string(),
+                                if i < top { "yes".into() } else { "no".into() },
+                            ]
+                        })
+                        .collect();
+                    table(&["KEYWORD", "COUNT", "IN FORCE"], &body);
+                }
+            }
+            KeywordsCmd::Remove { word } => {
+                if store.remove_keyword(&word).await? {
+                    println!("Removed keyword {word}.");
+                } else {
+                    println!("{word} is not a learned keyword.");
+                }
+            }
+        },
+        Command::Reset {
+            blacklist_only,
+            exemptions_only,
+            keywords_only,
+            yes,
+        } => {
+            let (scope, what) = if blacklist_only {
+                (ResetScope::Blacklist, "the blacklist")
+            } else if exemptions_only {
+                (ResetScope::Exemptions, "all exemptions")
+            } else if keywords_only {
+                (ResetScope::Keywords, "all learned keywords")
+            } else {
+                (
+                    ResetScope::All,
+                    "the blacklist, all exemptions and all learned keywords",
+                )
+            };
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    eprintln!("error: refusing to delete {what} without confirmation; pass --yes");
+                    return Ok(ExitCode::from(1));
+                }
+                eprint!("Delete {what} in {}? [y/N] ", store.path().display());
+                std::io::stderr().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+                    println!("Nothing deleted.");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let n = store.reset(scope).await?;
+            println!("Deleted {n} rows ({what}).");
+        }
+        Command::Logging { action } => match action {
+            LoggingCmd::Status => {
+                let stored = store.request_logging().await?;
+                let on = stored.unwrap_or(config.request_logging);
+                let source = if stored.is_some() {
+                    "set by `aiwaf logging`"
+                } else {
+                    "from configuration"
+                };
+                let rows = store.counts(now).await?.request_log;
+                println!(
+                    "Request logging: {} ({source})",
+                    if on { "enabled" } else { "disabled" }
+                );
+                println!("Stored requests: {rows}");
+                println!("Database: {}", store.path().display());
+            }
+            LoggingCmd::Enable => {
+                store.set_request_logging(true).await?;
+                println!("Request logging enabled.");
+            }
+            LoggingCmd::Disable => {
+                store.set_request_logging(false).await?;
+                println!("Request logging disabled.");
+            }
+            LoggingCmd::Clear => {
+                let n = store.clear_request_log().await?;
+                println!("Deleted {n} request log rows.");
+            }
+        },
+        Command::Events {
+            ip,
+            detector,
+            request_id,
+            since,
+            limit,
+            json,
+        } => {
+            let since = match since {
+                Some(s) => {
+                    let d = humantime::parse_duration(&s)
+                        .with_context(|| format!("--since: `{s}` is not a duration"))?;
+                    Some(now.saturating_sub(d.as_millis() as u64) as i64)
+                }
+                None => None,
+            };
+            let rows = store
+                .events(&EventFilter {
+                    ip,
+                    detector,
+                    request_id,
+                    since,
+                    limit,
+                })
+                .await?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|e| {
+                        json!({"request_id": e.request_id, "ts": rfc3339(e.ts), "ip": e.ip, "method": e.method,
+                            "path": e.path, "detector": e.detector, "action": e.action, "reason": e.reason,
+                            "evidence": e.evidence, "mode": e.mode})
+                    })
+                    .collect();
+                print_json(&json!(v))?;
+            } else if rows.is_empty() {
+                println!("No events.");
+            } else {
+                let body: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            rfc3339(e.ts),
+                            e.ip.clone(),
+                            e.action.clone(),
+                            e.detector.clone(),
+                            format!("{} {}", e.method, e.path),
+                            e.reason.clone(),
+                            e.request_id.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "TIME",
+                        "IP",
+                        "ACTION",
+                        "DETECTOR",
+                        "REQUEST",
+                        "REASON",
+                        "REQUEST ID",
+                    ],
+                    &body,
+                );
+            }
+        }
+        Command::Serve { .. } | Command::Diagnose => unreachable!("dispatched earlier"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `aiwaf diagnose`: a readable report; exit 1 when something is wrong.
+async fn diagnose(over: &Overrides) -> Result<ExitCode> {
+    let mut problems = 0;
+    let mut line = |ok: Option<bool>, what: &str, detail: String| {
+        let tag = match ok {
+            Some(true) => "ok  ",
+            Some(false) => {
+                problems += 1;
+                "FAIL"
+            }
+            None => "info",
+        };
+        println!("[{tag}] {what}: {detail}");
+    };
+    println!("aiwaf {} diagnose", env!("CARGO_PKG_VERSION"));
+    let config = match Config::load(over, &env_lookup) {
+        Ok(c) => {
+            let src = c.file.as_ref().map_or(
+                "defaults and environment (no config file)".to_string(),
+                |f| f.display().to_string(),
+            );
+            line(Some(true), "configuration", src);
+            c
+        }
+        Err(e) => {
+            line(Some(false), "configuration", format!("{e:#}"));
+            println!("\n1 problem found.");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let e = &config.engine;
+    line(None, "mode", config.mode.as_str().to_string());
+    line(
+        None,
+        "rate limit",
+        format!(
+            "{} requests / {}s (429), {} (ban)",
+            e.rate_max,
+            e.rate_window_ms as f64 / 1000.0,
+            e.rate_flood
+        ),
+    );
+    line(
+        None,
+        "trusted proxies",
+        if e.trusted_proxies.is_empty() {
+            "none (forwarding headers are ignored; the TCP peer is the client)".into()
+        } else {
+            e.trusted_proxies
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    let dir = &config.data_dir;
+    let writable = std::fs::create_dir_all(dir).is_ok() && {
+        let probe = dir.join(".aiwaf-write-test");
+        let ok = std::fs::write(&probe, b"ok").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    };
+    line(
+        Some(writable),
+        "data dir",
+        format!(
+            "{} ({})",
+            dir.display(),
+            if writable { "writable" } else { "not writable" }
+        ),
+    );
+    match Store::open(dir).await {
+        Ok(store) => {
+            let version = store.schema_version().await.unwrap_or(-1);
+            line(
+                Some(version == aiwaf_store::SCHEMA_VERSION),
+                "schema version",
+                format!("{version} (this build: {})", aiwaf_store::SCHEMA_VERSION),
+            );
+            match store.counts(now_ms()).await {
+                Ok(c) => line(
+                    Some(true),
+                    "database",
+                    format!(
+                        "{}: {} active bans, {} exemptions, {} learned keywords, {} events, {} logged requests",
+                        store.path().display(),
+                        c.active_bans,
+                        c.exemptions,
+                        c.keywords,
+                        c.events,
+                        c.request_log
+                    ),
+                ),
+                Err(err) => line(Some(false), "database", format!("{err}")),
+            }
+            let logging = store
+                .request_logging()
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(config.request_logging);
+            line(
+                None,
+                "request logging",
+                if logging {
+                    "enabled".into()
+                } else {
+                    "disabled".into()
+                },
+            );
+            store.close().await;
+        }
+        Err(err) => line(Some(false), "database", format!("{err}")),
+    }
+    match &config.upstream {
+        None => line(
+            None,
+            "upstream",
+            "not configured (set server.upstream or AIWAF_UPSTREAM to check it)".into(),
+        ),
+        Some(u) => match parse_upstream(u) {
+            Err(err) => line(Some(false), "upstream", format!("{err:#}")),
+            Ok(uri) => {
+                let host = uri.host().unwrap_or("");
+                let port = uri.port_u16().unwrap_or(80);
+                let reachable = (host, port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)));
+                match reachable {
+                    Some(Ok(_)) => line(Some(true), "upstream", format!("{u} accepts connections")),
+                    Some(Err(err)) => line(
+                        Some(false),
+                        "upstream",
+                        format!("{u} is unreachable: {err}"),
+                    ),
+                    None => line(
+                        Some(false),
+                        "upstream",
+                        format!("{u}: cannot resolve {host}"),
+                    ),
+                }
+            }
+        },
+    }
+    match &config.model_path {
+        Some(p) if p.exists() => line(None, "model", format!("{} present", p.display())),
+        Some(p) => line(
+            None,
+            "model",
+            format!("{} not found: anomaly scoring off", p.display()),
+        ),
+        None => line(None, "model", "none configured: anomaly scoring off".into()),
+    }
+    if problems == 0 {
+        println!("\nNo problems found.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\n{problems} problem(s) found.");
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,726 @@
+//! Configuration: defaults, then `aiwaf.toml`, then the seed's `AIWAF_*` environment names,
+//! then command-line flags. Unknown keys and bad values refuse to start, naming the key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aiwaf_engine::ip::parse_net;
+use aiwaf_engine::{EngineConfig, Mode};
+use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A duration in a file: a number of seconds or text such as `"15m"`, `"1h 30m"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(f64),
+    Text(String),
+}
+
+fn parse_duration(key: &str, v: &str) -> Result<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            bail!("{key}: `{v}` is not a valid duration");
+        }
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    humantime::parse_duration(v)
+        .with_context(|| format!("{key}: `{v}` is not a valid duration (e.g. 10s, 15m, 24h)"))
+}
+
+fn duration(key: &str, v: &DurationValue) -> Result<Duration> {
+    match v {
+        DurationValue::Seconds(s) => parse_duration(key, &s.to_string()),
+        DurationValue::Text(t) => parse_duration(key, t),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// A ban ladder entry: a duration or `permanent`.
+fn ban_step(key: &str, v: &str) -> Result<Option<u64>> {
+    if v.trim().eq_ignore_ascii_case("permanent") {
+        return Ok(None);
+    }
+    Ok(Some(ms(parse_duration(key, v)?)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    storage: StorageSection,
+    #[serde(default)]
+    rate_limit: RateSection,
+    #[serde(default)]
+    bans: BanSection,
+    #[serde(default)]
+    exemptions: ExemptSection,
+    #[serde(default)]
+    keywords: KeywordSection,
+    #[serde(default)]
+    probing: ProbingSection,
+    #[serde(default)]
+    not_found: NotFoundSection,
+    #[serde(default)]
+    honeypot: HoneypotSection,
+    #[serde(default)]
+    uuid: UuidSection,
+    #[serde(default)]
+    logging: LoggingSection,
+    #[serde(default)]
+    model: ModelSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<String>,
+    upstream: Option<String>,
+    mode: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    upstream_timeout: Option<DurationValue>,
+    connect_timeout: Option<DurationValue>,
+    header_read_timeout: Option<DurationValue>,
+    max_header_bytes: Option<usize>,
+    max_body_bytes: Option<u64>,
+    shutdown_grace: Option<DurationValue>,
+    client_capacity: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    data_dir: Option<PathBuf>,
+    channel_capacity: Option<usize>,
+    retention: Option<DurationValue>,
+    reload_interval: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateSection {
+    window: Option<DurationValue>,
+    max: Option<u32>,
+    flood: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanSection {
+    durations: Option<Vec<String>>,
+    offence_memory: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExemptSection {
+    ips: Option<Vec<String>>,
+    paths: Option<Vec<String>>,
+    builtin_paths: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeywordSection {
+    #[serde(rename = "static")]
+    static_keywords: Option<Vec<String>>,
+    allowed: Option<Vec<String>>,
+    dynamic_top_n: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbingSection {
+    file_extensions: Option<Vec<String>>,
+    threshold: Option<u32>,
+    window: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotFoundSection {
+    threshold: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoneypotSection {
+    min_form_time: Option<DurationValue>,
+    form_memory: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UuidSection {
+    window: Option<DurationValue>,
+    threshold: Option<i32>,
+    not_found_weight: Option<i32>,
+    malformed_weight: Option<i32>,
+    success_decay: Option<i32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoggingSection {
+    requests: Option<bool>,
+    access_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    path: Option<PathBuf>,
+    contamination: Option<f64>,
+}
+
+/// Proxy settings.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Whole upstream exchange up to response headers.
+    pub upstream_timeout: Duration,
+    /// TCP connect to the upstream.
+    pub connect_timeout: Duration,
+    /// Time a client has to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted.
+    pub max_header_bytes: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: u64,
+    /// How long in-flight requests get on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Config file read, if any.
+    pub file: Option<PathBuf>,
+    /// `server.listen`.
+    pub listen: SocketAddr,
+    /// `server.upstream`.
+    pub upstream: Option<String>,
+    /// `server.mode`.
+    pub mode: Mode,
+    /// `storage.data_dir`.
+    pub data_dir: PathBuf,
+    /// Storage channel capacity.
+    pub channel_capacity: usize,
+    /// How long events and request-log rows are kept.
+    pub retention: Duration,
+    /// How often a running server checks storage for changes.
+    pub reload_interval: Duration,
+    /// Detector settings.
+    pub engine: EngineConfig,
+    /// `exemptions.ips` / `AIWAF_EXEMPT_IPS`.
+    pub exempt_ips: Vec<IpNet>,
+    /// Proxy settings.
+    pub proxy: ProxySettings,
+    /// `logging.requests` / `AIWAF_MIDDLEWARE_LOGGING` (the stored switch wins once set).
+    pub request_logging: bool,
+    /// `logging.access_log` / `AIWAF_ACCESS_LOG`.
+    pub access_log: Option<PathBuf>,
+    /// `model.path` / `AIWAF_MODEL_PATH`.
+    pub model_path: Option<PathBuf>,
+    /// `model.contamination` / `AIWAF_AI_CONTAMINATION`.
+    pub contamination: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            file: None,
+            listen: "127.0.0.1:8080".parse().expect("valid default"),
+            upstream: None,
+            mode: Mode::Block,
+            data_dir: PathBuf::from("./aiwaf-data"),
+            channel_capacity: 16_384,
+            retention: Duration::from_secs(30 * 86_400),
+            reload_interval: Duration::from_millis(250),
+            engine: EngineConfig::default(),
+            exempt_ips: Vec::new(),
+            proxy: ProxySettings {
+                upstream_timeout: Duration::from_secs(60),
+                connect_timeout: Duration::from_secs(5),
+                header_read_timeout: Duration::from_secs(30),
+                max_header_bytes: 64 * 1024,
+                max_body_bytes: 10 * 1024 * 1024,
+                shutdown_grace: Duration::from_secs(10),
+            },
+            request_logging: false,
+            access_log: None,
+            model_path: None,
+            contamination: 0.05,
+        }
+    }
+}
+
+/// Command-line values that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--upstream`.
+    pub upstream: Option<String>,
+    /// `--mode`.
+    pub mode: Option<String>,
+}
+
+/// A list from the environment: a JSON array or comma-separated text.
+fn env_list(key: &str, v: &str) -> Result<Vec<String>> {
+    let t = v.trim();
+    if t.starts_with('[') {
+        return serde_json::from_str::<Vec<String>>(t)
+            .with_context(|| format!("{key}: not a JSON array of strings"));
+    }
+    Ok(t.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+fn env_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => bail!("{key}: `{v}` is not a boolean (true/false)"),
+    }
+}
+
+fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+    v.trim()
+        .parse::<T>()
+        .map_err(|_| anyhow::anyhow!("{key}: `{v}` is not a valid number"))
+}
+
+fn nets(key: &str, items: &[String]) -> Result<Vec<IpNet>> {
+    items
+        .iter()
+        .map(|s| parse_net(s).map_err(|e| anyhow::anyhow!("{key}: {e}")))
+        .collect()
+}
+
+fn extensions(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|e| {
+            let e = e.trim().to_lowercase();
+            if e.starts_with('.') {
+                e
+            } else {
+                format!(".{e}")
+            }
+        })
+        .collect()
+}
+
+impl Config {
+    /// Loads the configuration. `env` looks up environment variables (a parameter so tests
+    /// need not touch the process environment).
+    pub fn load(over: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut c = Config::default();
+        let file = over
+            .config
+            .clone()
+            .or_else(|| env("AIWAF_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let p = PathBuf::from("aiwaf.toml");
+                p.exists().then_some(p)
+            });
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            c.apply_file(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?;
+            c.file = Some(path.clone());
+        }
+        c.apply_env(env)?;
+        if let Some(v) = &over.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &over.listen {
+            c.listen = v.parse().with_context(|| {
+                format!("--listen: `{v}` is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some(v) = &over.upstream {
+            c.upstream = Some(v.clone());
+        }
+        if let Some(v) = &over.mode {
+            c.mode = v.parse().map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, text: &str) -> Result<()> {
+        let f: FileConfig = toml::from_str(text)?;
+        let e = &mut self.engine;
+        let s = f.server;
+        if let Some(v) = s.listen {
+            self.listen = v
+                .parse()
+                .with_context(|| format!("server.listen: `{v}` is not an address"))?;
+        }
+        if let Some(v) = s.upstream {
+            self.upstream = Some(v);
+        }
+        if let Some(v) = s.mode {
+            self.mode = v
+                .parse()
+                .map_err(|err| anyhow::anyhow!("server.mode: {err}"))?;
+        }
+        if let Some(v) = s.trusted_proxies {
+            e.trusted_proxies = nets("server.trusted_proxies", &v)?;
+        }
+        if let Some(v) = &s.upstream_timeout {
+            self.proxy.upstream_timeout = duration("server.upstream_timeout", v)?;
+        }
+        if let Some(v) = &s.connect_timeout {
+            self.proxy.connect_timeout = duration("server.connect_timeout", v)?;
+        }
+        if let Some(v) = &s.header_read_timeout {
+            self.proxy.header_read_timeout = duration("server.header_read_timeout", v)?;
+        }
+        if let Some(v) = s.max_header_bytes {
+            self.proxy.max_header_bytes = v;
+        }
+        if let Some(v) = s.max_body_bytes {
+            self.proxy.max_body_bytes = v;
+        }
+        if let Some(v) = &s.shutdown_grace {
+            self.proxy.shutdown_grace = duration("server.shutdown_grace", v)?;
+        }
+        if let Some(v) = s.client_capacity {
+            e.client_capacity = v;
+        }
+        let st = f.storage;
+        if let Some(v) = st.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = st.channel_capacity {
+            self.channel_capacity = v;
+        }
+        if let Some(v) = &st.retention {
+            self.retention = duration("storage.retention", v)?;
+        }
+        if let Some(v) = &st.reload_interval {
+            self.reload_interval = duration("storage.reload_interval", v)?;
+        }
+        if let Some(v) = &f.rate_limit.window {
+            e.rate_window_ms = ms(duration("rate_limit.window", v)?);
+        }
+        if let Some(v) = f.rate_limit.max {
+            e.rate_max = v;
+        }
+        if let Some(v) = f.rate_limit.flood {
+            e.rate_flood = v;
+        }
+        if let Some(v) = f.bans.durations {
+            e.ban_durations = v
+                .iter()
+                .map(|d| ban_step("bans.durations", d))
+                .collect::<Result<_>>()?;
+        }
+        if let Some(v) = &f.bans.offence_memory {
+            e.offence_memory_ms = ms(duration("bans.offence_memory", v)?);
+        }
+        if let Some(v) = f.exemptions.ips {
+            self.exempt_ips = nets("exemptions.ips", &v)?;
+        }
+        if let Some(v) = f.exemptions.paths {
+            e.exempt_paths = v;
+        }
+        if let Some(v) = f.exemptions.builtin_paths {
+            e.builtin_exempt_paths = v;
+        }
+        if let Some(v) = f.keywords.static_keywords {
+            e.static_keywords = v;
+        }
+        if let Some(v) = f.keywords.allowed {
+            e.allowed_path_keywords = v;
+        }
+        if let Some(v) = f.keywords.dynamic_top_n {
+            e.dynamic_top_n = v;
+        }
+        if let Some(v) = f.probing.file_extensions {
+            e.file_extensions = extensions(v);
+        }
+        if let Some(v) = f.probing.threshold {
+            e.extension_threshold = v;
+        }
+        if let Some(v) = &f.probing.window {
+            e.window_ms = ms(duration("probing.window", v)?);
+        }
+        if let Some(v) = f.not_found.threshold {
+            e.not_found_threshold = v;
+        }
+        if let Some(v) = &f.honeypot.min_form_time {
+            e.min_form_time_ms = ms(duration("honeypot.min_form_time", v)?);
+        }
+        if let Some(v) = &f.honeypot.form_memory {
+            e.form_memory_ms = ms(duration("honeypot.form_memory", v)?);
+        }
+        let u = f.uuid;
+        if let Some(v) = &u.window {
+            e.uuid_window_ms = ms(duration("uuid.window", v)?);
+        }
+        if let Some(v) = u.threshold {
+            e.uuid_threshold = v;
+        }
+        if let Some(v) = u.not_found_weight {
+            e.uuid_not_found_weight = v;
+        }
+        if let Some(v) = u.malformed_weight {
+            e.uuid_malformed_weight = v;
+        }
+        if let Some(v) = u.success_decay {
+            e.uuid_success_decay = v;
+        }
+        if let Some(v) = f.logging.requests {
+            self.request_logging = v;
+        }
+        if let Some(v) = f.logging.access_log {
+            self.access_log = Some(v);
+        }
+        if let Some(v) = f.model.path {
+            self.model_path = Some(v);
+        }
+        if let Some(v) = f.model.contamination {
+            self.contamination = v;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let e = &mut self.engine;
+        if let Some(v) = get("AIWAF_RATE_WINDOW") {
+            e.rate_window_ms = ms(parse_duration("AIWAF_RATE_WINDOW", &v)?);
+        }
+        if let Some(v) = get("AIWAF_RATE_MAX") {
+            e.rate_max = num("AIWAF_RATE_MAX", &v)?;
+        }
+        if let Some(v) = get("AIWAF_RATE_FLOOD") {
+            e.rate_flood = num("AIWAF_RATE_FLOOD", &v)?;
+        }
+        if let Some(v) = get("AIWAF_MIN_FORM_TIME") {
+            e.min_form_time_ms = ms(parse_duration("AIWAF_MIN_FORM_TIME", &v)?);
+        }
+        if let Some(v) = get("AIWAF_WINDOW_SECONDS") {
+            e.window_ms = ms(parse_duration("AIWAF_WINDOW_SECONDS", &v)?);
+        }
+        if let Some(v) = get("AIWAF_FILE_EXTENSIONS") {
+            e.file_extensions = extensions(env_list("AIWAF_FILE_EXTENSIONS", &v)?);
+        }
+        if let Some(v) = get("AIWAF_EXEMPT_PATHS") {
+            e.exempt_paths = env_list("AIWAF_EXEMPT_PATHS", &v)?;
+        }
+        if let Some(v) = get("AIWAF_EXEMPT_IPS") {
+            self.exempt_ips = nets("AIWAF_EXEMPT_IPS", &env_list("AIWAF_EXEMPT_IPS", &v)?)?;
+        }
+        if let Some(v) = get("AIWAF_DYNAMIC_TOP_N") {
+            e.dynamic_top_n = num("AIWAF_DYNAMIC_TOP_N", &v)?;
+        }
+        if let Some(v) = get("AIWAF_MALICIOUS_KEYWORDS") {
+            e.static_keywords = env_list("AIWAF_MALICIOUS_KEYWORDS", &v)?;
+        }
+        if let Some(v) = get("AIWAF_ALLOWED_PATH_KEYWORDS") {
+            e.allowed_path_keywords = env_list("AIWAF_ALLOWED_PATH_KEYWORDS", &v)?;
+        }
+        if let Some(v) = get("AIWAF_TRUSTED_PROXIES") {
+            e.trusted_proxies = nets(
+                "AIWAF_TRUSTED_PROXIES",
+                &env_list("AIWAF_TRUSTED_PROXIES", &v)?,
+            )?;
+        }
+        if let Some(v) = get("AIWAF_MIDDLEWARE_LOGGING") {
+            self.request_logging = env_bool("AIWAF_MIDDLEWARE_LOGGING", &v)?;
+        }
+        if let Some(v) = get("AIWAF_ACCESS_LOG") {
+            self.access_log = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("AIWAF_MODEL_PATH") {
+            self.model_path = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("AIWAF_AI_CONTAMINATION") {
+            self.contamination = num("AIWAF_AI_CONTAMINATION", &v)?;
+        }
+        if let Some(v) = get("AIWAF_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("AIWAF_UPSTREAM") {
+            self.upstream = Some(v);
+        }
+        if let Some(v) = get("AIWAF_LISTEN") {
+            self.listen = v
+                .parse()
+                .with_context(|| format!("AIWAF_LISTEN: `{v}` is not an address"))?;
+        }
+        if let Some(v) = get("AIWAF_MODE") {
+            self.mode = v
+                .parse()
+                .map_err(|err| anyhow::anyhow!("AIWAF_MODE: {err}"))?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.engine
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if !(0.0..=0.5).contains(&self.contamination) {
+            bail!(
+                "model.contamination / AIWAF_AI_CONTAMINATION must be between 0 and 0.5, got {}",
+                self.contamination
+            );
+        }
+        if self.channel_capacity == 0 {
+            bail!("storage.channel_capacity must be at least 1");
+        }
+        if self.reload_interval.is_zero() || self.reload_interval > Duration::from_secs(1) {
+            bail!(
+                "storage.reload_interval must be between 1ms and 1s (CLI changes must apply within a second)"
+            );
+        }
+        if let Some(u) = &self.upstream {
+            parse_upstream(u)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses and checks an upstream URL: `http://host:port[/base]`.
+pub fn parse_upstream(u: &str) -> Result<http::Uri> {
+    let uri: http::Uri = u
+        .parse()
+        .with_context(|| format!("upstream: `{u}` is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => bail!("upstream: scheme `{other}` is not supported (use http://)"),
+        None => bail!("upstream: `{u}` needs a scheme, e.g. http://127.0.0.1:8000"),
+    }
+    if uri.authority().is_none() {
+        bail!("upstream: `{u}` has no host");
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load_text(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut c = Config::default();
+        c.apply_file(text)?;
+        c.apply_env(env)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = format!(
+            "{:#}",
+            load_text("[rate_limit]\nmaxx = 3\n", &no_env).unwrap_err()
+        );
+        assert!(err.contains("maxx"), "{err}");
+        let err = format!("{:#}", load_text("[ratelimit]\n", &no_env).unwrap_err());
+        assert!(err.contains("ratelimit"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = format!(
+            "{:#}",
+            load_text("[honeypot]\nmin_form_time = \"soon\"\n", &no_env).unwrap_err()
+        );
+        assert!(err.contains("honeypot.min_form_time"), "{err}");
+        let err = format!(
+            "{:#}",
+            load_text("[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n", &no_env).unwrap_err()
+        );
+        assert!(err.contains("server.trusted_proxies"), "{err}");
+        let env = |k: &str| (k == "AIWAF_RATE_MAX").then(|| "lots".to_string());
+        let err = format!("{:#}", load_text("", &env).unwrap_err());
+        assert!(err.contains("AIWAF_RATE_MAX"), "{err}");
+        let err = format!(
+            "{:#}",
+            load_text("[rate_limit]\nmax = 50\n", &no_env).unwrap_err()
+        );
+        assert!(err.contains("rate_limit.flood"), "{err}");
+    }
+
+    #[test]
+    fn file_then_env_with_seed_names() {
+        let text = r#"
+            [rate_limit]
+            window = "30s"
+            max = 5
+            flood = 10
+            [bans]
+            durations = ["1m", "permanent"]
+            [probing]
+            file_extensions = ["php", ".ASPX"]
+        "#;
+        let env = |k: &str| match k {
+            "AIWAF_RATE_MAX" => Some("7".to_string()),
+            "AIWAF_EXEMPT_PATHS" => Some(r#"["/health", "/static/"]"#.to_string()),
+            "AIWAF_EXEMPT_IPS" => Some("10.0.0.0/8, 192.168.1.1".to_string()),
+            "AIWAF_MIN_FORM_TIME" => Some("0.5".to_string()),
+            "AIWAF_MIDDLEWARE_LOGGING" => Some("True".to_string()),
+            _ => None,
+        };
+        let c = load_text(text, &env).unwrap();
+        assert_eq!(c.engine.rate_window_ms, 30_000);
+        assert_eq!(c.engine.rate_max, 7);
+        assert_eq!(c.engine.rate_flood, 10);
+        assert_eq!(c.engine.ban_durations, vec![Some(60_000), None]);
+        assert_eq!(c.engine.file_extensions, [".php", ".aspx"]);
+        assert_eq!(c.engine.exempt_paths, ["/health", "/static/"]);
+        assert_eq!(c.exempt_ips.len(), 2);
+        assert_eq!(c.engine.min_form_time_ms, 500);
+        assert!(c.request_logging);
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let c = load_text("", &no_env).unwrap();
+        let e = &c.engine;
+        assert_eq!(
+            (e.rate_window_ms, e.rate_max, e.rate_flood),
+            (10_000, 20, 40)
+        );
+        assert_eq!(
+            (e.min_form_time_ms, e.window_ms, e.dynamic_top_n),
+            (1000, 60_000, 10)
+        );
+        assert_eq!(e.file_extensions, [".php", ".asp", ".jsp"]);
+        assert_eq!(c.contamination, 0.05);
+        assert!(!c.request_logging);
+        assert!(e.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn upstream_must_be_http() {
+        assert!(parse_upstream("http://127.0.0.1:8000").is_ok());
+        assert!(parse_upstream("https://x").is_err());
+        assert!(parse_upstream("127.0.0.1:8000").is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! The upstream side: a tower service that forwards a request to the upstream over a pooled
+//! keep-alive client and streams both bodies. It never fails: an unreachable upstream is a
+//! 502, a slow one a 504, an oversized body a 413.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use aiwaf_engine::ip::IpSet;
+use aiwaf_tower::PeerAddr;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::ProxySettings;
+
+/// Body of a proxied response: the upstream's, streamed, or a small error body of ours.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+struct Inner {
+    client: Client<HttpConnector, Limited<Incoming>>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    base_path: String,
+    trusted: IpSet,
+    settings: ProxySettings,
+}
+
+/// Forwards requests to one upstream.
+#[derive(Clone)]
+pub struct ProxyService {
+    inner: Arc<Inner>,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        h.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        h.remove(*name);
+    }
+}
+
+fn error_response(status: StatusCode, error: &str, detail: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({"error": error, "detail": detail});
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{body}\n")))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+impl ProxyService {
+    /// A proxy to `upstream` (`http://host:port[/base]`).
+    pub fn new(upstream: &Uri, trusted: IpSet, settings: ProxySettings) -> ProxyService {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let base_path = upstream.path().trim_end_matches('/').to_string();
+        ProxyService {
+            inner: Arc::new(Inner {
+                client,
+                scheme: upstream
+                    .scheme()
+                    .cloned()
+                    .unwrap_or(http::uri::Scheme::HTTP),
+                authority: upstream
+                    .authority()
+                    .cloned()
+                    .expect("upstream validated to have a host"),
+                base_path,
+                trusted,
+                settings,
+            }),
+        }
+    }
+
+    async fn forward(self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let s = &self.inner.settings;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > s.max_body_bytes) {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body exceeds server.max_body_bytes",
+            );
+        }
+        let (mut parts, body) = req.into_parts();
+        let peer: Option<IpAddr> = parts
+            .extensions
+            .get::<PeerAddr>()
+            .map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
+
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let target = format!("{}{}", self.inner.base_path, path_and_query);
+        let uri = Uri::builder()
+            .scheme(self.inner.scheme.clone())
+            .authority(self.inner.authority.clone())
+            .path_and_query(target)
+            .build();
+        let Ok(uri) = uri else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "request target cannot be forwarded",
+            );
+        };
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(a) = parts.uri.authority()
+            && let Ok(v) = HeaderValue::from_str(a.as_str())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(peer) = peer {
+            // A chain sent by an untrusted client is not passed on as if it were true.
+            let trusted = self.inner.trusted.contains(peer);
+            let prior = if trusted {
+                parts
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            };
+            let xff = if prior.is_empty() {
+                peer.to_string()
+            } else {
+                format!("{prior}, {peer}")
+            };
+            parts.headers.remove("x-forwarded-for");
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                parts.headers.insert("x-forwarded-for", v);
+            }
+            if !(trusted && parts.headers.contains_key("x-forwarded-proto")) {
+                parts
+                    .headers
+                    .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            }
+        }
+        let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
+        match tokio::time::timeout(s.upstream_timeout, self.inner.client.request(out)).await {
+            Ok(Ok(resp)) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                // Speak our own protocol version to the client, whatever the upstream used.
+                parts.version = http::Version::default();
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Ok(Err(e)) => {
+                if caused_by_limit(&e) {
+                    return error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "request body exceeds server.max_body_bytes",
+                    );
+                }
+                tracing::warn!(error = %describe(&e), upstream = %self.inner.authority, "Upstream request failed.");
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    &format!("upstream unreachable: {}", describe(&e)),
+                )
+            }
+            Err(_) => {
+                tracing::warn!(upstream = %self.inner.authority, "Upstream timed out.");
+                error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    "upstream did not answer in time",
+                )
+            }
+        }
+    }
+}
+
+fn caused_by_limit(e: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn describe(e: &(dyn StdError + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        s.push_str(": ");
+        s.push_str(&err.to_string());
+        cur = err.source();
+    }
+    s
+}
+
+impl tower::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(req).await) })
+    }
+}

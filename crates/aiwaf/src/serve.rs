@@ -1,0 +1,227 @@
+//! `aiwaf serve`: the listener, the WAF layer around the proxy, and the background tasks
+//! (storage writer, lists reloader, retention).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use aiwaf_engine::Engine;
+use aiwaf_engine::ip::IpSet;
+use aiwaf_store::Store;
+use aiwaf_store::writer::{self, WriterStats};
+use aiwaf_tower::{PeerAddr, Waf, WafLayer, now_ms};
+use anyhow::{Context, Result};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tower::{Layer, ServiceExt};
+
+use crate::config::{Config, parse_upstream};
+use crate::proxy::ProxyService;
+
+/// Reads the lists and the logging switch from storage into the running WAF.
+pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Config) -> Result<()> {
+    // Read the persisted mark first: everything up to it is in the snapshot read after it.
+    let persisted = stats.persisted_ban_seq.load(Ordering::SeqCst);
+    let now = now_ms();
+    let lists = store.load_lists(waf.engine().config(), now).await?;
+    waf.state().install_lists(lists, persisted, now);
+    let logging = store
+        .request_logging()
+        .await?
+        .unwrap_or(config.request_logging);
+    waf.set_request_logging(logging);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the proxy until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> Result<()> {
+    let upstream_text = config
+        .upstream
+        .clone()
+        .context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
+    let upstream = parse_upstream(&upstream_text)?;
+    let store = Store::open(&config.data_dir).await?;
+    let engine = Engine::new(
+        config.engine.clone(),
+        IpSet::new(config.exempt_ips.iter().copied()),
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let (tx, rx) = mpsc::channel(config.channel_capacity);
+    let stats = Arc::new(WriterStats::default());
+    let writer = writer::spawn(store.clone(), rx, stats.clone());
+    let waf = Waf::with_sink(engine, config.mode, Some(tx));
+    reload(&store, &waf, &stats, &config)
+        .await
+        .context("cannot read the lists from storage")?;
+    let known = store.known_paths(config.engine.known_path_capacity).await?;
+    waf.state()
+        .seed_known_paths(known.iter().map(String::as_str));
+
+    let reloader = {
+        let (store, waf, stats, config) =
+            (store.clone(), waf.clone(), stats.clone(), config.clone());
+        tokio::spawn(async move {
+            let mut last_gen = store.generation().await.unwrap_or(-1);
+            let mut last_full = Instant::now();
+            let mut tick = tokio::time::interval(config.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                let gen_now = match store.generation().await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(error = %e, "Storage unreachable; serving with the last lists.");
+                        }
+                        failing = true;
+                        continue;
+                    }
+                };
+                // Expiry needs no change in storage, so resync now and then regardless.
+                if gen_now == last_gen && last_full.elapsed() < Duration::from_secs(30) {
+                    continue;
+                }
+                match reload(&store, &waf, &stats, &config).await {
+                    Ok(()) => {
+                        if failing {
+                            tracing::info!("Storage reachable again.");
+                        }
+                        failing = false;
+                        last_gen = gen_now;
+                        last_full = Instant::now();
+                    }
+                    Err(e) => {
+                        failing = true;
+                        tracing::error!(error = %e, "Reloading lists failed; serving with the last lists.");
+                    }
+                }
+            }
+        })
+    };
+    let janitor = {
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let e = &config.engine;
+                match store
+                    .purge(
+                        now_ms(),
+                        config.retention.as_millis() as u64,
+                        e.offence_memory_ms,
+                        e.known_path_capacity,
+                    )
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "Retention purge."),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "Retention purge failed."),
+                }
+            }
+        })
+    };
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    let trusted = IpSet::new(config.engine.trusted_proxies.iter().copied());
+    let service = WafLayer::new(waf.clone()).layer(ProxyService::new(
+        &upstream,
+        trusted,
+        config.proxy.clone(),
+    ));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.proxy.header_read_timeout)
+        .max_buf_size(config.proxy.max_header_bytes.max(8192));
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    // Scripts and tests read this line to learn the bound address.
+    println!(
+        "aiwaf listening on http://{local} -> {upstream_text} (mode {}, data dir {})",
+        config.mode.as_str(),
+        config.data_dir.display()
+    );
+    tracing::info!(listen = %local, upstream = %upstream_text, mode = config.mode.as_str(), "Serving.");
+
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Accept failed.");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = service.clone().map_request(move |mut req: http::Request<Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    req
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc)).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "Connection ended with an error.");
+                    }
+                });
+            }
+            _ = &mut signal => break,
+        }
+    }
+    tracing::info!("Shutting down: no new connections, finishing in-flight requests.");
+    drop(listener);
+    if tokio::time::timeout(config.proxy.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Shutdown grace period over; closing remaining connections.");
+    }
+    reloader.abort();
+    janitor.abort();
+    let _ = reloader.await;
+    let _ = janitor.await;
+    drop(service);
+    drop(waf);
+    // Every sender is gone now: the writer drains the channel and ends.
+    if tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("Storage writer did not finish in time; some records may be lost.");
+    }
+    store.close().await;
+    println!("aiwaf stopped");
+    Ok(())
+}
