@@ -587,6 +587,16 @@ impl Store {
     pub async fn write_batch(&self, records: &[Record]) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut max_seq = 0;
+        // Exempt addresses are never banned, even when the exemption arrived after the ban
+        // was decided but before it was written.
+        let exempt = if records.iter().any(|r| matches!(r, Record::Ban(_))) {
+            let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM exemptions")
+                .fetch_all(&mut *tx)
+                .await?;
+            IpSet::new(nets.iter().filter_map(|n| parse_net(n).ok()))
+        } else {
+            IpSet::default()
+        };
         for rec in records {
             match rec {
                 Record::Event(e) => {
@@ -609,6 +619,9 @@ impl Store {
                 }
                 Record::Ban(b) => {
                     max_seq = max_seq.max(b.seq);
+                    if exempt.contains(b.ip) {
+                        continue;
+                    }
                     sqlx::query(
                         "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
                          VALUES (?, ?, ?, ?, ?, ?, ?) \

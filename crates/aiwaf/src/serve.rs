@@ -1,6 +1,7 @@
 //! `aiwaf serve`: the listener, the WAF layer around the proxy, and the background tasks
 //! (storage writer, lists reloader, retention).
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -222,6 +223,6 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::warn!("Storage writer did not finish in time; some records may be lost.");
     }
     store.close().await;
-    println!("aiwaf stopped");
+    let _ = writeln!(std::io::stdout(), "aiwaf stopped");
     Ok(())
 }

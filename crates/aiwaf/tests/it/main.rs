@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `aiwaf` binary in front of a real upstream, with traffic from
+//! several loopback source addresses. Every server binds 127.0.0.1 port 0.
+
+mod support;
+
+/// One test per protection: it blocks the attack and lets benign traffic through.
+mod protections;
+
+/// Forwarding: methods, headers, bodies, keep-alive, errors, shutdown.
+mod proxy;
+
+/// The CLI against a running server, persistence, detect mode, configuration errors.
+mod operations;
