@@ -13,13 +13,7 @@ fn bench(c: &mut Criterion) {
     let config = EngineConfig::default();
     let state = WafState::new(&config);
     let engine = Engine::new(config, IpSet::default()).unwrap();
-    let paths = [
-        "/",
-        "/blog/2024/hello-world/",
-        "/static/app.css",
-        "/api/items?page=2",
-        "/en/profile/",
-    ];
+    let paths = ["/", "/blog/2024/hello-world/", "/static/app.css", "/api/items?page=2", "/en/profile/"];
     let mut n: u64 = 0;
     c.bench_function("inspect_allow_get", |b| {
         b.iter(|| {
@@ -42,5 +36,30 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The IP-rotation case: every request from a client never seen before.
+fn bench_new_clients(c: &mut Criterion) {
+    let config = EngineConfig::default();
+    let state = WafState::new(&config);
+    let engine = Engine::new(config, IpSet::default()).unwrap();
+    let mut n: u64 = 0;
+    c.bench_function("inspect_allow_get_new_client", |b| {
+        b.iter(|| {
+            n += 1;
+            let client = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n as u32));
+            let req = RequestInfo {
+                client,
+                method: "GET",
+                path: "/blog/2024/hello-world/",
+                content_type: None,
+                accept: Some("text/html"),
+                sec_fetch_dest: None,
+            };
+            let now = 1_700_000_000_000 + n;
+            let i = engine.inspect(&state, Mode::Block, black_box(&req), now);
+            black_box(engine.observe(&state, Mode::Block, &i.context, 200, now));
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_new_clients);
 criterion_main!(benches);

@@ -34,35 +34,18 @@ impl std::str::FromStr for Mode {
             "block" => Ok(Mode::Block),
             "detect" => Ok(Mode::Detect),
             "off" => Ok(Mode::Off),
-            other => Err(format!(
-                "unknown mode `{other}` (expected block, detect or off)"
-            )),
+            other => Err(format!("unknown mode `{other}` (expected block, detect or off)")),
         }
     }
 }
 
 /// The seed's static keyword list (`AIWAF_MALICIOUS_KEYWORDS` default), `conflg` included.
-pub const DEFAULT_STATIC_KEYWORDS: &[&str] = &[
-    ".php",
-    "xmlrpc",
-    "wp-",
-    ".env",
-    ".git",
-    ".bak",
-    "conflg",
-    "shell",
-    "filemanager",
-];
+pub const DEFAULT_STATIC_KEYWORDS: &[&str] =
+    &[".php", "xmlrpc", "wp-", ".env", ".git", ".bak", "conflg", "shell", "filemanager"];
 
 /// The seed's built-in exempt prefixes (login and admin pages).
-pub const BUILTIN_EXEMPT_PATHS: &[&str] = &[
-    "/admin/login/",
-    "/admin/",
-    "/login/",
-    "/accounts/login/",
-    "/auth/login/",
-    "/signin/",
-];
+pub const BUILTIN_EXEMPT_PATHS: &[&str] =
+    &["/admin/login/", "/admin/", "/login/", "/accounts/login/", "/auth/login/", "/signin/"];
 
 const SECOND: u64 = 1000;
 const MINUTE: u64 = 60 * SECOND;
@@ -141,10 +124,7 @@ impl Default for EngineConfig {
             uuid_success_decay: 2,
             exempt_paths: Vec::new(),
             builtin_exempt_paths: true,
-            static_keywords: DEFAULT_STATIC_KEYWORDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            static_keywords: DEFAULT_STATIC_KEYWORDS.iter().map(|s| s.to_string()).collect(),
             allowed_path_keywords: Vec::new(),
             dynamic_top_n: 10,
             ban_durations: vec![Some(15 * MINUTE), Some(HOUR), Some(24 * HOUR), None],

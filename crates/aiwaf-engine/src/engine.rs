@@ -75,10 +75,7 @@ fn secs(ms: u64) -> f64 {
 
 /// Drops entries older than `window` (strictly: kept when `now - t < window`).
 fn expire<T>(q: &mut VecDeque<T>, now: u64, window: u64, time: impl Fn(&T) -> u64) {
-    while q
-        .front()
-        .is_some_and(|e| now.saturating_sub(time(e)) >= window)
-    {
+    while q.front().is_some_and(|e| now.saturating_sub(time(e)) >= window) {
         q.pop_front();
     }
 }
@@ -88,29 +85,11 @@ impl Engine {
     pub fn new(config: EngineConfig, exempt_ips: IpSet) -> Result<Engine, String> {
         config.validate()?;
         let trusted = IpSet::new(config.trusted_proxies.iter().copied());
-        let builtin: &[&str] = if config.builtin_exempt_paths {
-            BUILTIN_EXEMPT_PATHS
-        } else {
-            &[]
-        };
-        let exempt_paths = ExemptPaths::new(
-            builtin
-                .iter()
-                .copied()
-                .chain(config.exempt_paths.iter().map(String::as_str)),
-        );
-        let extensions = config
-            .file_extensions
-            .iter()
-            .map(|e| e.to_lowercase())
-            .collect();
-        Ok(Engine {
-            config,
-            trusted,
-            exempt_ips,
-            exempt_paths,
-            extensions,
-        })
+        let builtin: &[&str] = if config.builtin_exempt_paths { BUILTIN_EXEMPT_PATHS } else { &[] };
+        let exempt_paths =
+            ExemptPaths::new(builtin.iter().copied().chain(config.exempt_paths.iter().map(String::as_str)));
+        let extensions = config.file_extensions.iter().map(|e| e.to_lowercase()).collect();
+        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions })
     }
 
     /// The settings.
@@ -130,28 +109,15 @@ impl Engine {
 
     /// Request phase. Never fails; a block is a verdict. In [`Mode::Block`] a new ban is also
     /// put in force in `state`; in [`Mode::Detect`] nothing is enforced.
-    pub fn inspect(
-        &self,
-        state: &WafState,
-        mode: Mode,
-        req: &RequestInfo<'_>,
-        now: u64,
-    ) -> Inspection {
+    pub fn inspect(&self, state: &WafState, mode: Mode, req: &RequestInfo<'_>, now: u64) -> Inspection {
         let path = NormalizedPath::new(req.path);
         let ip = req.client;
         let lists = state.lists();
         let ip_exempt = self.exempt_ips.contains(ip) || lists.exemptions.contains(ip);
         let path_exempt = self.exempt_paths.matches(&path.once);
-        let context = RequestContext {
-            client: ip,
-            path,
-            exempt: ip_exempt || path_exempt,
-        };
+        let context = RequestContext { client: ip, path, exempt: ip_exempt || path_exempt };
         if ip_exempt || mode == Mode::Off {
-            return Inspection {
-                verdict: Verdict::ALLOW,
-                context,
-            };
+            return Inspection { verdict: Verdict::ALLOW, context };
         }
         if let Some(ban) = state.active_ban(ip, now) {
             let verdict = Verdict {
@@ -172,53 +138,30 @@ impl Engine {
             return Inspection { verdict, context };
         }
         if path_exempt {
-            return Inspection {
-                verdict: Verdict::ALLOW,
-                context,
-            };
+            return Inspection { verdict: Verdict::ALLOW, context };
         }
 
         let client = state.client(ip);
         let mut cs = client.lock();
         let rate = self.rate(&mut cs, now);
-        let finding = self
-            .keyword(state, &lists, &context.path)
-            .or_else(|| self.honeypot(&mut cs, req, now))
-            .or(rate.ban);
+        let finding =
+            self.keyword(state, &lists, &context.path).or_else(|| self.honeypot(&mut cs, req, now)).or(rate.ban);
         drop(cs);
         if let Some(finding) = finding {
             let ban = self.ban(state, mode, ip, &finding, now);
-            let verdict = Verdict {
-                action: Action::Block,
-                finding: Some(finding),
-                ban,
-            };
+            let verdict = Verdict { action: Action::Block, finding: Some(finding), ban };
             return Inspection { verdict, context };
         }
         if let Some((retry_after_s, finding)) = rate.limited {
-            let verdict = Verdict {
-                action: Action::RateLimit { retry_after_s },
-                finding: Some(finding),
-                ban: None,
-            };
+            let verdict = Verdict { action: Action::RateLimit { retry_after_s }, finding: Some(finding), ban: None };
             return Inspection { verdict, context };
         }
-        Inspection {
-            verdict: Verdict::ALLOW,
-            context,
-        }
+        Inspection { verdict: Verdict::ALLOW, context }
     }
 
     /// Response phase: the upstream answered `status`. Updates the 404, extension and UUID
     /// counters and the known-good paths; may ban the client for its next requests.
-    pub fn observe(
-        &self,
-        state: &WafState,
-        mode: Mode,
-        ctx: &RequestContext,
-        status: u16,
-        now: u64,
-    ) -> Observation {
+    pub fn observe(&self, state: &WafState, mode: Mode, ctx: &RequestContext, status: u16, now: u64) -> Observation {
         let mut out = Observation::default();
         if ctx.exempt || mode == Mode::Off {
             return out;
@@ -268,11 +211,7 @@ impl Engine {
                 let paths: Vec<&str> = cs.not_found.iter().map(|e| &*e.1).collect();
                 finding = Some(Finding {
                     detector: Detector::NotFoundFlood,
-                    reason: format!(
-                        "Excessive 404s ({} within {}s)",
-                        paths.len(),
-                        secs(c.window_ms)
-                    ),
+                    reason: format!("Excessive 404s ({} within {}s)", paths.len(), secs(c.window_ms)),
                     evidence: json!({"count": paths.len(), "threshold": c.not_found_threshold,
                         "window_s": secs(c.window_ms), "paths": paths}),
                 });
@@ -294,10 +233,7 @@ impl Engine {
             if score >= c.uuid_threshold {
                 finding = Some(Finding {
                     detector: Detector::UuidTamper,
-                    reason: format!(
-                        "UUID tampering (score {score} within {}s)",
-                        secs(c.uuid_window_ms)
-                    ),
+                    reason: format!("UUID tampering (score {score} within {}s)", secs(c.uuid_window_ms)),
                     evidence: json!({"score": score, "threshold": c.uuid_threshold,
                         "window_s": secs(c.uuid_window_ms), "last_path": ctx.path.once,
                         "malformed": shape == UuidShape::Malformed}),
@@ -313,12 +249,7 @@ impl Engine {
         out
     }
 
-    fn keyword(
-        &self,
-        state: &WafState,
-        lists: &crate::state::Lists,
-        path: &NormalizedPath,
-    ) -> Option<Finding> {
+    fn keyword(&self, state: &WafState, lists: &crate::state::Lists, path: &NormalizedPath) -> Option<Finding> {
         let hit = lists.keywords.find(path)?;
         if state.is_known_path(&path.once) {
             return None;
@@ -376,17 +307,11 @@ impl Engine {
         if count > c.rate_flood {
             let ban = Finding {
                 detector: Detector::Flood,
-                reason: format!(
-                    "Flood pattern ({count} requests within {}s)",
-                    secs(c.rate_window_ms)
-                ),
+                reason: format!("Flood pattern ({count} requests within {}s)", secs(c.rate_window_ms)),
                 evidence: evidence(c.rate_flood),
             };
             cs.requests.clear();
-            return RateOutcome {
-                ban: Some(ban),
-                limited: None,
-            };
+            return RateOutcome { ban: Some(ban), limited: None };
         }
         if count > c.rate_max {
             // The request that must leave the window before the client is back under the limit.
@@ -395,21 +320,12 @@ impl Engine {
             let retry = wait.div_ceil(1000).max(1);
             let finding = Finding {
                 detector: Detector::RateLimit,
-                reason: format!(
-                    "Too many requests ({count} within {}s)",
-                    secs(c.rate_window_ms)
-                ),
+                reason: format!("Too many requests ({count} within {}s)", secs(c.rate_window_ms)),
                 evidence: evidence(c.rate_max),
             };
-            return RateOutcome {
-                ban: None,
-                limited: Some((retry, finding)),
-            };
+            return RateOutcome { ban: None, limited: Some((retry, finding)) };
         }
-        RateOutcome {
-            ban: None,
-            limited: None,
-        }
+        RateOutcome { ban: None, limited: None }
     }
 
     fn ban(&self, state: &WafState, mode: Mode, ip: IpAddr, f: &Finding, now: u64) -> Option<Ban> {

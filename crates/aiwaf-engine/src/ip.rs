@@ -181,27 +181,15 @@ mod tests {
             x_forwarded_for: &["127.0.0.1"],
             x_real_ip: Some("8.8.8.8"),
         };
-        assert_eq!(
-            resolve_client_ip(ip("203.0.113.5"), &trusted(&[]), &h),
-            ip("203.0.113.5")
-        );
-        assert_eq!(
-            resolve_client_ip(ip("203.0.113.5"), &trusted(&["10.0.0.0/8"]), &h),
-            ip("203.0.113.5")
-        );
+        assert_eq!(resolve_client_ip(ip("203.0.113.5"), &trusted(&[]), &h), ip("203.0.113.5"));
+        assert_eq!(resolve_client_ip(ip("203.0.113.5"), &trusted(&["10.0.0.0/8"]), &h), ip("203.0.113.5"));
     }
 
     #[test]
     fn trusted_peer_takes_rightmost_untrusted_hop() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders {
-            x_forwarded_for: &["1.1.1.1, 198.51.100.7", "10.0.0.3"],
-            ..Default::default()
-        };
-        assert_eq!(
-            resolve_client_ip(ip("10.0.0.2"), &t, &h),
-            ip("198.51.100.7")
-        );
+        let h = ForwardingHeaders { x_forwarded_for: &["1.1.1.1, 198.51.100.7", "10.0.0.3"], ..Default::default() };
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("198.51.100.7"));
     }
 
     #[test]
@@ -213,35 +201,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("2001:db8::7"));
-        let h = ForwardingHeaders {
-            forwarded: &["for=192.0.2.60:8080"],
-            ..Default::default()
-        };
+        let h = ForwardingHeaders { forwarded: &["for=192.0.2.60:8080"], ..Default::default() };
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("192.0.2.60"));
     }
 
     #[test]
     fn garbage_hop_cannot_name_an_address() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders {
-            x_forwarded_for: &["1.2.3.4, not-an-ip"],
-            ..Default::default()
-        };
+        let h = ForwardingHeaders { x_forwarded_for: &["1.2.3.4, not-an-ip"], ..Default::default() };
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("10.0.0.2"));
     }
 
     #[test]
     fn x_real_ip_is_the_last_resort_and_all_trusted_chain_gives_leftmost() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders {
-            x_real_ip: Some("192.0.2.1"),
-            ..Default::default()
-        };
+        let h = ForwardingHeaders { x_real_ip: Some("192.0.2.1"), ..Default::default() };
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("192.0.2.1"));
-        let h = ForwardingHeaders {
-            x_forwarded_for: &["10.1.1.1, 10.2.2.2"],
-            ..Default::default()
-        };
+        let h = ForwardingHeaders { x_forwarded_for: &["10.1.1.1, 10.2.2.2"], ..Default::default() };
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("10.1.1.1"));
     }
 

@@ -84,11 +84,7 @@ impl KeywordSet {
                 .build(fragments.iter().map(|(f, _)| f.as_str()))
                 .ok()
         };
-        KeywordSet {
-            words,
-            fragments,
-            automaton,
-        }
+        KeywordSet { words, fragments, automaton }
     }
 
     /// The first keyword found in any form of the path.
@@ -98,18 +94,12 @@ impl KeywordSet {
                 && let Some(m) = ac.find(form)
             {
                 let (k, source) = &self.fragments[m.pattern().as_usize()];
-                return Some(KeywordHit {
-                    keyword: k.clone(),
-                    source: *source,
-                });
+                return Some(KeywordHit { keyword: k.clone(), source: *source });
             }
             if !self.words.is_empty() {
                 for t in tokens(form) {
                     if let Some(source) = self.words.get(t) {
-                        return Some(KeywordHit {
-                            keyword: t.to_string(),
-                            source: *source,
-                        });
+                        return Some(KeywordHit { keyword: t.to_string(), source: *source });
                     }
                 }
             }
@@ -141,11 +131,7 @@ mod tests {
 
     fn set(learned: &[&str], allowed: &[&str]) -> KeywordSet {
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-        KeywordSet::new(
-            DEFAULT_STATIC_KEYWORDS.iter().copied(),
-            learned.iter().copied(),
-            &allowed,
-        )
+        KeywordSet::new(DEFAULT_STATIC_KEYWORDS.iter().copied(), learned.iter().copied(), &allowed)
     }
 
     fn hit(s: &KeywordSet, p: &str) -> Option<String> {
@@ -170,10 +156,7 @@ mod tests {
         assert_eq!(hit(&s, "/shells/beach"), None);
         assert_eq!(hit(&s, "/blog/hello-world/"), None);
         assert_eq!(hit(&s, "/old/backup/db"), Some("backup".into()));
-        assert_eq!(
-            s.find(&NormalizedPath::new("/backup")).unwrap().source,
-            KeywordSource::Learned
-        );
+        assert_eq!(s.find(&NormalizedPath::new("/backup")).unwrap().source, KeywordSource::Learned);
     }
 
     #[test]
@@ -186,10 +169,7 @@ mod tests {
     #[test]
     fn counts_static_hits() {
         let s = set(&[], &[]);
-        assert_eq!(
-            s.count_static(&NormalizedPath::new("/wp-admin/shell.php")),
-            3
-        );
+        assert_eq!(s.count_static(&NormalizedPath::new("/wp-admin/shell.php")), 3);
         assert_eq!(s.count_static(&NormalizedPath::new("/ok")), 0);
     }
 }

@@ -41,6 +41,9 @@ fn hex(b: u8) -> Option<u8> {
 /// Lower-cases, reads `\` as `/`, collapses `//`, resolves `.` and `..` (never above the root).
 /// The result always starts with `/`; a trailing `/` is kept.
 pub fn normalize(path: &str) -> String {
+    if is_normal(path) {
+        return path.to_string();
+    }
     let lowered = path.to_lowercase().replace('\\', "/");
     let trailing = lowered.ends_with('/') && lowered.len() > 1;
     let mut parts: Vec<&str> = Vec::new();
@@ -66,6 +69,25 @@ pub fn normalize(path: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// Whether `normalize` would return the path unchanged (the common case, checked in one pass).
+fn is_normal(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let mut prev = b'/';
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        if c.is_ascii_uppercase() || c == b'\\' || !c.is_ascii() {
+            return false;
+        }
+        if prev == b'/' && (c == b'/' || (c == b'.' && matches!(b.get(i + 1), None | Some(b'/') | Some(b'.')))) {
+            return false;
+        }
+        prev = c;
+    }
+    true
 }
 
 /// The forms of a path the detectors match against.
@@ -108,11 +130,7 @@ impl ExemptPaths {
             .into_iter()
             .map(|e| {
                 let n = normalize(e.trim());
-                if n == "/" {
-                    n
-                } else {
-                    n.trim_end_matches('/').to_string()
-                }
+                if n == "/" { n } else { n.trim_end_matches('/').to_string() }
             })
             .collect();
         prefixes.sort();
@@ -126,29 +144,20 @@ impl ExemptPaths {
             if p == "/" {
                 return normalized == "/";
             }
-            normalized.starts_with(p.as_str())
-                && matches!(normalized.as_bytes().get(p.len()), None | Some(b'/'))
+            normalized.starts_with(p.as_str()) && matches!(normalized.as_bytes().get(p.len()), None | Some(b'/'))
         })
     }
 }
 
 /// Word tokens of a normalised path: runs of `[a-z0-9_]`, at least 4 characters (the seed's rule).
 pub fn tokens(normalized: &str) -> impl Iterator<Item = &str> {
-    normalized
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|t| t.chars().count() >= 4)
+    normalized.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|t| t.chars().count() >= 4)
 }
 
 /// Whether the last segment of a normalised path ends with one of `extensions` (lower-case).
 pub fn has_extension(normalized: &str, extensions: &[String]) -> bool {
-    let last = normalized
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    extensions
-        .iter()
-        .any(|e| !e.is_empty() && last.ends_with(e.as_str()))
+    let last = normalized.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    extensions.iter().any(|e| !e.is_empty() && last.ends_with(e.as_str()))
 }
 
 /// What UUIDs a path carries.
@@ -177,13 +186,11 @@ pub fn uuid_shape(normalized: &str) -> UuidShape {
 
 fn is_uuid(s: &[u8]) -> bool {
     match s.len() {
-        36 => s.iter().enumerate().all(|(i, &b)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                b == b'-'
-            } else {
-                b.is_ascii_hexdigit()
-            }
-        }),
+        36 => s.iter().enumerate().all(
+            |(i, &b)| {
+                if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() }
+            },
+        ),
         32 => s.iter().all(u8::is_ascii_hexdigit),
         _ => false,
     }
@@ -199,14 +206,9 @@ fn classify_segment(seg: &str) -> UuidShape {
         for start in 0..=b.len() - 36 {
             if is_uuid(&b[start..start + 36]) {
                 let rest: Vec<u8> = b[..start].iter().chain(&b[start + 36..]).copied().collect();
-                let benign_suffix = start == 0
-                    && rest.first() == Some(&b'.')
-                    && rest[1..].iter().all(u8::is_ascii_alphanumeric);
-                return if benign_suffix {
-                    UuidShape::Valid
-                } else {
-                    UuidShape::Malformed
-                };
+                let benign_suffix =
+                    start == 0 && rest.first() == Some(&b'.') && rest[1..].iter().all(u8::is_ascii_alphanumeric);
+                return if benign_suffix { UuidShape::Valid } else { UuidShape::Malformed };
             }
         }
     }
@@ -214,12 +216,8 @@ fn classify_segment(seg: &str) -> UuidShape {
     let groups: Vec<&str> = seg.split('-').collect();
     if groups.len() == 5 {
         let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-        let alnum = groups
-            .iter()
-            .all(|g| g.bytes().all(|c| c.is_ascii_alphanumeric()));
-        let hexish = groups
-            .iter()
-            .all(|g| g.bytes().all(|c| c.is_ascii_hexdigit()));
+        let alnum = groups.iter().all(|g| g.bytes().all(|c| c.is_ascii_alphanumeric()));
+        let hexish = groups.iter().all(|g| g.bytes().all(|c| c.is_ascii_hexdigit()));
         let total: usize = lens.iter().sum();
         if alnum && lens == [8, 4, 4, 4, 12] {
             return UuidShape::Malformed; // right shape, non-hex digits
@@ -234,6 +232,22 @@ fn classify_segment(seg: &str) -> UuidShape {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalize_is_idempotent_and_rooted(s in "[/a-zA-Z.%2e\\\\]{0,24}") {
+            let n = normalize(&s);
+            prop_assert!(n.starts_with('/'));
+            prop_assert!(!n.contains("/../") && !n.contains("/./") && !n.contains("//"));
+            prop_assert_eq!(normalize(&n), n.clone());
+        }
+
+        #[test]
+        fn percent_decode_never_panics(s in "\\PC{0,40}") {
+            let _ = NormalizedPath::new(&s);
+        }
+    }
 
     #[test]
     fn decode_and_normalize() {
@@ -243,6 +257,10 @@ mod tests {
         assert_eq!(normalize("\\..\\win.ini"), "/win.ini");
         assert_eq!(normalize(""), "/");
         assert_eq!(normalize("/a/b/.."), "/a/");
+        assert_eq!(normalize("/a/.b/c.d"), "/a/.b/c.d");
+        assert_eq!(normalize("/a/..b/"), "/a/..b/");
+        assert_eq!(normalize("/a/."), "/a/");
+        assert_eq!(normalize("/Ü"), "/ü");
         let n = NormalizedPath::new("/%252e%252e/%2E%65nv");
         assert_eq!(n.once, "/%2e%2e/.env");
         assert_eq!(n.twice.as_deref(), Some("/.env"));
@@ -272,30 +290,12 @@ mod tests {
 
     #[test]
     fn uuid_shapes() {
-        assert_eq!(
-            uuid_shape("/items/550e8400-e29b-41d4-a716-446655440000"),
-            UuidShape::Valid
-        );
-        assert_eq!(
-            uuid_shape("/items/550e8400e29b41d4a716446655440000/"),
-            UuidShape::Valid
-        );
-        assert_eq!(
-            uuid_shape("/items/550e8400-e29b-41d4-a716-446655440000.json"),
-            UuidShape::Valid
-        );
-        assert_eq!(
-            uuid_shape("/items/550e8400-e29b-41d4-a716-446655440000'--"),
-            UuidShape::Malformed
-        );
-        assert_eq!(
-            uuid_shape("/items/550e8400-e29b-41d4-a716-44665544zzzz"),
-            UuidShape::Malformed
-        );
-        assert_eq!(
-            uuid_shape("/items/550e84-00e29b-41d4-a716-446655440000"),
-            UuidShape::Malformed
-        );
+        assert_eq!(uuid_shape("/items/550e8400-e29b-41d4-a716-446655440000"), UuidShape::Valid);
+        assert_eq!(uuid_shape("/items/550e8400e29b41d4a716446655440000/"), UuidShape::Valid);
+        assert_eq!(uuid_shape("/items/550e8400-e29b-41d4-a716-446655440000.json"), UuidShape::Valid);
+        assert_eq!(uuid_shape("/items/550e8400-e29b-41d4-a716-446655440000'--"), UuidShape::Malformed);
+        assert_eq!(uuid_shape("/items/550e8400-e29b-41d4-a716-44665544zzzz"), UuidShape::Malformed);
+        assert_eq!(uuid_shape("/items/550e84-00e29b-41d4-a716-446655440000"), UuidShape::Malformed);
         assert_eq!(uuid_shape("/items/42"), UuidShape::None);
         assert_eq!(uuid_shape("/2024-01-02-my-post"), UuidShape::None);
     }

@@ -4,7 +4,8 @@
 //!   keywords), swapped whole with [`arc_swap`] so readers never lock.
 //! - pending bans: bans this process decided that storage may not hold yet; dropped once a
 //!   snapshot taken after their write is installed (so a CLI unban takes effect).
-//! - the client table: per-client windows, bounded (TinyLFU eviction), one small mutex per client.
+//! - the client table: per-client windows, bounded (S3-FIFO eviction: a flood of one-off
+//!   addresses cannot push out clients seen repeatedly), one small mutex per client.
 //! - known paths: paths the upstream answered with 2xx/3xx, bounded.
 
 use std::collections::{HashMap, VecDeque};
@@ -68,12 +69,7 @@ impl Lists {
             learned.iter().map(String::as_str),
             &config.allowed_path_keywords,
         );
-        Lists {
-            exemptions,
-            bans,
-            keywords,
-            learned,
-        }
+        Lists { exemptions, bans, keywords, learned }
     }
 
     /// Empty lists with the configured static keywords.
@@ -113,15 +109,15 @@ pub struct WafState {
     lists: ArcSwap<Lists>,
     pending: ArcSwap<HashMap<IpAddr, PendingBan>>,
     pending_cap: usize,
-    clients: moka::sync::Cache<IpAddr, Arc<Mutex<ClientState>>>,
-    known_paths: moka::sync::Cache<Box<str>, ()>,
+    clients: quick_cache::sync::Cache<IpAddr, Arc<Mutex<ClientState>>>,
+    known_paths: quick_cache::sync::Cache<Box<str>, ()>,
     ban_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for WafState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WafState")
-            .field("clients", &self.clients.entry_count())
+            .field("clients", &self.clients.len())
             .field("pending_bans", &self.pending.load().len())
             .finish_non_exhaustive()
     }
@@ -134,8 +130,8 @@ impl WafState {
             lists: ArcSwap::from_pointee(Lists::empty(config)),
             pending: ArcSwap::from_pointee(HashMap::new()),
             pending_cap: config.client_capacity.min(1 << 20) as usize,
-            clients: moka::sync::Cache::new(config.client_capacity),
-            known_paths: moka::sync::Cache::new(config.known_path_capacity),
+            clients: quick_cache::sync::Cache::new(config.client_capacity as usize),
+            known_paths: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
             ban_seq: AtomicU64::new(0),
         }
     }
@@ -172,19 +168,8 @@ impl WafState {
     /// Previous offences of `ip` remembered at `now`.
     pub fn prior_offences(&self, ip: IpAddr, now: u64, memory_ms: u64) -> u32 {
         let recent = |b: &BanState| now.saturating_sub(b.created_at) <= memory_ms;
-        let stored = self
-            .lists
-            .load()
-            .bans
-            .get(&ip)
-            .filter(|b| recent(b))
-            .map_or(0, |b| b.offences);
-        let pending = self
-            .pending
-            .load()
-            .get(&ip)
-            .filter(|p| recent(&p.state))
-            .map_or(0, |p| p.state.offences);
+        let stored = self.lists.load().bans.get(&ip).filter(|b| recent(b)).map_or(0, |b| b.offences);
+        let pending = self.pending.load().get(&ip).filter(|p| recent(&p.state)).map_or(0, |p| p.state.offences);
         stored.max(pending)
     }
 
@@ -204,13 +189,7 @@ impl WafState {
                     m.remove(&oldest);
                 }
             }
-            m.insert(
-                ip,
-                PendingBan {
-                    state: state.clone(),
-                    seq,
-                },
-            );
+            m.insert(ip, PendingBan { state: state.clone(), seq });
             m
         });
         seq
@@ -223,13 +202,15 @@ impl WafState {
 
     /// The state of one client, created on first use.
     pub(crate) fn client(&self, ip: IpAddr) -> Arc<Mutex<ClientState>> {
-        self.clients.get_with(ip, Default::default)
+        match self.clients.get_or_insert_with(&ip, || Ok::<_, std::convert::Infallible>(Arc::default())) {
+            Ok(c) => c,
+            Err(never) => match never {},
+        }
     }
 
-    /// Clients currently tracked (approximate).
+    /// Clients currently tracked.
     pub fn client_count(&self) -> u64 {
-        self.clients.run_pending_tasks();
-        self.clients.entry_count()
+        self.clients.len() as u64
     }
 
     /// Whether the upstream has answered this normalised path with 2xx/3xx.
@@ -242,6 +223,8 @@ impl WafState {
         if self.known_paths.contains_key(path) {
             return false;
         }
+        // Two requests may race here; both then report the path as new, which only means one
+        // redundant (idempotent) write.
         self.known_paths.insert(path.into(), ());
         true
     }

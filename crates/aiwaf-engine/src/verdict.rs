@@ -106,11 +106,7 @@ pub struct Verdict {
 
 impl Verdict {
     /// Let the request through.
-    pub const ALLOW: Verdict = Verdict {
-        action: Action::Allow,
-        finding: None,
-        ban: None,
-    };
+    pub const ALLOW: Verdict = Verdict { action: Action::Allow, finding: None, ban: None };
 
     /// Whether the request may pass.
     pub fn is_allow(&self) -> bool {

@@ -17,9 +17,7 @@ use aiwaf_engine::{BanState, EngineConfig, Lists, Record};
 use ipnet::IpNet;
 use serde::Serialize;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr};
 
 pub mod writer;
@@ -185,21 +183,14 @@ pub struct Store {
 }
 
 fn host_or_net(net: IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
+    if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
 }
 
 impl Store {
     /// Opens (creating if needed) `DATA_DIR/aiwaf.sqlite` and applies migrations.
     pub async fn open(data_dir: &Path) -> Result<Store> {
         let path = data_dir.join(DB_FILE);
-        let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
-            path: path.clone(),
-            source: e,
-        };
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { path: path.clone(), source: e };
         std::fs::create_dir_all(data_dir).map_err(|e| err(Box::new(e)))?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -207,15 +198,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| err(Box::new(e)))?;
-        migrations()
-            .run(&pool)
-            .await
-            .map_err(|e| err(Box::new(e)))?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(|e| err(Box::new(e)))?;
+        migrations().run(&pool).await.map_err(|e| err(Box::new(e)))?;
         Ok(Store { pool, path })
     }
 
@@ -232,19 +217,13 @@ impl Store {
     /// Highest applied migration.
     pub async fn schema_version(&self) -> Result<i64> {
         let v: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?;
         Ok(v.unwrap_or(0))
     }
 
     /// Change counter: grows whenever bans, exemptions, keywords or settings change.
     pub async fn generation(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'").fetch_one(&self.pool).await?)
     }
 
     /// Reads the lists the request path needs: active bans and bans still counted as previous
@@ -276,12 +255,7 @@ impl Store {
                 },
             );
         }
-        let exemptions = IpSet::new(
-            self.exemptions()
-                .await?
-                .iter()
-                .filter_map(|e| parse_net(&e.net).ok()),
-        );
+        let exemptions = IpSet::new(self.exemptions().await?.iter().filter_map(|e| parse_net(&e.net).ok()));
         let learned: Vec<String> =
             sqlx::query_scalar("SELECT keyword FROM keywords ORDER BY count DESC, keyword LIMIT ?")
                 .bind(config.dynamic_top_n as i64)
@@ -292,12 +266,10 @@ impl Store {
 
     /// Known-good paths, most recent first.
     pub async fn known_paths(&self, limit: u64) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT ?")
-                .bind(limit.min(i64::MAX as u64) as i64)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT ?")
+            .bind(limit.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Blacklist rows; expired ones only with `include_expired`.
@@ -326,24 +298,11 @@ impl Store {
     }
 
     /// Operator ban: replaces any existing entry for the address. Refused for exempt addresses.
-    pub async fn add_ban(
-        &self,
-        ip: IpAddr,
-        reason: &str,
-        expires_at: Option<u64>,
-        now: u64,
-    ) -> Result<()> {
+    pub async fn add_ban(&self, ip: IpAddr, reason: &str, expires_at: Option<u64>, now: u64) -> Result<()> {
         let ip = aiwaf_engine::ip::canonical(ip);
-        let exempt = IpSet::new(
-            self.exemptions()
-                .await?
-                .iter()
-                .filter_map(|e| parse_net(&e.net).ok()),
-        );
+        let exempt = IpSet::new(self.exemptions().await?.iter().filter_map(|e| parse_net(&e.net).ok()));
         if exempt.contains(ip) {
-            return Err(StoreError::Invalid(format!(
-                "{ip} is exempt; remove the exemption first"
-            )));
+            return Err(StoreError::Invalid(format!("{ip} is exempt; remove the exemption first")));
         }
         sqlx::query(
             "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
@@ -364,27 +323,17 @@ impl Store {
     /// Removes a ban (and its offence history). Returns whether it existed.
     pub async fn remove_ban(&self, ip: IpAddr) -> Result<bool> {
         let ip = aiwaf_engine::ip::canonical(ip);
-        let r = sqlx::query("DELETE FROM blacklist WHERE ip = ?")
-            .bind(ip.to_string())
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query("DELETE FROM blacklist WHERE ip = ?").bind(ip.to_string()).execute(&self.pool).await?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Exemptions, oldest first.
     pub async fn exemptions(&self) -> Result<Vec<ExemptionRow>> {
-        let rows =
-            sqlx::query("SELECT net, reason, created_at FROM exemptions ORDER BY created_at, net")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT net, reason, created_at FROM exemptions ORDER BY created_at, net")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|r| {
-                Ok(ExemptionRow {
-                    net: r.try_get(0)?,
-                    reason: r.try_get(1)?,
-                    created_at: r.try_get(2)?,
-                })
-            })
+            .map(|r| Ok(ExemptionRow { net: r.try_get(0)?, reason: r.try_get(1)?, created_at: r.try_get(2)? }))
             .collect()
     }
 
@@ -393,21 +342,18 @@ impl Store {
     pub async fn add_exemption(&self, net: IpNet, reason: &str, now: u64) -> Result<bool> {
         let key = host_or_net(net);
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("INSERT INTO exemptions (net, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (net) DO NOTHING")
-            .bind(&key)
-            .bind(reason)
-            .bind(now as i64)
-            .execute(&mut *tx)
-            .await?;
-        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist")
-            .fetch_all(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "INSERT INTO exemptions (net, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (net) DO NOTHING",
+        )
+        .bind(&key)
+        .bind(reason)
+        .bind(now as i64)
+        .execute(&mut *tx)
+        .await?;
+        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist").fetch_all(&mut *tx).await?;
         for ip in banned {
             if IpAddr::from_str(&ip).is_ok_and(|a| net.contains(&a)) {
-                sqlx::query("DELETE FROM blacklist WHERE ip = ?")
-                    .bind(&ip)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("DELETE FROM blacklist WHERE ip = ?").bind(&ip).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -416,28 +362,17 @@ impl Store {
 
     /// Removes an exemption. Returns whether it existed.
     pub async fn remove_exemption(&self, net: IpNet) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM exemptions WHERE net = ?")
-            .bind(host_or_net(net))
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query("DELETE FROM exemptions WHERE net = ?").bind(host_or_net(net)).execute(&self.pool).await?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Learned keywords by count.
     pub async fn keywords(&self) -> Result<Vec<KeywordRow>> {
-        let rows = sqlx::query(
-            "SELECT keyword, count, updated_at FROM keywords ORDER BY count DESC, keyword",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT keyword, count, updated_at FROM keywords ORDER BY count DESC, keyword")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|r| {
-                Ok(KeywordRow {
-                    keyword: r.try_get(0)?,
-                    count: r.try_get(1)?,
-                    updated_at: r.try_get(2)?,
-                })
-            })
+            .map(|r| Ok(KeywordRow { keyword: r.try_get(0)?, count: r.try_get(1)?, updated_at: r.try_get(2)? }))
             .collect()
     }
 
@@ -471,11 +406,7 @@ impl Store {
     /// Clears lists. Returns the number of rows removed.
     pub async fn reset(&self, scope: ResetScope) -> Result<u64> {
         let tables: &[&'static str] = match scope {
-            ResetScope::All => &[
-                "DELETE FROM blacklist",
-                "DELETE FROM exemptions",
-                "DELETE FROM keywords",
-            ],
+            ResetScope::All => &["DELETE FROM blacklist", "DELETE FROM exemptions", "DELETE FROM keywords"],
             ResetScope::Blacklist => &["DELETE FROM blacklist"],
             ResetScope::Exemptions => &["DELETE FROM exemptions"],
             ResetScope::Keywords => &["DELETE FROM keywords"],
@@ -491,10 +422,9 @@ impl Store {
 
     /// The stored request-logging switch (`None`: not set, the configuration decides).
     pub async fn request_logging(&self) -> Result<Option<bool>> {
-        let v: Option<String> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'request_logging'")
-                .fetch_optional(&self.pool)
-                .await?;
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'request_logging'")
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(v.map(|v| v == "true"))
     }
 
@@ -512,37 +442,22 @@ impl Store {
 
     /// Deletes the request log. Returns the number of rows removed.
     pub async fn clear_request_log(&self) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM request_log")
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(sqlx::query("DELETE FROM request_log").execute(&self.pool).await?.rows_affected())
     }
 
     /// Row counts.
     pub async fn counts(&self, now: u64) -> Result<Counts> {
         let one = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
         Ok(Counts {
-            active_bans: one(
-                "SELECT COUNT(*) FROM blacklist WHERE expires_at IS NULL OR expires_at > ?",
-            )
-            .bind(now as i64)
-            .fetch_one(&self.pool)
-            .await?,
-            exemptions: one("SELECT COUNT(*) FROM exemptions")
+            active_bans: one("SELECT COUNT(*) FROM blacklist WHERE expires_at IS NULL OR expires_at > ?")
+                .bind(now as i64)
                 .fetch_one(&self.pool)
                 .await?,
-            keywords: one("SELECT COUNT(*) FROM keywords")
-                .fetch_one(&self.pool)
-                .await?,
-            events: one("SELECT COUNT(*) FROM events")
-                .fetch_one(&self.pool)
-                .await?,
-            request_log: one("SELECT COUNT(*) FROM request_log")
-                .fetch_one(&self.pool)
-                .await?,
-            known_paths: one("SELECT COUNT(*) FROM known_paths")
-                .fetch_one(&self.pool)
-                .await?,
+            exemptions: one("SELECT COUNT(*) FROM exemptions").fetch_one(&self.pool).await?,
+            keywords: one("SELECT COUNT(*) FROM keywords").fetch_one(&self.pool).await?,
+            events: one("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?,
+            request_log: one("SELECT COUNT(*) FROM request_log").fetch_one(&self.pool).await?,
+            known_paths: one("SELECT COUNT(*) FROM known_paths").fetch_one(&self.pool).await?,
         })
     }
 
@@ -590,9 +505,7 @@ impl Store {
         // Exempt addresses are never banned, even when the exemption arrived after the ban
         // was decided but before it was written.
         let exempt = if records.iter().any(|r| matches!(r, Record::Ban(_))) {
-            let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM exemptions")
-                .fetch_all(&mut *tx)
-                .await?;
+            let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM exemptions").fetch_all(&mut *tx).await?;
             IpSet::new(nets.iter().filter_map(|n| parse_net(n).ok()))
         } else {
             IpSet::default()
@@ -678,26 +591,12 @@ impl Store {
 
     /// Retention: drops events and request-log rows older than `keep_ms`, bans that expired
     /// before the offence memory, and known paths beyond `known_cap`. Returns rows removed.
-    pub async fn purge(
-        &self,
-        now: u64,
-        keep_ms: u64,
-        offence_memory_ms: u64,
-        known_cap: u64,
-    ) -> Result<u64> {
+    pub async fn purge(&self, now: u64, keep_ms: u64, offence_memory_ms: u64, known_cap: u64) -> Result<u64> {
         let old = now.saturating_sub(keep_ms) as i64;
         let forgotten = now.saturating_sub(offence_memory_ms) as i64;
         let mut n = 0;
-        n += sqlx::query("DELETE FROM events WHERE ts < ?")
-            .bind(old)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        n += sqlx::query("DELETE FROM request_log WHERE ts < ?")
-            .bind(old)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        n += sqlx::query("DELETE FROM events WHERE ts < ?").bind(old).execute(&self.pool).await?.rows_affected();
+        n += sqlx::query("DELETE FROM request_log WHERE ts < ?").bind(old).execute(&self.pool).await?.rows_affected();
         n += sqlx::query("DELETE FROM blacklist WHERE expires_at IS NOT NULL AND expires_at < ? AND created_at < ?")
             .bind(now as i64)
             .bind(forgotten)

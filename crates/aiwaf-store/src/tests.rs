@@ -32,18 +32,12 @@ async fn migrates_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
-    store
-        .add_ban(ip("10.0.0.1"), "manual test", None, T0)
-        .await
-        .unwrap();
+    store.add_ban(ip("10.0.0.1"), "manual test", None, T0).await.unwrap();
     store.close().await;
     let store = Store::open(dir.path()).await.unwrap();
     let rows = store.blacklist(false, T0).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        (rows[0].ip.as_str(), rows[0].detector.as_str()),
-        ("10.0.0.1", "manual")
-    );
+    assert_eq!((rows[0].ip.as_str(), rows[0].detector.as_str()), ("10.0.0.1", "manual"));
 }
 
 #[tokio::test]
@@ -51,39 +45,18 @@ async fn detector_bans_keep_active_entries_and_replace_expired_ones() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     let g0 = store.generation().await.unwrap();
-    assert_eq!(
-        store
-            .write_batch(&[ban("10.0.0.2", T0, Some(T0 + 1000), 1, 7)])
-            .await
-            .unwrap(),
-        7
-    );
+    assert_eq!(store.write_batch(&[ban("10.0.0.2", T0, Some(T0 + 1000), 1, 7)]).await.unwrap(), 7);
     assert!(store.generation().await.unwrap() > g0);
     // Still active: a second ban does not replace it.
-    store
-        .write_batch(&[ban("10.0.0.2", T0 + 500, Some(T0 + 9000), 2, 8)])
-        .await
-        .unwrap();
+    store.write_batch(&[ban("10.0.0.2", T0 + 500, Some(T0 + 9000), 2, 8)]).await.unwrap();
     let rows = store.blacklist(false, T0 + 600).await.unwrap();
-    assert_eq!(
-        (rows[0].reason.as_str(), rows[0].expires_at),
-        ("flood #1", Some((T0 + 1000) as i64))
-    );
+    assert_eq!((rows[0].reason.as_str(), rows[0].expires_at), ("flood #1", Some((T0 + 1000) as i64)));
     // Expired: replaced, offence count carried.
-    store
-        .write_batch(&[ban("10.0.0.2", T0 + 2000, Some(T0 + 5000), 2, 9)])
-        .await
-        .unwrap();
+    store.write_batch(&[ban("10.0.0.2", T0 + 2000, Some(T0 + 5000), 2, 9)]).await.unwrap();
     let rows = store.blacklist(true, T0 + 2100).await.unwrap();
-    assert_eq!(
-        (rows[0].offences, rows[0].expires_at),
-        (2, Some((T0 + 5000) as i64))
-    );
+    assert_eq!((rows[0].offences, rows[0].expires_at), (2, Some((T0 + 5000) as i64)));
     // The lists snapshot remembers the expired ban as a previous offence.
-    let lists = store
-        .load_lists(&EngineConfig::default(), T0 + 10_000)
-        .await
-        .unwrap();
+    let lists = store.load_lists(&EngineConfig::default(), T0 + 10_000).await.unwrap();
     let b = &lists.bans[&ip("10.0.0.2")];
     assert!(!b.active(T0 + 10_000));
     assert_eq!(b.offences, 2);
@@ -93,45 +66,16 @@ async fn detector_bans_keep_active_entries_and_replace_expired_ones() {
 async fn exemptions_lift_bans_and_cidrs_work() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    store
-        .write_batch(&[
-            ban("10.1.2.3", T0, None, 1, 1),
-            ban("2001:db8::5", T0, None, 1, 2),
-        ])
-        .await
-        .unwrap();
-    assert!(
-        store
-            .add_exemption(parse_net("10.0.0.0/8").unwrap(), "office", T0)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .add_exemption(parse_net("10.0.0.0/8").unwrap(), "again", T0)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .add_exemption(parse_net("2001:db8::/32").unwrap(), "v6", T0)
-            .await
-            .unwrap()
-    );
+    store.write_batch(&[ban("10.1.2.3", T0, None, 1, 1), ban("2001:db8::5", T0, None, 1, 2)]).await.unwrap();
+    assert!(store.add_exemption(parse_net("10.0.0.0/8").unwrap(), "office", T0).await.unwrap());
+    assert!(!store.add_exemption(parse_net("10.0.0.0/8").unwrap(), "again", T0).await.unwrap());
+    assert!(store.add_exemption(parse_net("2001:db8::/32").unwrap(), "v6", T0).await.unwrap());
     assert!(store.blacklist(true, T0).await.unwrap().is_empty());
-    let lists = store
-        .load_lists(&EngineConfig::default(), T0)
-        .await
-        .unwrap();
+    let lists = store.load_lists(&EngineConfig::default(), T0).await.unwrap();
     assert!(lists.exemptions.contains(ip("10.200.0.1")));
     assert!(lists.exemptions.contains(ip("2001:db8::99")));
     assert!(store.add_ban(ip("10.9.9.9"), "x", None, T0).await.is_err());
-    assert!(
-        store
-            .remove_exemption(parse_net("10.0.0.0/8").unwrap())
-            .await
-            .unwrap()
-    );
+    assert!(store.remove_exemption(parse_net("10.0.0.0/8").unwrap()).await.unwrap());
     assert_eq!(store.exemptions().await.unwrap().len(), 1);
 }
 
@@ -139,26 +83,11 @@ async fn exemptions_lift_bans_and_cidrs_work() {
 async fn keywords_settings_events_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    store
-        .add_keywords(&[("phpmyadmin".into(), 5), ("backup".into(), 9)], T0)
-        .await
-        .unwrap();
-    store
-        .add_keywords(&[("phpmyadmin".into(), 7)], T0)
-        .await
-        .unwrap();
+    store.add_keywords(&[("phpmyadmin".into(), 5), ("backup".into(), 9)], T0).await.unwrap();
+    store.add_keywords(&[("phpmyadmin".into(), 7)], T0).await.unwrap();
     let kws = store.keywords().await.unwrap();
     assert_eq!((kws[0].keyword.as_str(), kws[0].count), ("phpmyadmin", 12));
-    let lists = store
-        .load_lists(
-            &EngineConfig {
-                dynamic_top_n: 1,
-                ..Default::default()
-            },
-            T0,
-        )
-        .await
-        .unwrap();
+    let lists = store.load_lists(&EngineConfig { dynamic_top_n: 1, ..Default::default() }, T0).await.unwrap();
     assert_eq!(lists.learned, ["phpmyadmin"]);
     assert!(store.remove_keyword("BACKUP").await.unwrap());
 
@@ -179,22 +108,12 @@ async fn keywords_settings_events_and_reset() {
         mode: "block",
     });
     store.write_batch(&[ev]).await.unwrap();
-    let evs = store
-        .events(&EventFilter {
-            ip: Some("10.0.0.3".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let evs =
+        store.events(&EventFilter { ip: Some("10.0.0.3".into()), limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(evs[0].evidence["keyword"], ".env");
     assert!(
         store
-            .events(&EventFilter {
-                detector: Some("flood".into()),
-                limit: 10,
-                ..Default::default()
-            })
+            .events(&EventFilter { detector: Some("flood".into()), limit: 10, ..Default::default() })
             .await
             .unwrap()
             .is_empty()
@@ -215,17 +134,10 @@ async fn writer_batches_and_reports_persisted_bans() {
     let (tx, rx) = tokio::sync::mpsc::channel(100);
     let handle = writer::spawn(store.clone(), rx, stats.clone());
     for k in 0..50u64 {
-        tx.send(ban(&format!("10.0.1.{k}"), T0, None, 1, k + 1))
-            .await
-            .unwrap();
+        tx.send(ban(&format!("10.0.1.{k}"), T0, None, 1, k + 1)).await.unwrap();
     }
     drop(tx);
     handle.await.unwrap();
-    assert_eq!(
-        stats
-            .persisted_ban_seq
-            .load(std::sync::atomic::Ordering::SeqCst),
-        50
-    );
+    assert_eq!(stats.persisted_ban_seq.load(std::sync::atomic::Ordering::SeqCst), 50);
     assert_eq!(store.counts(T0).await.unwrap().active_bans, 50);
 }

@@ -31,11 +31,7 @@ pub struct WriterStats {
 
 /// Spawns the writer on the current tokio runtime. It ends when every sender is dropped and
 /// the channel is drained.
-pub fn spawn(
-    store: Store,
-    mut rx: mpsc::Receiver<Record>,
-    stats: Arc<WriterStats>,
-) -> JoinHandle<()> {
+pub fn spawn(store: Store, mut rx: mpsc::Receiver<Record>, stats: Arc<WriterStats>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = rx.recv().await {
@@ -51,9 +47,7 @@ pub fn spawn(
                 match store.write_batch(&batch).await {
                     Ok(seq) => {
                         stats.persisted_ban_seq.fetch_max(seq, Ordering::SeqCst);
-                        stats
-                            .written
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                         break;
                     }
                     Err(e) => {

@@ -18,14 +18,10 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aiwaf_engine::ip::ForwardingHeaders;
-use aiwaf_engine::{
-    Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState,
-};
+use aiwaf_engine::{Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
-};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use tokio::sync::mpsc;
@@ -42,9 +38,7 @@ pub type WafBody<B> = Either<Full<Bytes>, B>;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Counters kept by the layer.
@@ -83,10 +77,7 @@ pub struct Waf {
 
 impl std::fmt::Debug for Waf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Waf")
-            .field("mode", &self.inner.mode)
-            .field("state", &self.inner.state)
-            .finish()
+        f.debug_struct("Waf").field("mode", &self.inner.mode).field("state", &self.inner.state).finish()
     }
 }
 
@@ -149,20 +140,22 @@ impl Waf {
         self.inner.counters.dropped_records.load(Ordering::Relaxed)
     }
 
-    fn next_request_id(&self) -> String {
-        let n = self.inner.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}{:012x}", self.inner.id_prefix, n & 0xffff_ffff_ffff)
+    /// A fresh request id: 20 hex digits (process prefix + counter), as a header value.
+    fn next_request_id(&self) -> HeaderValue {
+        let n = self.inner.id_counter.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff;
+        let v = (u128::from(self.inner.id_prefix) << 48) | u128::from(n);
+        let mut buf = [0u8; 20];
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((v >> (4 * (19 - i))) & 0xf) as usize];
+        }
+        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&buf)).expect("hex digits are a valid header value")
     }
 
     fn emit(&self, record: Record) {
         if let Some(sink) = &self.inner.sink
             && sink.try_send(record).is_err()
         {
-            let n = self
-                .inner
-                .counters
-                .dropped_records
-                .fetch_add(1, Ordering::Relaxed);
+            let n = self.inner.counters.dropped_records.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n + 1, "Storage channel full; records dropped.");
             }
@@ -187,10 +180,7 @@ pub struct WafLayer {
 impl WafLayer {
     /// A layer reading the peer from the [`PeerAddr`] request extension.
     pub fn new(waf: Waf) -> WafLayer {
-        WafLayer {
-            waf,
-            peer: peer_from_extension,
-        }
+        WafLayer { waf, peer: peer_from_extension }
     }
 
     /// Reads the peer some other way (e.g. axum's `ConnectInfo<SocketAddr>`).
@@ -203,11 +193,7 @@ impl WafLayer {
 impl<S> tower::Layer<S> for WafLayer {
     type Service = WafService<S>;
     fn layer(&self, inner: S) -> WafService<S> {
-        WafService {
-            inner,
-            waf: self.waf.clone(),
-            peer: self.peer,
-        }
+        WafService { inner, waf: self.waf.clone(), peer: self.peer }
     }
 }
 
@@ -226,19 +212,15 @@ fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> 
 }
 
 fn all<'a>(h: &'a HeaderMap, name: &'static str) -> Vec<&'a str> {
-    h.get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect()
+    h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
 }
 
 /// Data kept from the request for the response phase and the logs.
 struct Meta {
-    request_id: String,
+    request_id: HeaderValue,
     client: IpAddr,
-    method: String,
-    path: String,
-    query: String,
+    method: http::Method,
+    uri: http::Uri,
     user_agent: String,
     referer: String,
     ts: u64,
@@ -246,23 +228,22 @@ struct Meta {
 }
 
 impl Meta {
+    fn id(&self) -> String {
+        self.request_id.to_str().unwrap_or_default().to_string()
+    }
+
     fn path_and_query(&self) -> String {
-        let mut s = String::with_capacity(self.path.len() + self.query.len() + 1);
-        s.push_str(&self.path);
-        if !self.query.is_empty() {
-            s.push('?');
-            s.push_str(&self.query);
-        }
+        let mut s = self.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         s.truncate(s.floor_char_boundary(2048));
         s
     }
 
     fn event(&self, finding: &Finding, action: &'static str, mode: Mode) -> Record {
         Record::Event(Event {
-            request_id: self.request_id.clone(),
+            request_id: self.id(),
             ts: self.ts,
             ip: self.client,
-            method: self.method.clone(),
+            method: self.method.to_string(),
             path: self.path_and_query(),
             detector: finding.detector,
             action,
@@ -274,12 +255,12 @@ impl Meta {
 
     fn log_entry(&self, status: u16, content_length: Option<u64>, blocked: bool) -> Record {
         Record::Request(RequestEntry {
-            request_id: self.request_id.clone(),
+            request_id: self.id(),
             ts: self.ts,
             ip: self.client,
-            method: self.method.clone(),
-            path: self.path.clone(),
-            query: self.query.clone(),
+            method: self.method.to_string(),
+            path: self.uri.path().to_string(),
+            query: self.uri.query().unwrap_or("").to_string(),
             status,
             response_time_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             user_agent: self.user_agent.clone(),
@@ -293,37 +274,33 @@ impl Meta {
 fn block_response<B>(
     status: StatusCode,
     finding: &Finding,
-    request_id: &str,
+    request_id: &HeaderValue,
     html: bool,
     retry_after: Option<u64>,
 ) -> Response<WafBody<B>> {
+    let id = request_id.to_str().unwrap_or_default();
     let (body, ctype) = if html {
         let reason = escape_html(&finding.reason);
         (
             format!(
                 "<!doctype html><html><head><meta charset=\"utf-8\"><title>{code} {text}</title></head>\
                  <body><h1>{code} {text}</h1><p>This request was blocked by aiwaf: {reason}.</p>\
-                 <p>Request id: <code>{request_id}</code></p></body></html>\n",
+                 <p>Request id: <code>{id}</code></p></body></html>\n",
                 code = status.as_u16(),
                 text = status.canonical_reason().unwrap_or(""),
             ),
             "text/html; charset=utf-8",
         )
     } else {
-        let json = serde_json::json!({"blocked": true, "reason": finding.reason, "request_id": request_id});
+        let json = serde_json::json!({"blocked": true, "reason": finding.reason, "request_id": id});
         (format!("{json}\n"), "application/json")
     };
     let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
-    }
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(HeaderName::from_static(REQUEST_ID_HEADER), request_id.clone());
     if let Some(s) = retry_after {
         h.insert(RETRY_AFTER, HeaderValue::from(s));
     }
@@ -331,10 +308,7 @@ fn block_response<B>(
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for WafService<S>
@@ -393,19 +367,10 @@ where
         let meta = Meta {
             request_id: waf.next_request_id(),
             client,
-            method: req.method().as_str().to_string(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().unwrap_or("").to_string(),
-            user_agent: if logging {
-                header(headers, USER_AGENT).unwrap_or("").to_string()
-            } else {
-                String::new()
-            },
-            referer: if logging {
-                header(headers, REFERER).unwrap_or("").to_string()
-            } else {
-                String::new()
-            },
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            user_agent: if logging { header(headers, USER_AGENT).unwrap_or("").to_string() } else { String::new() },
+            referer: if logging { header(headers, REFERER).unwrap_or("").to_string() } else { String::new() },
             ts: state_now,
             started: Instant::now(),
         };
@@ -428,16 +393,10 @@ where
             waf.emit(meta.event(finding, action, mode));
         }
         if mode == Mode::Block && !verdict.is_allow() {
-            let finding = verdict
-                .finding
-                .as_ref()
-                .expect("a block always carries its finding");
+            let finding = verdict.finding.as_ref().expect("a block always carries its finding");
             let (status, retry) = match verdict.action {
                 Action::RateLimit { retry_after_s } => {
-                    waf.inner
-                        .counters
-                        .rate_limited
-                        .fetch_add(1, Ordering::Relaxed);
+                    waf.inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s))
                 }
                 _ => {
@@ -447,25 +406,16 @@ where
             };
             let resp = block_response(status, finding, &meta.request_id, wants_html, retry);
             if logging {
-                let len = resp
-                    .headers()
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
                 waf.emit(meta.log_entry(status.as_u16(), len, true));
             }
             return Box::pin(async move { Ok(resp) });
         }
         if mode == Mode::Detect && !verdict.is_allow() {
-            waf.inner
-                .counters
-                .would_block
-                .fetch_add(1, Ordering::Relaxed);
+            waf.inner.counters.would_block.fetch_add(1, Ordering::Relaxed);
         }
 
-        if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
-            req.headers_mut()
-                .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
-        }
+        req.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
         let context = inspection.context;
         Box::pin(async move {
             let mut resp = inner.call(req).await?;
@@ -473,10 +423,7 @@ where
             let now = now_ms();
             let obs = engine.observe(waf.state(), mode, &context, status, now);
             if obs.new_known_path {
-                waf.emit(Record::KnownPath {
-                    path: context.path.once.clone(),
-                    at: now,
-                });
+                waf.emit(Record::KnownPath { path: context.path.once.clone(), at: now });
             }
             if let Some(finding) = &obs.finding {
                 if let Some(ban) = &obs.ban {
@@ -484,24 +431,14 @@ where
                     tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
                     waf.emit(Record::Ban(ban.clone()));
                 }
-                let action = if mode == Mode::Block {
-                    "ban"
-                } else {
-                    "would_ban"
-                };
+                let action = if mode == Mode::Block { "ban" } else { "would_ban" };
                 waf.emit(meta.event(finding, action, mode));
             }
             if logging {
-                let len = resp
-                    .headers()
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
                 waf.emit(meta.log_entry(status, len, false));
             }
-            if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
-                resp.headers_mut()
-                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
-            }
+            resp.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
             Ok(resp.map(Either::Right))
         })
     }

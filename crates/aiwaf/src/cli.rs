@@ -16,11 +16,7 @@ use serde_json::json;
 use crate::config::{Config, Overrides, parse_upstream};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "aiwaf",
-    version,
-    about = "A self-learning web application firewall"
-)]
+#[command(name = "aiwaf", version, about = "A self-learning web application firewall")]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -187,10 +183,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr> {
-    s.trim()
-        .parse::<IpAddr>()
-        .map(aiwaf_engine::ip::canonical)
-        .with_context(|| format!("`{s}` is not an IP address"))
+    s.trim().parse::<IpAddr>().map(aiwaf_engine::ip::canonical).with_context(|| format!("`{s}` is not an IP address"))
 }
 
 fn print_json(v: &serde_json::Value) -> Result<()> {
@@ -208,11 +201,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
+        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(header.iter().map(|s| s.to_string()).collect());
@@ -222,9 +211,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn env_lookup(k: &str) -> Option<String> {
@@ -234,17 +221,9 @@ fn env_lookup(k: &str) -> Option<String> {
 /// Entry point; returns the exit code.
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    let mut over = Overrides {
-        config: cli.global.config.clone(),
-        data_dir: cli.global.data_dir.clone(),
-        ..Default::default()
-    };
-    if let Command::Serve {
-        listen,
-        upstream,
-        mode,
-    } = &cli.command
-    {
+    let mut over =
+        Overrides { config: cli.global.config.clone(), data_dir: cli.global.data_dir.clone(), ..Default::default() };
+    if let Command::Serve { listen, upstream, mode } = &cli.command {
         over.listen = listen.clone();
         over.upstream = upstream.clone();
         over.mode = mode.clone();
@@ -306,9 +285,8 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 let ip = parse_ip(&ip)?;
                 let expires = match ttl {
                     Some(t) => {
-                        let d = humantime::parse_duration(&t).with_context(|| {
-                            format!("--ttl: `{t}` is not a duration (e.g. 30m, 24h)")
-                        })?;
+                        let d = humantime::parse_duration(&t)
+                            .with_context(|| format!("--ttl: `{t}` is not a duration (e.g. 30m, 24h)"))?;
                         Some(now + d.as_millis() as u64)
                     }
                     None => None,
@@ -328,47 +306,46 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 }
             }
         },
-        Command::Exempt { action } => {
-            match action {
-                ExemptCmd::List { json } => {
-                    let rows = store.exemptions().await?;
-                    if json {
-                        let v: Vec<_> = rows
+        Command::Exempt { action } => match action {
+            ExemptCmd::List { json } => {
+                let rows = store.exemptions().await?;
+                if json {
+                    let v: Vec<_> = rows
                         .iter()
                         .map(|r| json!({"ip": r.net, "reason": r.reason, "created_at": rfc3339(r.created_at), "expires_at": null}))
                         .collect();
-                        print_json(&json!(v))?;
-                    } else if rows.is_empty() && config.exempt_ips.is_empty() {
-                        println!("No exemptions.");
-                    } else {
-                        let mut body: Vec<Vec<String>> = rows
+                    print_json(&json!(v))?;
+                } else if rows.is_empty() && config.exempt_ips.is_empty() {
+                    println!("No exemptions.");
+                } else {
+                    let mut body: Vec<Vec<String>> =
+                        rows.iter().map(|r| vec![r.net.clone(), rfc3339(r.created_at), r.reason.clone()]).collect();
+                    body.extend(
+                        config
+                            .exempt_ips
                             .iter()
-                            .map(|r| vec![r.net.clone(), rfc3339(r.created_at), r.reason.clone()])
-                            .collect();
-                        body.extend(config.exempt_ips.iter().map(|n| {
-                            vec![n.to_string(), "(config)".into(), "exemptions.ips".into()]
-                        }));
-                        table(&["IP/CIDR", "CREATED", "REASON"], &body);
-                    }
-                }
-                ExemptCmd::Add { net, reason } => {
-                    let n = parse_net(&net).map_err(anyhow::Error::msg)?;
-                    if store.add_exemption(n, &reason, now).await? {
-                        println!("Exempted {n}.");
-                    } else {
-                        println!("{n} is already exempt.");
-                    }
-                }
-                ExemptCmd::Remove { net } => {
-                    let n = parse_net(&net).map_err(anyhow::Error::msg)?;
-                    if store.remove_exemption(n).await? {
-                        println!("Removed exemption {n}.");
-                    } else {
-                        println!("{n} was not exempt.");
-                    }
+                            .map(|n| vec![n.to_string(), "(config)".into(), "exemptions.ips".into()]),
+                    );
+                    table(&["IP/CIDR", "CREATED", "REASON"], &body);
                 }
             }
-        }
+            ExemptCmd::Add { net, reason } => {
+                let n = parse_net(&net).map_err(anyhow::Error::msg)?;
+                if store.add_exemption(n, &reason, now).await? {
+                    println!("Exempted {n}.");
+                } else {
+                    println!("{n} is already exempt.");
+                }
+            }
+            ExemptCmd::Remove { net } => {
+                let n = parse_net(&net).map_err(anyhow::Error::msg)?;
+                if store.remove_exemption(n).await? {
+                    println!("Removed exemption {n}.");
+                } else {
+                    println!("{n} was not exempt.");
+                }
+            }
+        },
         Command::Keywords { action } => match action {
             KeywordsCmd::List { json } => {
                 let rows = store.keywords().await?;
@@ -404,12 +381,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 }
             }
         },
-        Command::Reset {
-            blacklist_only,
-            exemptions_only,
-            keywords_only,
-            yes,
-        } => {
+        Command::Reset { blacklist_only, exemptions_only, keywords_only, yes } => {
             let (scope, what) = if blacklist_only {
                 (ResetScope::Blacklist, "the blacklist")
             } else if exemptions_only {
@@ -417,10 +389,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             } else if keywords_only {
                 (ResetScope::Keywords, "all learned keywords")
             } else {
-                (
-                    ResetScope::All,
-                    "the blacklist, all exemptions and all learned keywords",
-                )
+                (ResetScope::All, "the blacklist, all exemptions and all learned keywords")
             };
             if !yes {
                 if !std::io::stdin().is_terminal() {
@@ -443,16 +412,9 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             LoggingCmd::Status => {
                 let stored = store.request_logging().await?;
                 let on = stored.unwrap_or(config.request_logging);
-                let source = if stored.is_some() {
-                    "set by `aiwaf logging`"
-                } else {
-                    "from configuration"
-                };
+                let source = if stored.is_some() { "set by `aiwaf logging`" } else { "from configuration" };
                 let rows = store.counts(now).await?.request_log;
-                println!(
-                    "Request logging: {} ({source})",
-                    if on { "enabled" } else { "disabled" }
-                );
+                println!("Request logging: {} ({source})", if on { "enabled" } else { "disabled" });
                 println!("Stored requests: {rows}");
                 println!("Database: {}", store.path().display());
             }
@@ -469,31 +431,16 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 println!("Deleted {n} request log rows.");
             }
         },
-        Command::Events {
-            ip,
-            detector,
-            request_id,
-            since,
-            limit,
-            json,
-        } => {
+        Command::Events { ip, detector, request_id, since, limit, json } => {
             let since = match since {
                 Some(s) => {
-                    let d = humantime::parse_duration(&s)
-                        .with_context(|| format!("--since: `{s}` is not a duration"))?;
+                    let d =
+                        humantime::parse_duration(&s).with_context(|| format!("--since: `{s}` is not a duration"))?;
                     Some(now.saturating_sub(d.as_millis() as u64) as i64)
                 }
                 None => None,
             };
-            let rows = store
-                .events(&EventFilter {
-                    ip,
-                    detector,
-                    request_id,
-                    since,
-                    limit,
-                })
-                .await?;
+            let rows = store.events(&EventFilter { ip, detector, request_id, since, limit }).await?;
             if json {
                 let v: Vec<_> = rows
                     .iter()
@@ -521,18 +468,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                         ]
                     })
                     .collect();
-                table(
-                    &[
-                        "TIME",
-                        "IP",
-                        "ACTION",
-                        "DETECTOR",
-                        "REQUEST",
-                        "REASON",
-                        "REQUEST ID",
-                    ],
-                    &body,
-                );
+                table(&["TIME", "IP", "ACTION", "DETECTOR", "REQUEST", "REASON", "REQUEST ID"], &body);
             }
         }
         Command::Serve { .. } | Command::Diagnose => unreachable!("dispatched earlier"),
@@ -557,10 +493,10 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
     println!("aiwaf {} diagnose", env!("CARGO_PKG_VERSION"));
     let config = match Config::load(over, &env_lookup) {
         Ok(c) => {
-            let src = c.file.as_ref().map_or(
-                "defaults and environment (no config file)".to_string(),
-                |f| f.display().to_string(),
-            );
+            let src = c
+                .file
+                .as_ref()
+                .map_or("defaults and environment (no config file)".to_string(), |f| f.display().to_string());
             line(Some(true), "configuration", src);
             c
         }
@@ -575,12 +511,7 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
     line(
         None,
         "rate limit",
-        format!(
-            "{} requests / {}s (429), {} (ban)",
-            e.rate_max,
-            e.rate_window_ms as f64 / 1000.0,
-            e.rate_flood
-        ),
+        format!("{} requests / {}s (429), {} (ban)", e.rate_max, e.rate_window_ms as f64 / 1000.0, e.rate_flood),
     );
     line(
         None,
@@ -588,11 +519,7 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
         if e.trusted_proxies.is_empty() {
             "none (forwarding headers are ignored; the TCP peer is the client)".into()
         } else {
-            e.trusted_proxies
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            e.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
         },
     );
     let dir = &config.data_dir;
@@ -605,11 +532,7 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
     line(
         Some(writable),
         "data dir",
-        format!(
-            "{} ({})",
-            dir.display(),
-            if writable { "writable" } else { "not writable" }
-        ),
+        format!("{} ({})", dir.display(), if writable { "writable" } else { "not writable" }),
     );
     match Store::open(dir).await {
         Ok(store) => {
@@ -635,31 +558,14 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
                 ),
                 Err(err) => line(Some(false), "database", format!("{err}")),
             }
-            let logging = store
-                .request_logging()
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(config.request_logging);
-            line(
-                None,
-                "request logging",
-                if logging {
-                    "enabled".into()
-                } else {
-                    "disabled".into()
-                },
-            );
+            let logging = store.request_logging().await.ok().flatten().unwrap_or(config.request_logging);
+            line(None, "request logging", if logging { "enabled".into() } else { "disabled".into() });
             store.close().await;
         }
         Err(err) => line(Some(false), "database", format!("{err}")),
     }
     match &config.upstream {
-        None => line(
-            None,
-            "upstream",
-            "not configured (set server.upstream or AIWAF_UPSTREAM to check it)".into(),
-        ),
+        None => line(None, "upstream", "not configured (set server.upstream or AIWAF_UPSTREAM to check it)".into()),
         Some(u) => match parse_upstream(u) {
             Err(err) => line(Some(false), "upstream", format!("{err:#}")),
             Ok(uri) => {
@@ -672,27 +578,15 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
                     .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)));
                 match reachable {
                     Some(Ok(_)) => line(Some(true), "upstream", format!("{u} accepts connections")),
-                    Some(Err(err)) => line(
-                        Some(false),
-                        "upstream",
-                        format!("{u} is unreachable: {err}"),
-                    ),
-                    None => line(
-                        Some(false),
-                        "upstream",
-                        format!("{u}: cannot resolve {host}"),
-                    ),
+                    Some(Err(err)) => line(Some(false), "upstream", format!("{u} is unreachable: {err}")),
+                    None => line(Some(false), "upstream", format!("{u}: cannot resolve {host}")),
                 }
             }
         },
     }
     match &config.model_path {
         Some(p) if p.exists() => line(None, "model", format!("{} present", p.display())),
-        Some(p) => line(
-            None,
-            "model",
-            format!("{} not found: anomaly scoring off", p.display()),
-        ),
+        Some(p) => line(None, "model", format!("{} not found: anomaly scoring off", p.display())),
         None => line(None, "model", "none configured: anomaly scoring off".into()),
     }
     if problems == 0 {

@@ -27,8 +27,7 @@ fn parse_duration(key: &str, v: &str) -> Result<Duration> {
         }
         return Ok(Duration::from_secs_f64(secs));
     }
-    humantime::parse_duration(v)
-        .with_context(|| format!("{key}: `{v}` is not a valid duration (e.g. 10s, 15m, 24h)"))
+    humantime::parse_duration(v).with_context(|| format!("{key}: `{v}` is not a valid duration (e.g. 10s, 15m, 24h)"))
 }
 
 fn duration(key: &str, v: &DurationValue) -> Result<Duration> {
@@ -281,14 +280,9 @@ pub struct Overrides {
 fn env_list(key: &str, v: &str) -> Result<Vec<String>> {
     let t = v.trim();
     if t.starts_with('[') {
-        return serde_json::from_str::<Vec<String>>(t)
-            .with_context(|| format!("{key}: not a JSON array of strings"));
+        return serde_json::from_str::<Vec<String>>(t).with_context(|| format!("{key}: not a JSON array of strings"));
     }
-    Ok(t.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect())
+    Ok(t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
 }
 
 fn env_bool(key: &str, v: &str) -> Result<bool> {
@@ -300,16 +294,11 @@ fn env_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
-    v.trim()
-        .parse::<T>()
-        .map_err(|_| anyhow::anyhow!("{key}: `{v}` is not a valid number"))
+    v.trim().parse::<T>().map_err(|_| anyhow::anyhow!("{key}: `{v}` is not a valid number"))
 }
 
 fn nets(key: &str, items: &[String]) -> Result<Vec<IpNet>> {
-    items
-        .iter()
-        .map(|s| parse_net(s).map_err(|e| anyhow::anyhow!("{key}: {e}")))
-        .collect()
+    items.iter().map(|s| parse_net(s).map_err(|e| anyhow::anyhow!("{key}: {e}"))).collect()
 }
 
 fn extensions(items: Vec<String>) -> Vec<String> {
@@ -317,11 +306,7 @@ fn extensions(items: Vec<String>) -> Vec<String> {
         .into_iter()
         .map(|e| {
             let e = e.trim().to_lowercase();
-            if e.starts_with('.') {
-                e
-            } else {
-                format!(".{e}")
-            }
+            if e.starts_with('.') { e } else { format!(".{e}") }
         })
         .collect()
 }
@@ -331,19 +316,14 @@ impl Config {
     /// need not touch the process environment).
     pub fn load(over: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let mut c = Config::default();
-        let file = over
-            .config
-            .clone()
-            .or_else(|| env("AIWAF_CONFIG").map(PathBuf::from))
-            .or_else(|| {
-                let p = PathBuf::from("aiwaf.toml");
-                p.exists().then_some(p)
-            });
+        let file = over.config.clone().or_else(|| env("AIWAF_CONFIG").map(PathBuf::from)).or_else(|| {
+            let p = PathBuf::from("aiwaf.toml");
+            p.exists().then_some(p)
+        });
         if let Some(path) = &file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            c.apply_file(&text)
-                .with_context(|| format!("invalid config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            c.apply_file(&text).with_context(|| format!("invalid config file {}", path.display()))?;
             c.file = Some(path.clone());
         }
         c.apply_env(env)?;
@@ -351,9 +331,7 @@ impl Config {
             c.data_dir = v.clone();
         }
         if let Some(v) = &over.listen {
-            c.listen = v.parse().with_context(|| {
-                format!("--listen: `{v}` is not an address like 127.0.0.1:8080")
-            })?;
+            c.listen = v.parse().with_context(|| format!("--listen: `{v}` is not an address like 127.0.0.1:8080"))?;
         }
         if let Some(v) = &over.upstream {
             c.upstream = Some(v.clone());
@@ -370,17 +348,13 @@ impl Config {
         let e = &mut self.engine;
         let s = f.server;
         if let Some(v) = s.listen {
-            self.listen = v
-                .parse()
-                .with_context(|| format!("server.listen: `{v}` is not an address"))?;
+            self.listen = v.parse().with_context(|| format!("server.listen: `{v}` is not an address"))?;
         }
         if let Some(v) = s.upstream {
             self.upstream = Some(v);
         }
         if let Some(v) = s.mode {
-            self.mode = v
-                .parse()
-                .map_err(|err| anyhow::anyhow!("server.mode: {err}"))?;
+            self.mode = v.parse().map_err(|err| anyhow::anyhow!("server.mode: {err}"))?;
         }
         if let Some(v) = s.trusted_proxies {
             e.trusted_proxies = nets("server.trusted_proxies", &v)?;
@@ -429,10 +403,7 @@ impl Config {
             e.rate_flood = v;
         }
         if let Some(v) = f.bans.durations {
-            e.ban_durations = v
-                .iter()
-                .map(|d| ban_step("bans.durations", d))
-                .collect::<Result<_>>()?;
+            e.ban_durations = v.iter().map(|d| ban_step("bans.durations", d)).collect::<Result<_>>()?;
         }
         if let Some(v) = &f.bans.offence_memory {
             e.offence_memory_ms = ms(duration("bans.offence_memory", v)?);
@@ -541,10 +512,7 @@ impl Config {
             e.allowed_path_keywords = env_list("AIWAF_ALLOWED_PATH_KEYWORDS", &v)?;
         }
         if let Some(v) = get("AIWAF_TRUSTED_PROXIES") {
-            e.trusted_proxies = nets(
-                "AIWAF_TRUSTED_PROXIES",
-                &env_list("AIWAF_TRUSTED_PROXIES", &v)?,
-            )?;
+            e.trusted_proxies = nets("AIWAF_TRUSTED_PROXIES", &env_list("AIWAF_TRUSTED_PROXIES", &v)?)?;
         }
         if let Some(v) = get("AIWAF_MIDDLEWARE_LOGGING") {
             self.request_logging = env_bool("AIWAF_MIDDLEWARE_LOGGING", &v)?;
@@ -565,35 +533,24 @@ impl Config {
             self.upstream = Some(v);
         }
         if let Some(v) = get("AIWAF_LISTEN") {
-            self.listen = v
-                .parse()
-                .with_context(|| format!("AIWAF_LISTEN: `{v}` is not an address"))?;
+            self.listen = v.parse().with_context(|| format!("AIWAF_LISTEN: `{v}` is not an address"))?;
         }
         if let Some(v) = get("AIWAF_MODE") {
-            self.mode = v
-                .parse()
-                .map_err(|err| anyhow::anyhow!("AIWAF_MODE: {err}"))?;
+            self.mode = v.parse().map_err(|err| anyhow::anyhow!("AIWAF_MODE: {err}"))?;
         }
         Ok(())
     }
 
     fn validate(&self) -> Result<()> {
-        self.engine
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.engine.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if !(0.0..=0.5).contains(&self.contamination) {
-            bail!(
-                "model.contamination / AIWAF_AI_CONTAMINATION must be between 0 and 0.5, got {}",
-                self.contamination
-            );
+            bail!("model.contamination / AIWAF_AI_CONTAMINATION must be between 0 and 0.5, got {}", self.contamination);
         }
         if self.channel_capacity == 0 {
             bail!("storage.channel_capacity must be at least 1");
         }
         if self.reload_interval.is_zero() || self.reload_interval > Duration::from_secs(1) {
-            bail!(
-                "storage.reload_interval must be between 1ms and 1s (CLI changes must apply within a second)"
-            );
+            bail!("storage.reload_interval must be between 1ms and 1s (CLI changes must apply within a second)");
         }
         if let Some(u) = &self.upstream {
             parse_upstream(u)?;
@@ -604,9 +561,7 @@ impl Config {
 
 /// Parses and checks an upstream URL: `http://host:port[/base]`.
 pub fn parse_upstream(u: &str) -> Result<http::Uri> {
-    let uri: http::Uri = u
-        .parse()
-        .with_context(|| format!("upstream: `{u}` is not a URL"))?;
+    let uri: http::Uri = u.parse().with_context(|| format!("upstream: `{u}` is not a URL"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(other) => bail!("upstream: scheme `{other}` is not supported (use http://)"),
@@ -636,10 +591,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = format!(
-            "{:#}",
-            load_text("[rate_limit]\nmaxx = 3\n", &no_env).unwrap_err()
-        );
+        let err = format!("{:#}", load_text("[rate_limit]\nmaxx = 3\n", &no_env).unwrap_err());
         assert!(err.contains("maxx"), "{err}");
         let err = format!("{:#}", load_text("[ratelimit]\n", &no_env).unwrap_err());
         assert!(err.contains("ratelimit"), "{err}");
@@ -647,23 +599,14 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let err = format!(
-            "{:#}",
-            load_text("[honeypot]\nmin_form_time = \"soon\"\n", &no_env).unwrap_err()
-        );
+        let err = format!("{:#}", load_text("[honeypot]\nmin_form_time = \"soon\"\n", &no_env).unwrap_err());
         assert!(err.contains("honeypot.min_form_time"), "{err}");
-        let err = format!(
-            "{:#}",
-            load_text("[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n", &no_env).unwrap_err()
-        );
+        let err = format!("{:#}", load_text("[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n", &no_env).unwrap_err());
         assert!(err.contains("server.trusted_proxies"), "{err}");
         let env = |k: &str| (k == "AIWAF_RATE_MAX").then(|| "lots".to_string());
         let err = format!("{:#}", load_text("", &env).unwrap_err());
         assert!(err.contains("AIWAF_RATE_MAX"), "{err}");
-        let err = format!(
-            "{:#}",
-            load_text("[rate_limit]\nmax = 50\n", &no_env).unwrap_err()
-        );
+        let err = format!("{:#}", load_text("[rate_limit]\nmax = 50\n", &no_env).unwrap_err());
         assert!(err.contains("rate_limit.flood"), "{err}");
     }
 
@@ -703,14 +646,8 @@ mod tests {
     fn defaults_are_the_seeds() {
         let c = load_text("", &no_env).unwrap();
         let e = &c.engine;
-        assert_eq!(
-            (e.rate_window_ms, e.rate_max, e.rate_flood),
-            (10_000, 20, 40)
-        );
-        assert_eq!(
-            (e.min_form_time_ms, e.window_ms, e.dynamic_top_n),
-            (1000, 60_000, 10)
-        );
+        assert_eq!((e.rate_window_ms, e.rate_max, e.rate_flood), (10_000, 20, 40));
+        assert_eq!((e.min_form_time_ms, e.window_ms, e.dynamic_top_n), (1000, 60_000, 10));
         assert_eq!(e.file_extensions, [".php", ".asp", ".jsp"]);
         assert_eq!(c.contamination, 0.05);
         assert!(!c.request_logging);

@@ -74,10 +74,7 @@ fn error_response(status: StatusCode, error: &str, detail: &str) -> Response<Pro
     let body = serde_json::json!({"error": error, "detail": detail});
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{body}\n")))));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -96,14 +93,8 @@ impl ProxyService {
         ProxyService {
             inner: Arc::new(Inner {
                 client,
-                scheme: upstream
-                    .scheme()
-                    .cloned()
-                    .unwrap_or(http::uri::Scheme::HTTP),
-                authority: upstream
-                    .authority()
-                    .cloned()
-                    .expect("upstream validated to have a host"),
+                scheme: upstream.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
+                authority: upstream.authority().cloned().expect("upstream validated to have a host"),
                 base_path,
                 trusted,
                 settings,
@@ -113,10 +104,7 @@ impl ProxyService {
 
     async fn forward(self, req: Request<Incoming>) -> Response<ProxyBody> {
         let s = &self.inner.settings;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > s.max_body_bytes) {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,10 +113,7 @@ impl ProxyService {
             );
         }
         let (mut parts, body) = req.into_parts();
-        let peer: Option<IpAddr> = parts
-            .extensions
-            .get::<PeerAddr>()
-            .map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
+        let peer: Option<IpAddr> = parts.extensions.get::<PeerAddr>().map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
 
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let target = format!("{}{}", self.inner.base_path, path_and_query);
@@ -138,11 +123,7 @@ impl ProxyService {
             .path_and_query(target)
             .build();
         let Ok(uri) = uri else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "request target cannot be forwarded",
-            );
+            return error_response(StatusCode::BAD_REQUEST, "bad_request", "request target cannot be forwarded");
         };
         if !parts.headers.contains_key(header::HOST)
             && let Some(a) = parts.uri.authority()
@@ -167,19 +148,13 @@ impl ProxyService {
             } else {
                 String::new()
             };
-            let xff = if prior.is_empty() {
-                peer.to_string()
-            } else {
-                format!("{prior}, {peer}")
-            };
+            let xff = if prior.is_empty() { peer.to_string() } else { format!("{prior}, {peer}") };
             parts.headers.remove("x-forwarded-for");
             if let Ok(v) = HeaderValue::from_str(&xff) {
                 parts.headers.insert("x-forwarded-for", v);
             }
             if !(trusted && parts.headers.contains_key("x-forwarded-proto")) {
-                parts
-                    .headers
-                    .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+                parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
             }
         }
         let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
@@ -208,11 +183,7 @@ impl ProxyService {
             }
             Err(_) => {
                 tracing::warn!(upstream = %self.inner.authority, "Upstream timed out.");
-                error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "gateway_timeout",
-                    "upstream did not answer in time",
-                )
+                error_response(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream did not answer in time")
             }
         }
     }

@@ -31,10 +31,7 @@ pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Conf
     let now = now_ms();
     let lists = store.load_lists(waf.engine().config(), now).await?;
     waf.state().install_lists(lists, persisted, now);
-    let logging = store
-        .request_logging()
-        .await?
-        .unwrap_or(config.request_logging);
+    let logging = store.request_logging().await?.unwrap_or(config.request_logging);
     waf.set_request_logging(logging);
     Ok(())
 }
@@ -43,8 +40,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -58,31 +55,22 @@ async fn shutdown_signal() {
 
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<()> {
-    let upstream_text = config
-        .upstream
-        .clone()
-        .context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
+    let upstream_text =
+        config.upstream.clone().context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
     let upstream = parse_upstream(&upstream_text)?;
     let store = Store::open(&config.data_dir).await?;
-    let engine = Engine::new(
-        config.engine.clone(),
-        IpSet::new(config.exempt_ips.iter().copied()),
-    )
-    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let engine = Engine::new(config.engine.clone(), IpSet::new(config.exempt_ips.iter().copied()))
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let (tx, rx) = mpsc::channel(config.channel_capacity);
     let stats = Arc::new(WriterStats::default());
     let writer = writer::spawn(store.clone(), rx, stats.clone());
     let waf = Waf::with_sink(engine, config.mode, Some(tx));
-    reload(&store, &waf, &stats, &config)
-        .await
-        .context("cannot read the lists from storage")?;
+    reload(&store, &waf, &stats, &config).await.context("cannot read the lists from storage")?;
     let known = store.known_paths(config.engine.known_path_capacity).await?;
-    waf.state()
-        .seed_known_paths(known.iter().map(String::as_str));
+    waf.state().seed_known_paths(known.iter().map(String::as_str));
 
     let reloader = {
-        let (store, waf, stats, config) =
-            (store.clone(), waf.clone(), stats.clone(), config.clone());
+        let (store, waf, stats, config) = (store.clone(), waf.clone(), stats.clone(), config.clone());
         tokio::spawn(async move {
             let mut last_gen = store.generation().await.unwrap_or(-1);
             let mut last_full = Instant::now();
@@ -130,12 +118,7 @@ pub async fn run(config: Config) -> Result<()> {
                 tick.tick().await;
                 let e = &config.engine;
                 match store
-                    .purge(
-                        now_ms(),
-                        config.retention.as_millis() as u64,
-                        e.offence_memory_ms,
-                        e.known_path_capacity,
-                    )
+                    .purge(now_ms(), config.retention.as_millis() as u64, e.offence_memory_ms, e.known_path_capacity)
                     .await
                 {
                     Ok(n) if n > 0 => tracing::info!(rows = n, "Retention purge."),
@@ -146,16 +129,11 @@ pub async fn run(config: Config) -> Result<()> {
         })
     };
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
     let trusted = IpSet::new(config.engine.trusted_proxies.iter().copied());
-    let service = WafLayer::new(waf.clone()).layer(ProxyService::new(
-        &upstream,
-        trusted,
-        config.proxy.clone(),
-    ));
+    let service = WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -203,10 +181,7 @@ pub async fn run(config: Config) -> Result<()> {
     }
     tracing::info!("Shutting down: no new connections, finishing in-flight requests.");
     drop(listener);
-    if tokio::time::timeout(config.proxy.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(config.proxy.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("Shutdown grace period over; closing remaining connections.");
     }
     reloader.abort();
@@ -216,10 +191,7 @@ pub async fn run(config: Config) -> Result<()> {
     drop(service);
     drop(waf);
     // Every sender is gone now: the writer drains the channel and ends.
-    if tokio::time::timeout(Duration::from_secs(10), writer)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(10), writer).await.is_err() {
         tracing::warn!("Storage writer did not finish in time; some records may be lost.");
     }
     store.close().await;

@@ -12,41 +12,15 @@ async fn block_response_format_and_the_why() {
     let r = get("127.0.30.1", p.addr, "/.env").await;
     assert_eq!(r.status, 403);
     assert_eq!(r.headers["content-type"], "application/json");
-    let id = r.headers["x-aiwaf-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = r.headers["x-aiwaf-request-id"].to_str().unwrap().to_string();
     let j = r.json();
-    assert_eq!(
-        (j["blocked"].as_bool(), j["request_id"].as_str()),
-        (Some(true), Some(id.as_str()))
-    );
-    let r = send_from(
-        "127.0.30.1",
-        p.addr,
-        "GET",
-        "/",
-        &[("accept", "text/html,*/*")],
-        Bytes::new(),
-    )
-    .await;
+    assert_eq!((j["blocked"].as_bool(), j["request_id"].as_str()), (Some(true), Some(id.as_str())));
+    let r = send_from("127.0.30.1", p.addr, "GET", "/", &[("accept", "text/html,*/*")], Bytes::new()).await;
     assert_eq!(r.status, 403);
-    assert!(
-        r.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    assert!(
-        r.text()
-            .contains(r.headers["x-aiwaf-request-id"].to_str().unwrap())
-    );
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().contains(r.headers["x-aiwaf-request-id"].to_str().unwrap()));
     // "Why was I blocked?" — answered from the request id alone.
-    eventually(Duration::from_secs(2), async || {
-        !events(&p, &["--request-id", &id]).is_empty()
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || !events(&p, &["--request-id", &id]).is_empty()).await.unwrap();
     let ev = &events(&p, &["--request-id", &id])[0];
     assert_eq!(ev["ip"], "127.0.30.1");
     assert_eq!(ev["detector"], "keyword");
@@ -59,10 +33,7 @@ async fn block_response_format_and_the_why() {
 async fn bans_survive_a_restart() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let opts = ProxyOpts {
-        dir: Some(dir.path().join("data")),
-        ..Default::default()
-    };
+    let opts = ProxyOpts { dir: Some(dir.path().join("data")), ..Default::default() };
     let mut p = Proxy::start(&up.url(), opts.clone());
     assert_eq!(get("127.0.31.1", p.addr, "/wp-login.php").await.status, 403);
     assert_eq!(p.terminate(), Some(0));
@@ -71,11 +42,7 @@ async fn bans_survive_a_restart() {
     assert_eq!(get("127.0.31.2", p.addr, "/").await.status, 200);
     let b = &blacklist(&p)[0];
     assert_eq!(
-        (
-            b["ip"].as_str(),
-            b["detector"].as_str(),
-            b["offences"].as_i64()
-        ),
+        (b["ip"].as_str(), b["detector"].as_str(), b["offences"].as_i64()),
         (Some("127.0.31.1"), Some("keyword"), Some(1))
     );
 }
@@ -85,18 +52,11 @@ async fn cli_unban_applies_to_a_running_server_within_a_second() {
     let up = Upstream::start().await;
     let p = Proxy::start(&up.url(), ProxyOpts::default());
     assert_eq!(get("127.0.32.1", p.addr, "/.git/HEAD").await.status, 403);
-    eventually(Duration::from_secs(2), async || {
-        banned_ips(&p) == ["127.0.32.1"]
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["127.0.32.1"]).await.unwrap();
     let (code, out, _) = p.cli(&["blacklist", "remove", "127.0.32.1"]);
     assert_eq!(code, 0);
     assert!(out.contains("Unbanned"));
-    let took = eventually(Duration::from_secs(1), async || {
-        get("127.0.32.1", p.addr, "/").await.status == 200
-    })
-    .await;
+    let took = eventually(Duration::from_secs(1), async || get("127.0.32.1", p.addr, "/").await.status == 200).await;
     println!("CLI unban applied after {took:?}");
     assert!(took.is_some(), "unban not applied within 1 s");
     // A second offence escalates: the next ban is longer (1 h after 15 min).
@@ -107,25 +67,15 @@ async fn cli_unban_applies_to_a_running_server_within_a_second() {
 async fn repeat_offenders_get_longer_bans() {
     let up = Upstream::start().await;
     let config = "[bans]\ndurations = [\"1s\", \"1h\"]\n".to_string();
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     assert_eq!(get("127.0.33.1", p.addr, "/.env").await.status, 403);
-    eventually(Duration::from_secs(3), async || {
-        get("127.0.33.1", p.addr, "/").await.status == 200
-    })
-    .await
-    .expect("first ban expires");
+    eventually(Duration::from_secs(3), async || get("127.0.33.1", p.addr, "/").await.status == 200)
+        .await
+        .expect("first ban expires");
     assert_eq!(get("127.0.33.1", p.addr, "/.env").await.status, 403);
-    eventually(Duration::from_secs(2), async || {
-        blacklist(&p).first().is_some_and(|b| b["offences"] == 2)
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || blacklist(&p).first().is_some_and(|b| b["offences"] == 2))
+        .await
+        .unwrap();
     let b = &blacklist(&p)[0];
     let created = humantime::parse_rfc3339(b["created_at"].as_str().unwrap()).unwrap();
     let expires = humantime::parse_rfc3339(b["expires_at"].as_str().unwrap()).unwrap();
@@ -137,23 +87,15 @@ async fn detect_mode_blocks_nothing_and_records_everything() {
     let up = Upstream::start().await;
     let p = Proxy::start(
         &up.url(),
-        ProxyOpts {
-            mode: Some("detect"),
-            env: vec![("AIWAF_RATE_MAX", "3".into())],
-            ..Default::default()
-        },
+        ProxyOpts { mode: Some("detect"), env: vec![("AIWAF_RATE_MAX", "3".into())], ..Default::default() },
     );
     assert_eq!(get("127.0.34.1", p.addr, "/.env").await.status, 200);
     for _ in 0..5 {
         assert_eq!(get("127.0.34.2", p.addr, "/").await.status, 200);
     }
-    eventually(Duration::from_secs(2), async || events(&p, &[]).len() >= 3)
-        .await
-        .unwrap();
+    eventually(Duration::from_secs(2), async || events(&p, &[]).len() >= 3).await.unwrap();
     let evs = events(&p, &[]);
-    assert!(evs.iter().any(|e| e["action"] == "would_ban"
-        && e["detector"] == "keyword"
-        && e["mode"] == "detect"));
+    assert!(evs.iter().any(|e| e["action"] == "would_ban" && e["detector"] == "keyword" && e["mode"] == "detect"));
     assert!(evs.iter().any(|e| e["action"] == "would_rate_limit"));
     assert!(blacklist(&p).is_empty(), "detect mode must not ban");
 }
@@ -161,13 +103,7 @@ async fn detect_mode_blocks_nothing_and_records_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_mode_is_a_plain_proxy() {
     let up = Upstream::start().await;
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            mode: Some("off"),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { mode: Some("off"), ..Default::default() });
     for _ in 0..50 {
         assert_eq!(get("127.0.35.1", p.addr, "/.env").await.status, 200);
     }
@@ -225,14 +161,7 @@ fn bad_configuration_refuses_to_start_naming_the_key() {
     let cfg = dir.path().join("aiwaf.toml");
     std::fs::write(&cfg, "[rate_limit]\nmax = 5\nflod = 10\n").unwrap();
     let out = Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--config",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--config"])
         .arg(&cfg)
         .arg("--data-dir")
         .arg(dir.path())
@@ -243,14 +172,7 @@ fn bad_configuration_refuses_to_start_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("flod"), "{err}");
     let out = Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--data-dir"])
         .arg(dir.path())
         .env("AIWAF_RATE_FLOOD", "many")
         .output()
@@ -262,10 +184,7 @@ fn bad_configuration_refuses_to_start_naming_the_key() {
 #[test]
 fn diagnose_reports_and_fails_on_problems() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let out = Command::new(bin())
         .args(["diagnose", "--data-dir"])
         .arg(dir.path())
@@ -281,16 +200,8 @@ fn diagnose_reports_and_fails_on_problems() {
     let out = Command::new(bin())
         .args(["diagnose", "--data-dir"])
         .arg(dir.path())
-        .env(
-            "AIWAF_UPSTREAM",
-            format!("http://{}", live.local_addr().unwrap()),
-        )
+        .env("AIWAF_UPSTREAM", format!("http://{}", live.local_addr().unwrap()))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }

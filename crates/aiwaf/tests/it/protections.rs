@@ -13,41 +13,19 @@ async fn spoofed_forwarding_headers_change_nothing_from_untrusted_peers() {
         p.addr,
         "GET",
         "/.env",
-        &[
-            ("x-forwarded-for", "203.0.113.9"),
-            ("x-real-ip", "203.0.113.9"),
-            ("forwarded", "for=203.0.113.9"),
-        ],
+        &[("x-forwarded-for", "203.0.113.9"), ("x-real-ip", "203.0.113.9"), ("forwarded", "for=203.0.113.9")],
         Bytes::new(),
     )
     .await;
     assert_eq!(r.status, 403);
-    eventually(Duration::from_secs(2), async || !banned_ips(&p).is_empty())
-        .await
-        .unwrap();
+    eventually(Duration::from_secs(2), async || !banned_ips(&p).is_empty()).await.unwrap();
     // The real peer is banned, not the address the client claimed.
     assert_eq!(banned_ips(&p), ["127.0.0.2"]);
     // Claiming to be someone else does not get a banned client out.
-    let r = send_from(
-        "127.0.0.2",
-        p.addr,
-        "GET",
-        "/",
-        &[("x-forwarded-for", "127.0.0.1")],
-        Bytes::new(),
-    )
-    .await;
+    let r = send_from("127.0.0.2", p.addr, "GET", "/", &[("x-forwarded-for", "127.0.0.1")], Bytes::new()).await;
     assert_eq!(r.status, 403);
     // The upstream sees the real peer in X-Forwarded-For, not the spoofed chain.
-    let r = send_from(
-        "127.0.0.3",
-        p.addr,
-        "GET",
-        "/echo",
-        &[("x-forwarded-for", "6.6.6.6")],
-        Bytes::new(),
-    )
-    .await;
+    let r = send_from("127.0.0.3", p.addr, "GET", "/echo", &[("x-forwarded-for", "6.6.6.6")], Bytes::new()).await;
     assert_eq!(r.json()["headers"]["x-forwarded-for"][0], "127.0.0.3");
 }
 
@@ -55,85 +33,35 @@ async fn spoofed_forwarding_headers_change_nothing_from_untrusted_peers() {
 async fn trusted_proxies_pass_the_rightmost_untrusted_hop() {
     let up = Upstream::start().await;
     let config = "[server]\ntrusted_proxies = [\"127.0.0.10/32\"]\n".to_string();
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     let via = |xff: &'static str| [("x-forwarded-for", xff)];
-    let r = send_from(
-        "127.0.0.10",
-        p.addr,
-        "GET",
-        "/.git/config",
-        &via("9.9.9.9, 198.51.100.7"),
-        Bytes::new(),
-    )
-    .await;
+    let r = send_from("127.0.0.10", p.addr, "GET", "/.git/config", &via("9.9.9.9, 198.51.100.7"), Bytes::new()).await;
     assert_eq!(r.status, 403);
-    eventually(Duration::from_secs(2), async || {
-        banned_ips(&p) == ["198.51.100.7"]
-    })
-    .await
-    .expect("ban on the client, not the proxy");
+    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["198.51.100.7"])
+        .await
+        .expect("ban on the client, not the proxy");
     // Another client behind the same proxy is fine; the banned one is blocked through it.
-    let r = send_from(
-        "127.0.0.10",
-        p.addr,
-        "GET",
-        "/",
-        &via("198.51.100.8"),
-        Bytes::new(),
-    )
-    .await;
+    let r = send_from("127.0.0.10", p.addr, "GET", "/", &via("198.51.100.8"), Bytes::new()).await;
     assert_eq!(r.status, 200);
-    let r = send_from(
-        "127.0.0.10",
-        p.addr,
-        "GET",
-        "/",
-        &via("198.51.100.7"),
-        Bytes::new(),
-    )
-    .await;
+    let r = send_from("127.0.0.10", p.addr, "GET", "/", &via("198.51.100.7"), Bytes::new()).await;
     assert_eq!(r.status, 403);
     // An untrusted peer sending the same header is judged on its own address.
-    let r = send_from(
-        "127.0.0.11",
-        p.addr,
-        "GET",
-        "/",
-        &via("198.51.100.7"),
-        Bytes::new(),
-    )
-    .await;
+    let r = send_from("127.0.0.11", p.addr, "GET", "/", &via("198.51.100.7"), Bytes::new()).await;
     assert_eq!(r.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemptions_bypass_every_check_and_are_never_banned() {
     let up = Upstream::start().await;
-    let config =
-        "[exemptions]\nips = [\"127.0.5.0/24\"]\n[rate_limit]\nmax = 3\nflood = 5\n".to_string();
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
+    let config = "[exemptions]\nips = [\"127.0.5.0/24\"]\n[rate_limit]\nmax = 3\nflood = 5\n".to_string();
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     for _ in 0..10 {
         assert_ne!(get("127.0.5.9", p.addr, "/.env").await.status, 403);
     }
     // A CLI exemption reaches the running server within a second.
     let (code, _, err) = p.cli(&["exempt", "add", "127.0.6.1", "--reason", "office"]);
     assert_eq!(code, 0, "{err}");
-    let took = eventually(Duration::from_secs(1), async || {
-        get("127.0.6.1", p.addr, "/.env").await.status != 403
-    })
-    .await;
+    let took = eventually(Duration::from_secs(1), async || get("127.0.6.1", p.addr, "/.env").await.status != 403).await;
     assert!(took.is_some(), "exemption not applied within 1 s");
     assert!(banned_ips(&p).is_empty());
     let (_, out, _) = p.cli(&["exempt", "list", "--json"]);
@@ -147,25 +75,15 @@ async fn exemptions_bypass_every_check_and_are_never_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_clients_and_cidr_exemptions() {
     let up = Upstream::start().await;
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            listen: Some("[::1]:0"),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { listen: Some("[::1]:0"), ..Default::default() });
     assert_eq!(get("::1", p.addr, "/.env").await.status, 403);
-    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["::1"])
-        .await
-        .unwrap();
+    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["::1"]).await.unwrap();
     let (code, _, err) = p.cli(&["exempt", "add", "::/64"]);
     assert_eq!(code, 0, "{err}");
     // The exemption lifts the ban and covers the address.
-    eventually(Duration::from_secs(1), async || {
-        get("::1", p.addr, "/.env").await.status != 403
-    })
-    .await
-    .expect("exempted");
+    eventually(Duration::from_secs(1), async || get("::1", p.addr, "/.env").await.status != 403)
+        .await
+        .expect("exempted");
     assert!(banned_ips(&p).is_empty());
 }
 
@@ -173,30 +91,14 @@ async fn ipv6_clients_and_cidr_exemptions() {
 async fn exempt_paths_are_never_blocked_on_segment_boundaries() {
     let up = Upstream::start().await;
     let config = "[exemptions]\npaths = [\"/Health\"]\n".to_string();
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     // Built-in admin/login prefixes and configured ones, case-insensitive.
-    for path in [
-        "/admin/x.php",
-        "/ADMIN/.env",
-        "/health/check.php",
-        "/accounts/login/wp-login.php",
-    ] {
+    for path in ["/admin/x.php", "/ADMIN/.env", "/health/check.php", "/accounts/login/wp-login.php"] {
         assert_ne!(get("127.0.1.1", p.addr, path).await.status, 403, "{path}");
     }
     // Many 404s on exempt paths do not count as a 404 flood.
     for k in 0..10 {
-        assert_eq!(
-            get("127.0.1.1", p.addr, &format!("/admin/missing{k}.jsp"))
-                .await
-                .status,
-            404
-        );
+        assert_eq!(get("127.0.1.1", p.addr, &format!("/admin/missing{k}.jsp")).await.status, 404);
     }
     assert_eq!(get("127.0.1.1", p.addr, "/").await.status, 200);
     // /healthz is not under /health; /admin/../ does not borrow the exemption.
@@ -209,45 +111,23 @@ async fn blacklist_blocks_at_once_and_ttl_expires() {
     let up = Upstream::start().await;
     let p = Proxy::start(&up.url(), ProxyOpts::default());
     assert_eq!(get("127.0.2.1", p.addr, "/").await.status, 200);
-    let (code, _, err) = p.cli(&[
-        "blacklist",
-        "add",
-        "127.0.2.1",
-        "--reason",
-        "abuse report",
-        "--ttl",
-        "2s",
-    ]);
+    let (code, _, err) = p.cli(&["blacklist", "add", "127.0.2.1", "--reason", "abuse report", "--ttl", "2s"]);
     assert_eq!(code, 0, "{err}");
-    let took = eventually(Duration::from_secs(1), async || {
-        get("127.0.2.1", p.addr, "/").await.status == 403
-    })
-    .await;
+    let took = eventually(Duration::from_secs(1), async || get("127.0.2.1", p.addr, "/").await.status == 403).await;
     println!("CLI ban applied after {took:?}");
     assert!(took.is_some(), "CLI ban not applied within 1 s");
     let hits = up.hits();
     let r = get("127.0.2.1", p.addr, "/anything").await;
     assert_eq!(r.status, 403);
-    assert!(
-        r.json()["reason"]
-            .as_str()
-            .unwrap()
-            .contains("abuse report")
-    );
-    assert_eq!(
-        up.hits(),
-        hits,
-        "a blocked request must not reach the upstream"
-    );
+    assert!(r.json()["reason"].as_str().unwrap().contains("abuse report"));
+    assert_eq!(up.hits(), hits, "a blocked request must not reach the upstream");
     let b = &blacklist(&p)[0];
     assert_eq!(b["reason"], "abuse report");
     assert!(b["expires_at"].is_string());
     // Bans expire.
-    eventually(Duration::from_secs(4), async || {
-        get("127.0.2.1", p.addr, "/").await.status == 200
-    })
-    .await
-    .expect("ban expired");
+    eventually(Duration::from_secs(4), async || get("127.0.2.1", p.addr, "/").await.status == 200)
+        .await
+        .expect("ban expired");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,10 +136,7 @@ async fn rate_limit_429_then_flood_ban() {
     let p = Proxy::start(
         &up.url(),
         ProxyOpts {
-            env: vec![
-                ("AIWAF_RATE_MAX", "5".into()),
-                ("AIWAF_RATE_FLOOD", "10".into()),
-            ],
+            env: vec![("AIWAF_RATE_MAX", "5".into()), ("AIWAF_RATE_FLOOD", "10".into())],
             ..Default::default()
         },
     );
@@ -272,19 +149,12 @@ async fn rate_limit_429_then_flood_ban() {
         }
         statuses.push(r.status);
     }
-    assert_eq!(
-        statuses,
-        [200, 200, 200, 200, 200, 429, 429, 429, 429, 429, 403, 403]
-    );
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429, 429, 403, 403]);
     // Other clients are unaffected: the limit is per client.
     for _ in 0..5 {
         assert_eq!(get("127.0.3.2", p.addr, "/").await.status, 200);
     }
-    eventually(Duration::from_secs(2), async || {
-        banned_ips(&p) == ["127.0.3.1"]
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["127.0.3.1"]).await.unwrap();
     let ev = events(&p, &["--detector", "flood"]);
     assert_eq!(ev[0]["evidence"]["count"], 11);
     assert_eq!(events(&p, &["--detector", "rate_limit"]).len(), 5);
@@ -294,51 +164,27 @@ async fn rate_limit_429_then_flood_ban() {
 async fn keywords_static_learned_and_upstream_confirmed_paths() {
     let up = Upstream::start().await;
     let config = "[keywords]\nallowed = [\"shell\"]\n".to_string();
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     // The seed could never match these (punctuation, encodings).
-    for (n, path) in [
-        "/.env",
-        "/wp-login.php",
-        "/%2e%65nv",
-        "/%252e%2567it/config",
-        "/a/../backup.bak",
-        "/xmlrpc",
-    ]
-    .iter()
-    .enumerate()
+    for (n, path) in ["/.env", "/wp-login.php", "/%2e%65nv", "/%252e%2567it/config", "/a/../backup.bak", "/xmlrpc"]
+        .iter()
+        .enumerate()
     {
         let r = get(&format!("127.0.4.{}", n + 1), p.addr, path).await;
         assert_eq!(r.status, 403, "{path}");
     }
     // Allowed words and ordinary pages pass.
-    for path in [
-        "/cgi-bin/shell",
-        "/blog/hello-world/",
-        "/en/profile/",
-        "/shells/",
-    ] {
+    for path in ["/cgi-bin/shell", "/blog/hello-world/", "/en/profile/", "/shells/"] {
         assert_eq!(get("127.0.4.20", p.addr, path).await.status, 200, "{path}");
     }
     // A learned keyword blocks new paths but never one the upstream has served.
     let store = aiwaf_store::Store::open(&p.dir).await.unwrap();
-    store
-        .add_keywords(&[("profile".into(), 3)], aiwaf_tower::now_ms())
-        .await
-        .unwrap();
+    store.add_keywords(&[("profile".into(), 3)], aiwaf_tower::now_ms()).await.unwrap();
     // Each probe uses a fresh path: one the upstream served would become known-good.
     let mut k = 0;
     let took = eventually(Duration::from_secs(1), async || {
         k += 1;
-        get("127.0.4.21", p.addr, &format!("/team{k}/profile"))
-            .await
-            .status
-            == 403
+        get("127.0.4.21", p.addr, &format!("/team{k}/profile")).await.status == 403
     })
     .await;
     assert!(took.is_some(), "learned keyword not applied within 1 s");
@@ -351,10 +197,7 @@ async fn keywords_static_learned_and_upstream_confirmed_paths() {
     let mut n = 100;
     let took = eventually(Duration::from_secs(1), async || {
         n += 1;
-        get(&format!("127.0.4.{n}"), p.addr, "/staff/profile")
-            .await
-            .status
-            == 200
+        get(&format!("127.0.4.{n}"), p.addr, "/staff/profile").await.status == 200
     })
     .await;
     assert!(took.is_some(), "keyword removal not applied within 1 s");
@@ -368,22 +211,14 @@ async fn file_extension_probing_bans_after_three_404s() {
     let up = Upstream::start().await;
     // Without static keywords, `.php` alone would not block: the probe detector does.
     let config = "[keywords]\nstatic = []\n".to_string();
-    let p = Proxy::start(
-        &up.url(),
-        ProxyOpts {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     for path in ["/a.php", "/b.asp", "/c.jsp"] {
         assert_eq!(get("127.0.7.1", p.addr, path).await.status, 404);
     }
     assert_eq!(get("127.0.7.1", p.addr, "/").await.status, 403);
-    eventually(Duration::from_secs(2), async || {
-        !events(&p, &["--detector", "extension_probe"]).is_empty()
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || !events(&p, &["--detector", "extension_probe"]).is_empty())
+        .await
+        .unwrap();
     let ev = &events(&p, &["--detector", "extension_probe"])[0];
     assert_eq!(ev["evidence"]["paths"].as_array().unwrap().len(), 3);
     // Two probes and a normal page: fine.
@@ -396,10 +231,7 @@ async fn file_extension_probing_bans_after_three_404s() {
 async fn timing_honeypot_for_form_posts() {
     let up = Upstream::start().await;
     let p = Proxy::start(&up.url(), ProxyOpts::default());
-    let form = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("accept", "text/html"),
-    ];
+    let form = [("content-type", "application/x-www-form-urlencoded"), ("accept", "text/html")];
     let body = || Bytes::from_static(b"name=a&msg=b");
     // A bot posting straight away.
     let r = send_from("127.0.8.1", p.addr, "POST", "/contact/", &form, body()).await;
@@ -425,11 +257,7 @@ async fn timing_honeypot_for_form_posts() {
     )
     .await;
     assert_eq!(r.status, 200);
-    eventually(Duration::from_secs(2), async || {
-        events(&p, &["--detector", "honeypot"]).len() == 2
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || events(&p, &["--detector", "honeypot"]).len() == 2).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,41 +266,18 @@ async fn uuid_tampering_scores_404s() {
     let p = Proxy::start(&up.url(), ProxyOpts::default());
     // The real item, many times: never counts.
     for _ in 0..10 {
-        assert_eq!(
-            get("127.0.9.1", p.addr, &format!("/items/{KNOWN_UUID}"))
-                .await
-                .status,
-            200
-        );
+        assert_eq!(get("127.0.9.1", p.addr, &format!("/items/{KNOWN_UUID}")).await.status, 200);
     }
     // Enumeration: four misses pass, the fifth bans.
     for k in 0..5 {
-        let r = get(
-            "127.0.9.2",
-            p.addr,
-            &format!("/items/550e8400-e29b-41d4-a716-44665544100{k}"),
-        )
-        .await;
+        let r = get("127.0.9.2", p.addr, &format!("/items/550e8400-e29b-41d4-a716-44665544100{k}")).await;
         assert_eq!(r.status, 404);
     }
     assert_eq!(get("127.0.9.2", p.addr, "/").await.status, 403);
     // A malformed UUID (injection attempt) is enough on its own.
-    assert_eq!(
-        get(
-            "127.0.9.3",
-            p.addr,
-            &format!("/items/{KNOWN_UUID}'%20or%201=1")
-        )
-        .await
-        .status,
-        404
-    );
+    assert_eq!(get("127.0.9.3", p.addr, &format!("/items/{KNOWN_UUID}'%20or%201=1")).await.status, 404);
     assert_eq!(get("127.0.9.3", p.addr, "/").await.status, 403);
-    eventually(Duration::from_secs(2), async || {
-        events(&p, &["--detector", "uuid_tamper"]).len() == 2
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || events(&p, &["--detector", "uuid_tamper"]).len() == 2).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,20 +285,13 @@ async fn not_found_flood_bans_on_the_sixth_404() {
     let up = Upstream::start().await;
     let p = Proxy::start(&up.url(), ProxyOpts::default());
     for k in 0..5 {
-        assert_eq!(
-            get("127.0.10.1", p.addr, &format!("/nf/{k}")).await.status,
-            404
-        );
+        assert_eq!(get("127.0.10.1", p.addr, &format!("/nf/{k}")).await.status, 404);
     }
     // Five 404s are tolerated (a few broken links).
     assert_eq!(get("127.0.10.1", p.addr, "/").await.status, 200);
     assert_eq!(get("127.0.10.1", p.addr, "/nf/6").await.status, 404);
     assert_eq!(get("127.0.10.1", p.addr, "/").await.status, 403);
-    eventually(Duration::from_secs(2), async || {
-        banned_ips(&p) == ["127.0.10.1"]
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["127.0.10.1"]).await.unwrap();
     let ev = &events(&p, &["--detector", "not_found_flood"])[0];
     assert_eq!(ev["evidence"]["count"], 6);
 }

@@ -50,21 +50,12 @@ async fn route(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
         let query = req.uri().query().unwrap_or("").to_string();
         let mut headers = BTreeMap::new();
         for (k, v) in req.headers() {
-            headers
-                .entry(k.to_string())
-                .or_insert_with(Vec::new)
-                .push(v.to_str().unwrap_or("").to_string());
+            headers.entry(k.to_string()).or_insert_with(Vec::new).push(v.to_str().unwrap_or("").to_string());
         }
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let v = serde_json::json!({"method": method, "path": path, "query": query, "headers": headers, "body_len": body.len()});
         let mut r = text(200, v.to_string());
-        r.headers_mut()
-            .insert("connection", "keep-alive, x-hop".parse().unwrap());
+        r.headers_mut().insert("connection", "keep-alive, x-hop".parse().unwrap());
         r.headers_mut().insert("x-hop", "secret".parse().unwrap());
         return Ok(r);
     }
@@ -73,12 +64,9 @@ async fn route(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
         return Ok(text(200, "slow done".into()));
     }
     if path == "/big" {
-        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..64)
-            .map(|_| Ok(Frame::data(Bytes::from(vec![b'x'; 32 * 1024]))))
-            .collect();
-        return Ok(Response::new(http_body_util::Either::Right(
-            StreamBody::new(futures_util::stream::iter(chunks)),
-        )));
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> =
+            (0..64).map(|_| Ok(Frame::data(Bytes::from(vec![b'x'; 32 * 1024])))).collect();
+        return Ok(Response::new(http_body_util::Either::Right(StreamBody::new(futures_util::stream::iter(chunks)))));
     }
     if path == "/redirect" {
         let mut r = text(302, String::new());
@@ -86,11 +74,7 @@ async fn route(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
         return Ok(r);
     }
     if let Some(id) = path.strip_prefix("/items/") {
-        let status = if id.trim_end_matches('/') == KNOWN_UUID {
-            200
-        } else {
-            404
-        };
+        let status = if id.trim_end_matches('/') == KNOWN_UUID { 200 } else { 404 };
         return Ok(text(status, format!("item {id}")));
     }
     let lower = path.to_lowercase();
@@ -120,9 +104,8 @@ impl Upstream {
                         h.fetch_add(1, Ordering::SeqCst);
                         route(req)
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -216,13 +199,7 @@ impl Proxy {
             .find_map(|w| w.strip_prefix("http://"))
             .unwrap_or_else(|| panic!("unexpected first line from aiwaf serve: {line:?}"));
         let addr: SocketAddr = addr_text.parse().unwrap();
-        Proxy {
-            addr,
-            dir,
-            child,
-            _tmp: tmp,
-            config,
-        }
+        Proxy { addr, dir, child, _tmp: tmp, config }
     }
 
     /// Runs a CLI command against this proxy's data dir (and config); returns (exit code, stdout, stderr).
@@ -232,10 +209,7 @@ impl Proxy {
 
     /// Sends SIGTERM and waits; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -249,11 +223,7 @@ impl Proxy {
 
 pub fn cli_in(dir: &Path, config: Option<&Path>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("AIWAF_LOG", "warn")
-        .stdin(Stdio::null());
+    cmd.args(args).arg("--data-dir").arg(dir).env("AIWAF_LOG", "warn").stdin(Stdio::null());
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
@@ -278,8 +248,7 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -293,36 +262,19 @@ pub async fn send_from(
     body: Bytes,
 ) -> Resp {
     let src: IpAddr = src.parse().unwrap();
-    let socket = if src.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .unwrap();
+    let socket = if src.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.unwrap();
     socket.bind(SocketAddr::new(src, 0)).unwrap();
     let stream = socket.connect(to).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "app.test");
+    let mut b = Request::builder().method(method).uri(path).header("host", "app.test");
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = sender
-        .send_request(b.body(Full::new(body)).unwrap())
-        .await
-        .unwrap();
+    let resp = sender.send_request(b.body(Full::new(body)).unwrap()).await.unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Resp {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    }
+    Resp { status: parts.status.as_u16(), headers: parts.headers, body }
 }
 
 pub async fn get(src: &str, to: SocketAddr, path: &str) -> Resp {
@@ -345,11 +297,7 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Op
 pub fn blacklist(p: &Proxy) -> Vec<serde_json::Value> {
     let (code, out, err) = p.cli(&["blacklist", "list", "--json"]);
     assert_eq!(code, 0, "{err}");
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().clone()
 }
 
 /// Stored events as JSON, via the CLI.
@@ -358,16 +306,9 @@ pub fn events(p: &Proxy, extra: &[&str]) -> Vec<serde_json::Value> {
     args.extend_from_slice(extra);
     let (code, out, err) = p.cli(&args);
     assert_eq!(code, 0, "{err}");
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().clone()
 }
 
 pub fn banned_ips(p: &Proxy) -> Vec<String> {
-    blacklist(p)
-        .iter()
-        .map(|b| b["ip"].as_str().unwrap().to_string())
-        .collect()
+    blacklist(p).iter().map(|b| b["ip"].as_str().unwrap().to_string()).collect()
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Proxy throughput: the upstream directly vs `aiwaf serve --mode off` vs `--mode block`,
+# side by side in one run, with wrk on loopback. Prints a table and writes bench/results/proxy.json.
+#
+#   bench/proxy.sh [--duration 5] [--rounds 3] [--connections "16 64"]
+#
+# Every client is a random address in 10.0.0.0/8 sent as X-Forwarded-For by the trusted
+# loopback load generator, so block mode runs every detector with per-client state for
+# hundreds of thousands of clients at default limits (nobody is rate limited).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=5
+rounds=3
+conns="16 64"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) conns=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)..." >&2
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+cargo build --release -q -p aiwaf -p aiwaf-bench
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, echoes ADDR
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    addr=$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's|http://||')
+    [ -n "$addr" ] && { echo "$addr"; return; }
+    sleep 0.1
+  done
+  echo "$name did not start" >&2; cat "$work/$name.err" >&2; exit 1
+}
+
+up=$(start upstream target/release/bench-upstream 127.0.0.1:0)
+cat >"$work/aiwaf.toml" <<TOML
+[server]
+trusted_proxies = ["127.0.0.1/32"]
+TOML
+off=$(start off target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml")
+block=$(start block env AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml")
+
+run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
+  local out
+  out=$(wrk -t2 -c"$3" -d"${duration}s" --latency -s bench/clients.lua "http://$2" 2>&1)
+  echo "$out" >"$work/wrk-$1-$3.txt"
+  local rps p50 p99 bad
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${bad:-0}"
+}
+to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
+  local v=$1
+  case "$v" in
+    *us) awk -v x="${v%us}" 'BEGIN{printf "%.3f", x/1000}' ;;
+    *ms) awk -v x="${v%ms}" 'BEGIN{printf "%.3f", x}' ;;
+    *s) awk -v x="${v%s}" 'BEGIN{printf "%.3f", x*1000}' ;;
+    *) echo "$v" ;;
+  esac
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+mkdir -p bench/results
+json="["
+printf '%-8s %5s %12s %9s %9s %8s %10s\n' target conns req/s p50_ms p99_ms non2xx vs_off
+for c in $conns; do
+  # Interleave the targets and repeat, so drift on a shared 2-core box hits all three alike;
+  # report the median of the rounds.
+  for r in $(seq "$rounds"); do
+    for t in direct off block; do
+      case $t in direct) a=$up ;; off) a=$off ;; block) a=$block ;; esac
+      run "$t" "$a" "$c" >>"$work/$t-$c.txt"
+    done
+  done
+  o_rps=$(cut -d' ' -f1 "$work/off-$c.txt" | median)
+  for t in direct off block; do
+    rps=$(cut -d' ' -f1 "$work/$t-$c.txt" | median)
+    p50=$(cut -d' ' -f2 "$work/$t-$c.txt" | median)
+    p99=$(cut -d' ' -f3 "$work/$t-$c.txt" | median)
+    bad=$(cut -d' ' -f4 "$work/$t-$c.txt" | sort -g | tail -1)
+    ratio=$(awk -v a="$rps" -v b="$o_rps" 'BEGIN{printf "%.3f", a/b}')
+    printf '%-8s %5s %12s %9s %9s %8s %10s\n' "$t" "$c" "$rps" "$p50" "$p99" "$bad" "$ratio"
+    json="$json{\"target\":\"$t\",\"connections\":$c,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$bad,\"vs_off\":$ratio},"
+  done
+done
+json="${json%,}]"
+echo "$json" >bench/results/proxy.json
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds"
