@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
             let now = 1_700_000_000_000 + n * 10;
             let i = engine.inspect(&state, Mode::Block, black_box(&req), now);
             assert!(i.verdict.is_allow());
-            black_box(engine.observe(&state, Mode::Block, &i.context, 200, now));
+            black_box(engine.observe(&state, Mode::Block, &i.context, 200, 0.002, now));
         })
     });
 }
@@ -56,7 +56,7 @@ fn bench_new_clients(c: &mut Criterion) {
             };
             let now = 1_700_000_000_000 + n;
             let i = engine.inspect(&state, Mode::Block, black_box(&req), now);
-            black_box(engine.observe(&state, Mode::Block, &i.context, 200, now));
+            black_box(engine.observe(&state, Mode::Block, &i.context, 200, 0.002, now));
         })
     });
 }

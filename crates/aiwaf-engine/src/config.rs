@@ -102,6 +102,16 @@ pub struct EngineConfig {
     pub client_capacity: u64,
     /// Maximum number of upstream-confirmed paths kept in memory (100 000).
     pub known_path_capacity: u64,
+    /// Anomalous requests (with attack signs) within `anomaly_window_ms` that ban a client (3).
+    pub anomaly_min_hits: u32,
+    /// Window for counting anomalous requests (60 s).
+    pub anomaly_window_ms: u64,
+    /// Attack sign: 404s in the feature window at least this (3).
+    pub anomaly_min_404: u32,
+    /// Attack sign: requests in the preceding 10 s at least this (30).
+    pub anomaly_min_burst: u32,
+    /// Attack sign: static keyword hits at least this (1).
+    pub anomaly_min_keyword_hits: u32,
 }
 
 impl Default for EngineConfig {
@@ -131,6 +141,11 @@ impl Default for EngineConfig {
             offence_memory_ms: 30 * 24 * HOUR,
             client_capacity: 100_000,
             known_path_capacity: 100_000,
+            anomaly_min_hits: 3,
+            anomaly_window_ms: 60 * SECOND,
+            anomaly_min_404: 3,
+            anomaly_min_burst: 30,
+            anomaly_min_keyword_hits: 1,
         }
     }
 }
@@ -162,10 +177,21 @@ impl EngineConfig {
         if self.ban_durations.is_empty() {
             return Err("bans.durations must name at least one duration".into());
         }
+        if self.anomaly_min_hits == 0 {
+            return Err("anomaly.min_hits must be at least 1".into());
+        }
         if self.client_capacity == 0 {
             return Err("server.client_capacity must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Whether a feature vector shows attack signs (the seed's guard against banning heavy but
+    /// honest users on the model's word alone).
+    pub fn attack_signs(&self, x: &crate::features::Features) -> bool {
+        x[1] >= f64::from(self.anomaly_min_keyword_hits)
+            || x[5] >= f64::from(self.anomaly_min_404)
+            || x[4] >= f64::from(self.anomaly_min_burst)
     }
 
     /// Ban length for the `offence`-th offence (1-based); `None` is permanent.

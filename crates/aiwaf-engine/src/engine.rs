@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode};
+use crate::features::{FEATURE_NAMES, kw_hits};
 use crate::ip::{ForwardingHeaders, IpSet, resolve_client_ip};
 use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
 use crate::state::{BanState, ClientState, WafState};
@@ -37,6 +38,8 @@ pub struct RequestContext {
     pub path: NormalizedPath,
     /// Exempt address or path: nothing is counted or learned.
     pub exempt: bool,
+    /// Length of the raw path (the `path_len` feature).
+    pub raw_path_len: usize,
 }
 
 /// Result of the request phase.
@@ -57,6 +60,8 @@ pub struct Observation {
     pub ban: Option<Ban>,
     /// The path became known-good (2xx/3xx) just now; storage should remember it.
     pub new_known_path: bool,
+    /// The model's anomaly score, when a model is loaded.
+    pub score: Option<f64>,
 }
 
 /// The immutable part of the WAF: settings and compiled matchers. Share it as `Arc<Engine>`.
@@ -115,7 +120,8 @@ impl Engine {
         let lists = state.lists();
         let ip_exempt = self.exempt_ips.contains(ip) || lists.exemptions.contains(ip);
         let path_exempt = self.exempt_paths.matches(&path.once);
-        let context = RequestContext { client: ip, path, exempt: ip_exempt || path_exempt };
+        let context =
+            RequestContext { client: ip, path, exempt: ip_exempt || path_exempt, raw_path_len: req.path.len() };
         if ip_exempt || mode == Mode::Off {
             return Inspection { verdict: Verdict::ALLOW, context };
         }
@@ -159,9 +165,18 @@ impl Engine {
         Inspection { verdict: Verdict::ALLOW, context }
     }
 
-    /// Response phase: the upstream answered `status`. Updates the 404, extension and UUID
-    /// counters and the known-good paths; may ban the client for its next requests.
-    pub fn observe(&self, state: &WafState, mode: Mode, ctx: &RequestContext, status: u16, now: u64) -> Observation {
+    /// Response phase: the upstream answered `status` after `resp_time_s` seconds. Updates the
+    /// 404, extension and UUID counters, the model's features and the known-good paths, scores
+    /// the request when a model is loaded; may ban the client for its next requests.
+    pub fn observe(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        ctx: &RequestContext,
+        status: u16,
+        resp_time_s: f64,
+        now: u64,
+    ) -> Observation {
         let mut out = Observation::default();
         if ctx.exempt || mode == Mode::Off {
             return out;
@@ -171,12 +186,15 @@ impl Engine {
             out.new_known_path = state.add_known_path(&ctx.path.once);
         }
         let shape = uuid_shape(&ctx.path.once);
-        if status != 404 && !(ok && shape != UuidShape::None) {
-            return out;
-        }
+        let model = state.model();
         let c = &self.config;
         let client = state.client(ctx.client);
         let mut cs = client.lock();
+        let kw = match &model {
+            Some(_) => kw_hits(&state.lists().keywords, &ctx.path),
+            None => 0,
+        };
+        let features = cs.features.observe(ctx.raw_path_len, kw, status, resp_time_s, now, c.window_ms);
         let mut finding = None;
         if status == 404 {
             let p: Box<str> = truncate(&ctx.path.once, 160).into();
@@ -239,6 +257,34 @@ impl Engine {
                         "malformed": shape == UuidShape::Malformed}),
                 });
                 cs.uuid_events.clear();
+            }
+        }
+        if let Some(m) = &model {
+            let score = m.score(&features);
+            out.score = Some(score);
+            if finding.is_none() && score > m.threshold() && c.attack_signs(&features) {
+                expire(&mut cs.anomalies, now, c.anomaly_window_ms, |t| *t);
+                cs.anomalies.push_back(now);
+                while cs.anomalies.len() > c.anomaly_min_hits as usize {
+                    cs.anomalies.pop_front();
+                }
+                if cs.anomalies.len() >= c.anomaly_min_hits as usize {
+                    let named: serde_json::Map<String, serde_json::Value> =
+                        FEATURE_NAMES.iter().zip(features).map(|(n, v)| (n.to_string(), json!(v))).collect();
+                    finding = Some(Finding {
+                        detector: Detector::Anomaly,
+                        reason: format!(
+                            "AI anomaly with attack signs ({} anomalous requests within {}s, score {score:.3} > {:.3})",
+                            cs.anomalies.len(),
+                            secs(c.anomaly_window_ms),
+                            m.threshold()
+                        ),
+                        evidence: json!({"score": score, "threshold": m.threshold(), "features": named,
+                            "anomalous_requests": cs.anomalies.len(), "window_s": secs(c.anomaly_window_ms),
+                            "path": ctx.path.once}),
+                    });
+                    cs.anomalies.clear();
+                }
             }
         }
         drop(cs);

@@ -11,13 +11,17 @@
 
 pub mod config;
 mod engine;
+pub mod features;
 pub mod ip;
 pub mod keywords;
+pub mod model;
 pub mod path;
 pub mod state;
 pub mod verdict;
 
 pub use config::{EngineConfig, Mode};
 pub use engine::{Engine, Inspection, Observation, RequestContext, RequestInfo};
+pub use features::{FEATURE_NAMES, Features};
+pub use model::Model;
 pub use state::{BanState, Lists, WafState};
 pub use verdict::{Action, Ban, Detector, Event, Finding, Record, RequestEntry, Verdict};

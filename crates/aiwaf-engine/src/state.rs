@@ -17,8 +17,10 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::config::EngineConfig;
+use crate::features::FeatureWindow;
 use crate::ip::IpSet;
 use crate::keywords::KeywordSet;
+use crate::model::Model;
 
 /// A ban as the request path sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +104,10 @@ pub struct ClientState {
     pub(crate) ext_not_found: VecDeque<(u64, Box<str>)>,
     /// UUID-tamper score changes: time and delta.
     pub(crate) uuid_events: VecDeque<(u64, i32)>,
+    /// History for the model's features.
+    pub(crate) features: FeatureWindow,
+    /// Times of anomalous requests with attack signs.
+    pub(crate) anomalies: VecDeque<u64>,
 }
 
 /// All mutable state of a running WAF. Cheap to share behind an `Arc`.
@@ -112,6 +118,7 @@ pub struct WafState {
     clients: quick_cache::sync::Cache<IpAddr, Arc<Mutex<ClientState>>>,
     known_paths: quick_cache::sync::Cache<Box<str>, ()>,
     ban_seq: AtomicU64,
+    model: arc_swap::ArcSwapOption<Model>,
 }
 
 impl std::fmt::Debug for WafState {
@@ -133,7 +140,18 @@ impl WafState {
             clients: quick_cache::sync::Cache::new(config.client_capacity as usize),
             known_paths: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
             ban_seq: AtomicU64::new(0),
+            model: arc_swap::ArcSwapOption::empty(),
         }
+    }
+
+    /// The anomaly model in force, if any.
+    pub fn model(&self) -> Option<Arc<Model>> {
+        self.model.load_full()
+    }
+
+    /// Swaps the anomaly model (in-flight requests finish with the one they started with).
+    pub fn set_model(&self, model: Option<Arc<Model>>) {
+        self.model.store(model);
     }
 
     /// The current snapshot.

@@ -25,6 +25,10 @@ pub enum Detector {
     NotFoundFlood,
     /// Too many 404s on probed file extensions.
     ExtensionProbe,
+    /// The anomaly model, with attack signs.
+    Anomaly,
+    /// Offline training (404 flood or anomaly found in logs).
+    Training,
     /// Added by an operator.
     Manual,
 }
@@ -41,6 +45,8 @@ impl Detector {
             Detector::UuidTamper => "uuid_tamper",
             Detector::NotFoundFlood => "not_found_flood",
             Detector::ExtensionProbe => "extension_probe",
+            Detector::Anomaly => "anomaly",
+            Detector::Training => "training",
             Detector::Manual => "manual",
         }
     }

@@ -421,7 +421,7 @@ where
             let mut resp = inner.call(req).await?;
             let status = resp.status().as_u16();
             let now = now_ms();
-            let obs = engine.observe(waf.state(), mode, &context, status, now);
+            let obs = engine.observe(waf.state(), mode, &context, status, meta.started.elapsed().as_secs_f64(), now);
             if obs.new_known_path {
                 waf.emit(Record::KnownPath { path: context.path.once.clone(), at: now });
             }

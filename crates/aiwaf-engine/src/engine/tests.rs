@@ -140,7 +140,7 @@ fn keywords_skip_paths_the_upstream_serves() {
     // Once the upstream has served the page, nobody is blocked on it.
     let ctx = e.inspect(&s, Mode::Block, &get("10.0.0.2", "/ok"), T0).context;
     let ctx = RequestContext { path: crate::path::NormalizedPath::new("/en/profile/"), ..ctx };
-    assert!(e.observe(&s, Mode::Block, &ctx, 200, T0).new_known_path);
+    assert!(e.observe(&s, Mode::Block, &ctx, 200, 0.01, T0).new_known_path);
     assert!(e.inspect(&s, Mode::Block, &get("10.0.0.3", "/en/profile/"), T0).verdict.is_allow());
     assert!(e.inspect(&s, Mode::Block, &get("10.0.0.3", "/en/Profile/index"), T0).verdict.ban.is_some());
 }
@@ -176,7 +176,7 @@ fn observe_n(e: &Engine, s: &WafState, client: &str, path: &str, status: u16, n:
     (0..n)
         .map(|k| {
             let i = e.inspect(s, Mode::Block, &get(client, path), t0 + k * 100);
-            e.observe(s, Mode::Block, &i.context, status, t0 + k * 100)
+            e.observe(s, Mode::Block, &i.context, status, 0.01, t0 + k * 100)
         })
         .collect()
 }
@@ -187,7 +187,7 @@ fn not_found_flood_bans_on_the_sixth() {
     let paths = ["/a", "/b", "/c", "/d", "/e", "/f"];
     for (k, p) in paths.iter().enumerate() {
         let i = e.inspect(&s, Mode::Block, &get("10.0.0.1", p), T0 + k as u64 * 1000);
-        let o = e.observe(&s, Mode::Block, &i.context, 404, T0 + k as u64 * 1000);
+        let o = e.observe(&s, Mode::Block, &i.context, 404, 0.01, T0 + k as u64 * 1000);
         assert_eq!(o.ban.is_some(), k == 5, "404 number {}", k + 1);
         if k == 5 {
             assert_eq!(o.finding.unwrap().detector, Detector::NotFoundFlood);
@@ -197,7 +197,7 @@ fn not_found_flood_bans_on_the_sixth() {
     let (e, s) = engine(|_| {});
     for k in 0..10u64 {
         let i = e.inspect(&s, Mode::Block, &get("10.0.0.2", "/gone"), T0 + k * 15_000);
-        assert!(e.observe(&s, Mode::Block, &i.context, 404, T0 + k * 15_000).ban.is_none());
+        assert!(e.observe(&s, Mode::Block, &i.context, 404, 0.01, T0 + k * 15_000).ban.is_none());
     }
 }
 
@@ -263,4 +263,70 @@ fn client_table_is_bounded() {
         e.inspect(&s, Mode::Block, &req, T0 + k as u64);
     }
     assert!(s.client_count() <= 1100, "{} clients kept", s.client_count());
+}
+
+fn benign_model() -> std::sync::Arc<crate::Model> {
+    let rows: Vec<Vec<f64>> = (0..3000u64)
+        .map(|k| {
+            let r = (k * 2_654_435_761) % 1000;
+            vec![
+                5.0 + (r % 25) as f64,
+                0.0,
+                0.01 + (r % 30) as f64 / 100.0,
+                if r % 10 == 0 { -1.0 } else { 0.0 },
+                (r % 6) as f64,
+                if r % 50 == 0 { 1.0 } else { 0.0 },
+            ]
+        })
+        .collect();
+    let forest = aiwaf_forest::Forest::fit(&rows, &aiwaf_forest::Params::default()).unwrap();
+    let info = crate::model::TrainingInfo {
+        trained_at: T0,
+        sources: vec!["test".into()],
+        rows_used: rows.len() as u64,
+        clients: 1,
+        contamination: 0.05,
+        seed: 42,
+        fitted_rows: rows.len() as u64,
+        score_quantiles: Default::default(),
+    };
+    std::sync::Arc::new(crate::Model::new(forest, info))
+}
+
+#[test]
+fn anomaly_model_bans_with_attack_signs_only() {
+    let (e, s) = engine(|c| c.not_found_threshold = 1000);
+    s.set_model(Some(benign_model()));
+    // A scanner: long unknown paths, one 404 after another.
+    let mut banned_at = None;
+    for k in 0..10u64 {
+        let path = format!("/some/very/long/probe/path/number/{k}/that/does/not/exist");
+        let i = e.inspect(&s, Mode::Block, &get("10.0.0.1", &path), T0 + k * 200);
+        if !i.verdict.is_allow() {
+            break;
+        }
+        let o = e.observe(&s, Mode::Block, &i.context, 404, 0.005, T0 + k * 200);
+        assert!(o.score.is_some());
+        if let Some(f) = o.finding {
+            assert_eq!(f.detector, Detector::Anomaly);
+            assert!(f.evidence["features"]["total_404"].as_f64().unwrap() >= 3.0);
+            banned_at = Some(k);
+            break;
+        }
+    }
+    // Attack signs start at the third 404; three anomalous requests with signs ban, before the
+    // sixth 404 (when the 404-flood detector would have).
+    assert!(banned_at.is_some_and(|k| (4..=5).contains(&k)), "{banned_at:?}");
+    // A slow, long page that the model finds odd but that shows no attack sign is never banned
+    // (the seed's bundled model banned any request slower than 5.64 s).
+    for k in 0..20u64 {
+        let i = e.inspect(
+            &s,
+            Mode::Block,
+            &get("10.0.0.2", "/reports/annual/2025/full-export-with-all-the-details"),
+            T0 + k * 3000,
+        );
+        let o = e.observe(&s, Mode::Block, &i.context, 200, 12.0, T0 + k * 3000);
+        assert!(o.ban.is_none());
+    }
 }
