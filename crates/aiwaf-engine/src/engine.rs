@@ -62,6 +62,8 @@ pub struct Observation {
     pub new_known_path: bool,
     /// The model's anomaly score, when a model is loaded.
     pub score: Option<f64>,
+    /// The feature vector (only from [`Engine::replay`]).
+    pub features: Option<crate::features::Features>,
 }
 
 /// The immutable part of the WAF: settings and compiled matchers. Share it as `Arc<Engine>`.
@@ -110,6 +112,26 @@ impl Engine {
     /// Whether the trusted-proxy list is empty (then forwarding headers are never read).
     pub fn trusts_proxies(&self) -> bool {
         !self.trusted.is_empty()
+    }
+
+    /// The context of a request that is only observed (training replays logs this way).
+    pub fn context(&self, state: &WafState, client: IpAddr, raw_path: &str) -> RequestContext {
+        let path = NormalizedPath::new(raw_path);
+        let lists = state.lists();
+        let exempt = self.exempt_ips.contains(client)
+            || lists.exemptions.contains(client)
+            || self.exempt_paths.matches(&path.once);
+        RequestContext { client, path, exempt, raw_path_len: raw_path.len() }
+    }
+
+    /// Whether a normalised path is exempt.
+    pub fn is_exempt_path(&self, normalized: &str) -> bool {
+        self.exempt_paths.matches(normalized)
+    }
+
+    /// Whether an address is exempt by configuration.
+    pub fn is_exempt_ip(&self, ip: IpAddr) -> bool {
+        self.exempt_ips.contains(ip)
     }
 
     /// Request phase. Never fails; a block is a verdict. In [`Mode::Block`] a new ban is also
@@ -177,6 +199,33 @@ impl Engine {
         resp_time_s: f64,
         now: u64,
     ) -> Observation {
+        self.observe_inner(state, mode, ctx, status, resp_time_s, now, false)
+    }
+
+    /// [`Engine::observe`] that also returns the feature vector (for training, which replays
+    /// logs through exactly this code with the log's timestamps as `now`).
+    pub fn replay(
+        &self,
+        state: &WafState,
+        ctx: &RequestContext,
+        status: u16,
+        resp_time_s: f64,
+        now: u64,
+    ) -> Observation {
+        self.observe_inner(state, Mode::Detect, ctx, status, resp_time_s, now, true)
+    }
+
+    #[allow(clippy::too_many_arguments)] // The public wrappers keep the API small.
+    fn observe_inner(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        ctx: &RequestContext,
+        status: u16,
+        resp_time_s: f64,
+        now: u64,
+        want_features: bool,
+    ) -> Observation {
         let mut out = Observation::default();
         if ctx.exempt || mode == Mode::Off {
             return out;
@@ -190,11 +239,11 @@ impl Engine {
         let c = &self.config;
         let client = state.client(ctx.client);
         let mut cs = client.lock();
-        let kw = match &model {
-            Some(_) => kw_hits(&state.lists().keywords, &ctx.path),
-            None => 0,
-        };
+        let kw = if model.is_some() || want_features { kw_hits(&state.lists().keywords, &ctx.path) } else { 0 };
         let features = cs.features.observe(ctx.raw_path_len, kw, status, resp_time_s, now, c.window_ms);
+        if want_features {
+            out.features = Some(features);
+        }
         let mut finding = None;
         if status == 404 {
             let p: Box<str> = truncate(&ctx.path.once, 160).into();

@@ -27,8 +27,6 @@ pub enum Detector {
     ExtensionProbe,
     /// The anomaly model, with attack signs.
     Anomaly,
-    /// Offline training (404 flood or anomaly found in logs).
-    Training,
     /// Added by an operator.
     Manual,
 }
@@ -46,7 +44,6 @@ impl Detector {
             Detector::NotFoundFlood => "not_found_flood",
             Detector::ExtensionProbe => "extension_probe",
             Detector::Anomaly => "anomaly",
-            Detector::Training => "training",
             Detector::Manual => "manual",
         }
     }

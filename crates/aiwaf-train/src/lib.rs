@@ -1,0 +1,571 @@
+//! Offline learning: read access logs (or the stored request log), replay them through the
+//! engine's own response phase with the log's timestamps as `now`, ban 404 floods, fit the
+//! IsolationForest on the engine's own features, find anomalous clients with attack signs, and
+//! learn keywords.
+//!
+//! Two streaming passes over the input: the first finds 404 floods, collects a uniform sample
+//! of feature rows (reservoir) and keyword statistics; the forest is fitted on the sample; the
+//! second pass replays again with the model loaded, through the very rule the server applies
+//! live. Memory holds per-client state, the sample and per-path statistics, never the log.
+//!
+//! Nothing is persisted here; the caller (the `aiwaf` binary) writes the outcome.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aiwaf_engine::model::TrainingInfo;
+use aiwaf_engine::path::tokens;
+use aiwaf_engine::{Detector, Engine, EngineConfig, Lists, Model, Observation, RequestContext, WafState};
+use aiwaf_forest::{Forest, Params, quantile};
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub mod parse;
+
+use parse::{LogFormat, ParseError, parse_line};
+
+/// Size of one read from a log file.
+const CHUNK: usize = 4 << 20;
+/// Rows kept for fitting (a uniform sample of all rows).
+pub const DEFAULT_SAMPLE: usize = 100_000;
+/// Fewer usable rows than this: no model is trained.
+pub const MIN_ROWS: u64 = 50;
+/// Most distinct paths tracked for keyword learning.
+const PATH_CAP: usize = 1_000_000;
+
+/// The log files behind an access-log path: rotations oldest first (`access.log.3.gz`,
+/// `access.log.2.gz`, `access.log.1`, then `access.log`). Missing files are left out.
+pub fn discover(access_log: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (access_log.parent(), access_log.file_name().and_then(|n| n.to_str())) {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let fname = e.file_name();
+                let Some(f) = fname.to_str() else { continue };
+                let Some(rest) = f.strip_prefix(name).and_then(|r| r.strip_prefix('.')) else { continue };
+                let num = rest.strip_suffix(".gz").unwrap_or(rest);
+                if let Ok(n) = num.parse::<u64>() {
+                    rotated.push((n, dir.join(f)));
+                }
+            }
+        }
+    }
+    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if access_log.is_file() {
+        files.push(access_log.to_path_buf());
+    }
+    files
+}
+
+/// A row from the stored request log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// Client.
+    pub ip: IpAddr,
+    /// ms since the epoch.
+    pub ts: u64,
+    /// Path (no query).
+    pub path: String,
+    /// Status.
+    pub status: u16,
+    /// Seconds.
+    pub resp_time_s: f64,
+}
+
+/// What to learn from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Access-log files, in order (plain or gzip, detected by content).
+    Files(Vec<PathBuf>),
+    /// Rows of the stored request log, in time order.
+    Rows(Vec<StoredRow>),
+}
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Log format (`Auto`: per file).
+    pub format: LogFormat,
+    /// Ignore lines older than this (ms since the epoch).
+    pub since: Option<u64>,
+    /// Forest parameters (contamination from the configuration, seed 42).
+    pub params: Params,
+    /// Learned keywords to keep (`AIWAF_DYNAMIC_TOP_N`).
+    pub top_n: usize,
+    /// Rows sampled for fitting.
+    pub sample: usize,
+    /// Paths storage already knows the upstream serves (never learned from).
+    pub known_paths: HashSet<String>,
+    /// Wall-clock time of the run (ms since the epoch), for the model's metadata.
+    pub now: u64,
+}
+
+/// A skipped line, for the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Skipped {
+    /// File.
+    pub source: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Why.
+    pub error: &'static str,
+    /// The line (cut at 200 bytes).
+    pub text: String,
+}
+
+/// One input file in the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceReport {
+    /// Path (or `request log`).
+    pub source: String,
+    /// Format used.
+    pub format: &'static str,
+    /// Gzip-compressed.
+    pub gzip: bool,
+    /// Lines read.
+    pub lines: u64,
+    /// Lines skipped as malformed.
+    pub malformed: u64,
+}
+
+/// A ban found by training.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FoundBan {
+    /// Client.
+    pub ip: IpAddr,
+    /// `not_found_flood` or `anomaly`.
+    pub detector: &'static str,
+    /// Human reason.
+    pub reason: String,
+    /// Facts (the anomaly's score and features included).
+    pub evidence: serde_json::Value,
+    /// Log time of the finding (ms since the epoch).
+    pub at: u64,
+}
+
+/// Model statistics for the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelReport {
+    /// Trees.
+    pub trees: usize,
+    /// Rows per tree.
+    pub sample_size: usize,
+    /// Rows the forest was fitted on.
+    pub fitted_rows: u64,
+    /// Anomaly threshold.
+    pub threshold: f64,
+    /// Training score distribution.
+    pub score_quantiles: std::collections::BTreeMap<String, f64>,
+    /// Rows above the threshold in the second pass.
+    pub anomalous_rows: u64,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Report {
+    /// Inputs.
+    pub sources: Vec<SourceReport>,
+    /// Lines read.
+    pub lines_read: u64,
+    /// Lines skipped (malformed).
+    pub lines_skipped: u64,
+    /// Lines before `--since`.
+    pub lines_too_old: u64,
+    /// First few skipped lines.
+    pub skipped_samples: Vec<Skipped>,
+    /// Rows replayed (parsed lines within `--since`).
+    pub rows: u64,
+    /// Rows with features (not on exempt paths or from exempt clients).
+    pub feature_rows: u64,
+    /// Distinct clients.
+    pub clients: u64,
+    /// Bans by detector.
+    pub bans_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Bans found.
+    pub bans: Vec<FoundBan>,
+    /// Keywords learned with their counts in this input.
+    pub keywords: Vec<(String, u64)>,
+    /// Model statistics (absent when there were too few rows).
+    pub model: Option<ModelReport>,
+    /// Why no model was trained.
+    pub model_skipped: Option<String>,
+}
+
+/// A run's result: the report, the model and what to store.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Report (bans and keywords included).
+    pub report: Report,
+    /// The model, unless there were too few rows.
+    pub model: Option<Model>,
+}
+
+/// Counts bytes read, for progress.
+struct Counting<R> {
+    inner: R,
+    counter: &'static AtomicU64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Bytes of input read so far in this process (for a progress bar).
+pub static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+fn open(path: &Path) -> io::Result<(Box<dyn Read + Send>, bool)> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    drop(f);
+    let file = Counting { inner: File::open(path)?, counter: &BYTES_READ };
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok((Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, file))), true))
+    } else {
+        Ok((Box::new(file), false))
+    }
+}
+
+/// A parsed row borrowing its target from the chunk.
+struct Row {
+    ip: IpAddr,
+    ts: u64,
+    status: u16,
+    resp: f64,
+    target: (u32, u32),
+}
+
+struct ParsedChunk {
+    rows: Vec<Row>,
+    errors: Vec<(u64, ParseError, (usize, usize))>,
+    lines: u64,
+}
+
+fn parse_chunk(chunk: &[u8], format: LogFormat) -> ParsedChunk {
+    let mut out = ParsedChunk { rows: Vec::with_capacity(chunk.len() / 180), errors: Vec::new(), lines: 0 };
+    let mut start = 0;
+    while start < chunk.len() {
+        let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
+        let line = &chunk[start..end];
+        out.lines += 1;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            match parse_line(line, format) {
+                Ok((l, _)) => {
+                    let off = l.target.as_ptr() as usize - chunk.as_ptr() as usize;
+                    out.rows.push(Row {
+                        ip: aiwaf_engine::ip::canonical(l.ip),
+                        ts: l.ts,
+                        status: l.status,
+                        resp: l.resp_time_s.unwrap_or(0.0),
+                        target: (off as u32, (off + l.target.len()) as u32),
+                    });
+                }
+                Err(e) => out.errors.push((out.lines, e, (start, end))),
+            }
+        } else {
+            out.lines -= 1;
+        }
+        start = end + 1;
+    }
+    out
+}
+
+/// One replayed request, handed to a pass.
+struct Seen<'a> {
+    ts: u64,
+    ctx: &'a RequestContext,
+    status: u16,
+    obs: &'a Observation,
+}
+
+/// Replays the input once through `engine` with a fresh `state`; calls `visit` per row.
+fn replay(
+    engine: &Engine,
+    state: &WafState,
+    input: &Input,
+    opts: &Options,
+    report: Option<&mut Report>,
+    visit: &mut dyn FnMut(Seen<'_>),
+) -> io::Result<()> {
+    let mut local = Report::default();
+    let report = report.unwrap_or(&mut local);
+    let mut one = |ip: IpAddr, ts: u64, target: &str, status: u16, resp: f64, report: &mut Report| {
+        if opts.since.is_some_and(|s| ts < s) {
+            report.lines_too_old += 1;
+            return;
+        }
+        report.rows += 1;
+        let path = target.split('?').next().unwrap_or(target);
+        let ctx = engine.context(state, ip, path);
+        let obs = engine.replay(state, &ctx, status, resp, ts);
+        visit(Seen { ts, ctx: &ctx, status, obs: &obs });
+    };
+    match input {
+        Input::Rows(rows) => {
+            report.sources.push(SourceReport {
+                source: "request log".into(),
+                format: "stored",
+                gzip: false,
+                lines: rows.len() as u64,
+                malformed: 0,
+            });
+            report.lines_read += rows.len() as u64;
+            for r in rows {
+                one(r.ip, r.ts, &r.path, r.status, r.resp_time_s, report);
+            }
+        }
+        Input::Files(files) => {
+            for path in files {
+                let (mut reader, gzip) = open(path)?;
+                let name = path.display().to_string();
+                let mut format = opts.format;
+                let mut src = SourceReport { source: name.clone(), format: "", gzip, lines: 0, malformed: 0 };
+                let mut carry: Vec<u8> = Vec::new();
+                let mut eof = false;
+                while !eof {
+                    // Read a batch: one chunk per core, each ending at a newline.
+                    let mut chunks: Vec<Vec<u8>> = Vec::new();
+                    while chunks.len() < rayon::current_num_threads().max(2) && !eof {
+                        let mut buf = std::mem::take(&mut carry);
+                        let have = buf.len();
+                        buf.resize(have + CHUNK, 0);
+                        let mut filled = have;
+                        while filled < buf.len() {
+                            let n = reader.read(&mut buf[filled..])?;
+                            if n == 0 {
+                                eof = true;
+                                break;
+                            }
+                            filled += n;
+                        }
+                        buf.truncate(filled);
+                        if !eof {
+                            match memchr::memrchr(b'\n', &buf) {
+                                Some(i) => {
+                                    carry = buf[i + 1..].to_vec();
+                                    buf.truncate(i + 1);
+                                }
+                                None => {
+                                    carry = buf;
+                                    continue;
+                                }
+                            }
+                        }
+                        if !buf.is_empty() {
+                            chunks.push(buf);
+                        }
+                    }
+                    if format == LogFormat::Auto
+                        && let Some(first) = chunks.first()
+                    {
+                        format = parse::detect_format(first.split(|&b| b == b'\n'));
+                    }
+                    let parsed: Vec<ParsedChunk> = chunks.par_iter().map(|c| parse_chunk(c, format)).collect();
+                    for (chunk, p) in chunks.iter().zip(parsed) {
+                        for (line_no, err, (s, e)) in &p.errors {
+                            if report.skipped_samples.len() < 5 {
+                                let text = String::from_utf8_lossy(&chunk[*s..(*e).min(*s + 200)]).into_owned();
+                                report.skipped_samples.push(Skipped {
+                                    source: name.clone(),
+                                    line: src.lines + line_no,
+                                    error: err.as_str(),
+                                    text,
+                                });
+                            }
+                        }
+                        src.lines += p.lines;
+                        src.malformed += p.errors.len() as u64;
+                        for r in &p.rows {
+                            let target = std::str::from_utf8(&chunk[r.target.0 as usize..r.target.1 as usize]).unwrap_or("/");
+                            one(r.ip, r.ts, target, r.status, r.resp, report);
+                        }
+                    }
+                }
+                src.format = format.as_str();
+                report.lines_read += src.lines;
+                report.lines_skipped += src.malformed;
+                report.sources.push(src);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SplitMix64 for the reservoir (seeded: the same input gives the same sample and model).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn training_state(config: &EngineConfig, lists: &Lists) -> WafState {
+    let mut cfg = config.clone();
+    cfg.client_capacity = cfg.client_capacity.max(2_000_000);
+    let state = WafState::new(&cfg);
+    state.install_lists(lists.clone(), 0, 0);
+    state
+}
+
+/// Runs the two passes. `lists` holds the exemptions (and keywords) in force.
+pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> io::Result<Outcome> {
+    let config = engine.config();
+    let mut report = Report::default();
+    let mut sample: Vec<Vec<f64>> = Vec::new();
+    let mut seen_rows: u64 = 0;
+    let mut rng = Rng(opts.params.seed);
+    let mut bans: HashMap<IpAddr, FoundBan> = HashMap::new();
+    let mut ok_paths: HashSet<String> = HashSet::new();
+    // Failed paths per client: keywords are learned from the clients training bans only.
+    let mut err_paths: HashMap<IpAddr, Vec<String>> = HashMap::new();
+    let mut err_total = 0usize;
+
+    // Pass 1: 404 floods, the sample, path statistics.
+    let state = training_state(config, lists);
+    replay(engine, &state, input, opts, Some(&mut report), &mut |s: Seen<'_>| {
+        if let Some(f) = &s.obs.features {
+            seen_rows += 1;
+            if sample.len() < opts.sample {
+                sample.push(f.to_vec());
+            } else {
+                let j = (rng.next() % seen_rows) as usize;
+                if j < opts.sample {
+                    sample[j] = f.to_vec();
+                }
+            }
+        }
+        if let Some(f) = &s.obs.finding
+            && f.detector == Detector::NotFoundFlood
+        {
+            bans.entry(s.ctx.client).or_insert_with(|| FoundBan {
+                ip: s.ctx.client,
+                detector: "not_found_flood",
+                reason: format!("Training: {}", f.reason),
+                evidence: serde_json::json!({"source": "training", "finding": f.evidence}),
+                at: s.ts,
+            });
+        }
+        if !s.ctx.exempt {
+            let p = &s.ctx.path.once;
+            if (200..400).contains(&s.status) {
+                if ok_paths.len() < PATH_CAP || ok_paths.contains(p) {
+                    ok_paths.insert(p.clone());
+                }
+            } else if s.status >= 400 && s.status != 429 && err_total < PATH_CAP {
+                let list = err_paths.entry(s.ctx.client).or_default();
+                if list.len() < 64 {
+                    list.push(p.clone());
+                    err_total += 1;
+                }
+            }
+        }
+    })?;
+    report.feature_rows = seen_rows;
+    report.clients = state.client_count();
+    drop(state);
+
+    // The forest, then pass 2 with the live anomaly rule.
+    let mut model = None;
+    if seen_rows < MIN_ROWS {
+        report.model_skipped = Some(format!("{seen_rows} usable rows; at least {MIN_ROWS} are needed"));
+    } else {
+        let forest = Forest::fit(&sample, &opts.params).map_err(|e| io::Error::other(e.to_string()))?;
+        let mut scores = forest.score_many(&sample);
+        let mut quantiles = std::collections::BTreeMap::new();
+        for q in [0.5, 0.9, 0.95, 0.99, 1.0] {
+            quantiles.insert(format!("p{}", (q * 100.0) as u32), quantile(&mut scores, q));
+        }
+        let info = TrainingInfo {
+            trained_at: opts.now,
+            sources: report.sources.iter().map(|s| s.source.clone()).collect(),
+            rows_used: seen_rows,
+            clients: report.clients,
+            contamination: opts.params.contamination,
+            seed: opts.params.seed,
+            fitted_rows: sample.len() as u64,
+            score_quantiles: quantiles.clone(),
+        };
+        let m = std::sync::Arc::new(Model::new(forest, info));
+        let state = training_state(config, lists);
+        state.set_model(Some(m.clone()));
+        let mut anomalous_rows = 0;
+        replay(engine, &state, input, opts, None, &mut |s: Seen<'_>| {
+            if s.obs.score.is_some_and(|x| x > m.threshold()) {
+                anomalous_rows += 1;
+            }
+            if let Some(f) = &s.obs.finding
+                && f.detector == Detector::Anomaly
+            {
+                bans.entry(s.ctx.client).or_insert_with(|| FoundBan {
+                    ip: s.ctx.client,
+                    detector: "anomaly",
+                    reason: format!("Training: {}", f.reason),
+                    evidence: serde_json::json!({"source": "training", "finding": f.evidence}),
+                    at: 0,
+                });
+            }
+        })?;
+        report.model = Some(ModelReport {
+            trees: m.file().forest.trees.len(),
+            sample_size: m.file().forest.sample_size,
+            fitted_rows: sample.len() as u64,
+            threshold: m.threshold(),
+            score_quantiles: quantiles,
+            anomalous_rows,
+        });
+        model = Some(std::sync::Arc::unwrap_or_clone(m));
+    }
+    // Keywords: tokens of the paths that banned clients failed on and that were never served,
+    // minus every token of a served path (the site's own vocabulary), static keywords and
+    // allowed words. A broken link that honest readers hit teaches nothing.
+    let served_vocab: HashSet<&str> = ok_paths.iter().flat_map(|p| tokens(p)).collect();
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let failed = bans.keys().filter_map(|ip| err_paths.get(ip)).flatten();
+    for p in failed {
+        if ok_paths.contains(p) || opts.known_paths.contains(p) {
+            continue;
+        }
+        let n = 1;
+        let mut per_path: HashSet<&str> = HashSet::new();
+        for t in tokens(p) {
+            if served_vocab.contains(t)
+                || t.chars().all(|c| c.is_ascii_digit())
+                || config.static_keywords.iter().any(|k| k == t)
+                || config.allowed_path_keywords.iter().any(|a| a.eq_ignore_ascii_case(t))
+                || !per_path.insert(t)
+            {
+                continue;
+            }
+            *counts.entry(t.to_string()).or_default() += n;
+        }
+    }
+    let mut learned: Vec<(String, u64)> = counts.into_iter().filter(|(_, c)| *c >= 2).collect();
+    learned.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    learned.truncate(opts.top_n);
+    report.keywords = learned;
+
+    let mut bans: Vec<FoundBan> = bans.into_values().collect();
+    bans.sort_by(|a, b| a.detector.cmp(b.detector).then(a.ip.cmp(&b.ip)));
+    for b in &bans {
+        *report.bans_by_reason.entry(b.detector.to_string()).or_default() += 1;
+    }
+    report.bans = bans;
+    Ok(Outcome { report, model })
+}
+
+#[cfg(test)]
+mod tests;
