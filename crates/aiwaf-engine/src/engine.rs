@@ -60,7 +60,7 @@ pub struct Observation {
     pub ban: Option<Ban>,
     /// The path became known-good (2xx/3xx) just now; storage should remember it.
     pub new_known_path: bool,
-    /// The model's anomaly score, when a model is loaded.
+    /// The model's anomaly score, when a model is loaded and the request shows attack signs.
     pub score: Option<f64>,
     /// The feature vector (only from [`Engine::replay`]).
     pub features: Option<crate::features::Features>,
@@ -308,32 +308,13 @@ impl Engine {
                 cs.uuid_events.clear();
             }
         }
-        if let Some(m) = &model {
+        // A request without attack signs can never count towards a ban, so it is not scored
+        // (most traffic; the forest walk is the costliest step of the response phase).
+        if let Some(m) = model.as_ref().filter(|_| c.attack_signs(&features)) {
             let score = m.score(&features);
             out.score = Some(score);
-            if finding.is_none() && score > m.threshold() && c.attack_signs(&features) {
-                expire(&mut cs.anomalies, now, c.anomaly_window_ms, |t| *t);
-                cs.anomalies.push_back(now);
-                while cs.anomalies.len() > c.anomaly_min_hits as usize {
-                    cs.anomalies.pop_front();
-                }
-                if cs.anomalies.len() >= c.anomaly_min_hits as usize {
-                    let named: serde_json::Map<String, serde_json::Value> =
-                        FEATURE_NAMES.iter().zip(features).map(|(n, v)| (n.to_string(), json!(v))).collect();
-                    finding = Some(Finding {
-                        detector: Detector::Anomaly,
-                        reason: format!(
-                            "AI anomaly with attack signs ({} anomalous requests within {}s, score {score:.3} > {:.3})",
-                            cs.anomalies.len(),
-                            secs(c.anomaly_window_ms),
-                            m.threshold()
-                        ),
-                        evidence: json!({"score": score, "threshold": m.threshold(), "features": named,
-                            "anomalous_requests": cs.anomalies.len(), "window_s": secs(c.anomaly_window_ms),
-                            "path": ctx.path.once}),
-                    });
-                    cs.anomalies.clear();
-                }
+            if finding.is_none() {
+                finding = self.anomaly_rule(&mut cs, &ctx.path.once, &features, score, m.threshold(), now);
             }
         }
         drop(cs);
@@ -342,6 +323,63 @@ impl Engine {
             out.finding = Some(f);
         }
         out
+    }
+
+    /// The live anomaly rule: an anomalous request with attack signs counts; enough of them
+    /// within the window make a finding.
+    fn anomaly_rule(
+        &self,
+        cs: &mut ClientState,
+        path: &str,
+        features: &crate::features::Features,
+        score: f64,
+        threshold: f64,
+        now: u64,
+    ) -> Option<Finding> {
+        let c = &self.config;
+        if score <= threshold || !c.attack_signs(features) {
+            return None;
+        }
+        expire(&mut cs.anomalies, now, c.anomaly_window_ms, |t| *t);
+        cs.anomalies.push_back(now);
+        while cs.anomalies.len() > c.anomaly_min_hits as usize {
+            cs.anomalies.pop_front();
+        }
+        if cs.anomalies.len() < c.anomaly_min_hits as usize {
+            return None;
+        }
+        let named: serde_json::Map<String, serde_json::Value> =
+            FEATURE_NAMES.iter().zip(features).map(|(n, v)| (n.to_string(), json!(v))).collect();
+        let finding = Finding {
+            detector: Detector::Anomaly,
+            reason: format!(
+                "AI anomaly with attack signs ({} anomalous requests within {}s, score {score:.3} > {threshold:.3})",
+                cs.anomalies.len(),
+                secs(c.anomaly_window_ms),
+            ),
+            evidence: json!({"score": score, "threshold": threshold, "features": named,
+                "anomalous_requests": cs.anomalies.len(), "window_s": secs(c.anomaly_window_ms), "path": path}),
+        };
+        cs.anomalies.clear();
+        Some(finding)
+    }
+
+    /// Training's second pass: a replayed request's features were scored elsewhere (in
+    /// parallel); apply the same anomaly rule the server applies live, in time order.
+    #[allow(clippy::too_many_arguments)] // The facts of one scored request.
+    pub fn judge_anomaly(
+        &self,
+        state: &WafState,
+        client: IpAddr,
+        path: &str,
+        features: &crate::features::Features,
+        score: f64,
+        threshold: f64,
+        now: u64,
+    ) -> Option<Finding> {
+        let cs = state.client(client);
+        let mut cs = cs.lock();
+        self.anomaly_rule(&mut cs, path, features, score, threshold, now)
     }
 
     fn keyword(&self, state: &WafState, lists: &crate::state::Lists, path: &NormalizedPath) -> Option<Finding> {

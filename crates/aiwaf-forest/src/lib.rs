@@ -137,6 +137,7 @@ impl Rng {
     }
 }
 
+#[allow(clippy::needless_range_loop)] // `f` is a column index used across many rows.
 fn grow(
     rows: &[&[f64]],
     idx: &mut [usize],
@@ -188,6 +189,13 @@ fn grow(
     me
 }
 
+/// `c(n)` for small `n`, computed once (leaf sizes are at most the sample size).
+fn c_cached(n: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..=4096).map(c).collect());
+    table.get(n).copied().unwrap_or_else(|| c(n))
+}
+
 impl Tree {
     fn path_length(&self, x: &[f64]) -> f64 {
         let mut i = 0usize;
@@ -195,7 +203,7 @@ impl Tree {
         loop {
             let n = &self.nodes[i];
             if n.feature == LEAF {
-                return depth + c(n.left as usize);
+                return depth + c_cached(n.left as usize);
             }
             i = if x[n.feature as usize] < n.threshold { n.left } else { n.right } as usize;
             depth += 1.0;
@@ -256,14 +264,32 @@ impl Forest {
             buf[..x.len()].copy_from_slice(x);
             &buf[..self.features]
         };
-        let mean: f64 = self.trees.iter().map(|t| t.path_length(x)).sum::<f64>() / self.trees.len() as f64;
+        let mut sum = 0.0;
+        for t in &self.trees {
+            sum += t.path_length(x);
+        }
+        let mean = sum / self.trees.len() as f64;
         let norm = c(self.sample_size);
         if norm == 0.0 { 0.5 } else { 2f64.powf(-mean / norm) }
     }
 
-    /// Scores many rows in parallel.
-    pub fn score_many(&self, rows: &[Vec<f64>]) -> Vec<f64> {
-        rows.par_iter().map(|r| self.score(r)).collect()
+    /// Scores many rows (each `self.features` wide) in parallel; the same values as
+    /// [`Forest::score`]. Rows are taken in blocks and trees walked tree-major, so one tree's
+    /// nodes stay in cache for a whole block (about twice as fast as row by row).
+    pub fn score_many<R: AsRef<[f64]> + Sync>(&self, rows: &[R]) -> Vec<f64> {
+        let norm = c(self.sample_size);
+        let n = self.trees.len() as f64;
+        rows.par_chunks(512)
+            .flat_map_iter(|block| {
+                let mut sums = vec![0.0f64; block.len()];
+                for t in &self.trees {
+                    for (s, r) in sums.iter_mut().zip(block) {
+                        *s += t.path_length(r.as_ref());
+                    }
+                }
+                sums.into_iter().map(move |s| if norm == 0.0 { 0.5 } else { 2f64.powf(-(s / n) / norm) })
+            })
+            .collect()
     }
 
     /// Whether a score is above the threshold.
@@ -371,8 +397,9 @@ mod tests {
         let f = Forest::fit(&rows, &Params { trees: 20, ..Params::default() }).unwrap();
         let back: Forest = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         back.validate().unwrap();
-        for r in rows.iter().take(50) {
-            assert_eq!(f.score(r), back.score(r));
+        let many = back.score_many(&rows);
+        for (r, m) in rows.iter().zip(many) {
+            assert_eq!(f.score(r), m);
         }
     }
 

@@ -48,19 +48,28 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 fn migrations() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_initial.sql").into_sql_str(),
-        false,
-    )]);
+    let mut m = Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "initial".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_initial.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "training evidence".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_training.sql").into_sql_str(),
+            false,
+        ),
+    ]);
     m.set_locking(false);
     m
 }
 
 /// Latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// A blacklist row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -587,6 +596,103 @@ impl Store {
         }
         tx.commit().await?;
         Ok(max_seq)
+    }
+
+    /// Applies a ban found by training, once per finding: returns false when this finding was
+    /// acted on by an earlier run, when the address is exempt, or when a ban is already in
+    /// force. The ban starts `now` and follows the ladder in `config`.
+    #[allow(clippy::too_many_arguments)] // The fields of one ban.
+    pub async fn apply_training_ban(
+        &self,
+        ip: IpAddr,
+        detector: &str,
+        reason: &str,
+        evidence: &serde_json::Value,
+        finding_at: u64,
+        config: &EngineConfig,
+        now: u64,
+    ) -> Result<bool> {
+        let ip = aiwaf_engine::ip::canonical(ip);
+        let mut tx = self.pool.begin().await?;
+        let key = format!("{ip}|{detector}|{finding_at}");
+        let fresh =
+            sqlx::query("INSERT INTO training_evidence (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+                .bind(&key)
+                .bind(now as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if !fresh {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM exemptions").fetch_all(&mut *tx).await?;
+        if IpSet::new(nets.iter().filter_map(|n| parse_net(n).ok())).contains(ip) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let prior = sqlx::query("SELECT created_at, expires_at, offences FROM blacklist WHERE ip = ?")
+            .bind(ip.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut offences = 1u32;
+        if let Some(r) = prior {
+            let created: i64 = r.try_get(0)?;
+            let expires: Option<i64> = r.try_get(1)?;
+            if expires.is_none_or(|e| e > now as i64) {
+                tx.commit().await?;
+                return Ok(false);
+            }
+            if now.saturating_sub(created.max(0) as u64) <= config.offence_memory_ms {
+                offences = r.try_get::<i64, _>(2)?.clamp(0, u32::MAX as i64 - 1) as u32 + 1;
+            }
+        }
+        let expires_at = config.ban_duration(offences).map(|d| (now + d) as i64);
+        sqlx::query(
+            "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, \
+             detector = excluded.detector, evidence = excluded.evidence, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at, offences = excluded.offences",
+        )
+        .bind(ip.to_string())
+        .bind(reason)
+        .bind(detector)
+        .bind(evidence.to_string())
+        .bind(now as i64)
+        .bind(expires_at)
+        .bind(offences as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Lifts bans on addresses covered by `exempt` (training does this first, as the seed did).
+    pub async fn unban_exempt(&self, exempt: &IpSet) -> Result<Vec<String>> {
+        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist").fetch_all(&self.pool).await?;
+        let mut lifted = Vec::new();
+        for ip in banned {
+            if IpAddr::from_str(&ip).is_ok_and(|a| exempt.contains(a)) {
+                sqlx::query("DELETE FROM blacklist WHERE ip = ?").bind(&ip).execute(&self.pool).await?;
+                lifted.push(ip);
+            }
+        }
+        Ok(lifted)
+    }
+
+    /// The stored request log since `since` (ms), in time order, without requests aiwaf
+    /// itself answered (its own blocks must not teach the model).
+    pub async fn request_log_rows(&self, since: u64) -> Result<Vec<(String, i64, String, i64, f64)>> {
+        let rows = sqlx::query(
+            "SELECT ip, ts, path, status, response_time_ms FROM request_log WHERE ts >= ? AND NOT blocked ORDER BY ts, id",
+        )
+        .bind(since as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get::<f64, _>(4)? / 1000.0)))
+            .collect()
     }
 
     /// Retention: drops events and request-log rows older than `keep_ms`, bans that expired

@@ -141,3 +141,34 @@ async fn writer_batches_and_reports_persisted_bans() {
     assert_eq!(stats.persisted_ban_seq.load(std::sync::atomic::Ordering::SeqCst), 50);
     assert_eq!(store.counts(T0).await.unwrap().active_bans, 50);
 }
+
+#[tokio::test]
+async fn training_bans_apply_once_per_finding_and_escalate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let cfg = EngineConfig::default();
+    let a = ip("203.0.113.5");
+    let apply = |at: u64, now: u64| {
+        let store = store.clone();
+        let cfg = cfg.clone();
+        async move {
+            store.apply_training_ban(a, "not_found_flood", "Training: 404s", &json!({}), at, &cfg, now).await.unwrap()
+        }
+    };
+    assert!(apply(111, T0).await);
+    let b = &store.blacklist(false, T0).await.unwrap()[0];
+    assert_eq!((b.offences, b.expires_at), (1, Some((T0 + 15 * 60_000) as i64)));
+    // Re-training on the same logs: the finding was acted on already.
+    assert!(!apply(111, T0 + 3_600_000).await);
+    // An operator's unban sticks against old evidence.
+    store.remove_ban(a).await.unwrap();
+    assert!(!apply(111, T0 + 7_200_000).await);
+    // A new finding bans again; a later one while it is active does nothing; after expiry the
+    // next one escalates.
+    assert!(apply(222, T0 + 7_200_000).await);
+    assert!(!apply(333, T0 + 7_300_000).await);
+    assert!(apply(444, T0 + 9_000_000).await);
+    let b = &store.blacklist(false, T0 + 9_000_000).await.unwrap()[0];
+    assert_eq!(b.offences, 2);
+    assert_eq!(b.expires_at, Some((T0 + 9_000_000 + 3_600_000) as i64));
+}

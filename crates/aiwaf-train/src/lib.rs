@@ -34,6 +34,8 @@ const CHUNK: usize = 4 << 20;
 pub const DEFAULT_SAMPLE: usize = 100_000;
 /// Fewer usable rows than this: no model is trained.
 pub const MIN_ROWS: u64 = 50;
+/// Rows scored in parallel at a time in the second pass.
+const SCORE_BATCH: usize = 1 << 16;
 /// Most distinct paths tracked for keyword learning.
 const PATH_CAP: usize = 1_000_000;
 
@@ -55,7 +57,7 @@ pub fn discover(access_log: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     if access_log.is_file() {
         files.push(access_log.to_path_buf());
@@ -162,8 +164,10 @@ pub struct ModelReport {
     pub threshold: f64,
     /// Training score distribution.
     pub score_quantiles: std::collections::BTreeMap<String, f64>,
-    /// Rows above the threshold in the second pass.
+    /// Rows with attack signs scored above the threshold in the second pass.
     pub anomalous_rows: u64,
+    /// Rows with attack signs (the only ones scored in the second pass).
+    pub rows_with_signs: u64,
 }
 
 /// What a run found.
@@ -195,6 +199,8 @@ pub struct Report {
     pub model: Option<ModelReport>,
     /// Why no model was trained.
     pub model_skipped: Option<String>,
+    /// Wall time of each phase, in milliseconds.
+    pub timings_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// A run's result: the report, the model and what to store.
@@ -386,7 +392,8 @@ fn replay(
                         src.lines += p.lines;
                         src.malformed += p.errors.len() as u64;
                         for r in &p.rows {
-                            let target = std::str::from_utf8(&chunk[r.target.0 as usize..r.target.1 as usize]).unwrap_or("/");
+                            let target =
+                                std::str::from_utf8(&chunk[r.target.0 as usize..r.target.1 as usize]).unwrap_or("/");
                             one(r.ip, r.ts, target, r.status, r.resp, report);
                         }
                     }
@@ -435,6 +442,10 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
     let mut err_total = 0usize;
 
     // Pass 1: 404 floods, the sample, path statistics.
+    let clock = std::time::Instant::now();
+    let lap = |report: &mut Report, name: &str| {
+        report.timings_ms.insert(name.to_string(), clock.elapsed().as_millis() as u64);
+    };
     let state = training_state(config, lists);
     replay(engine, &state, input, opts, Some(&mut report), &mut |s: Seen<'_>| {
         if let Some(f) = &s.obs.features {
@@ -477,6 +488,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
     report.feature_rows = seen_rows;
     report.clients = state.client_count();
     drop(state);
+    lap(&mut report, "1_replay");
 
     // The forest, then pass 2 with the live anomaly rule.
     let mut model = None;
@@ -484,6 +496,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         report.model_skipped = Some(format!("{seen_rows} usable rows; at least {MIN_ROWS} are needed"));
     } else {
         let forest = Forest::fit(&sample, &opts.params).map_err(|e| io::Error::other(e.to_string()))?;
+        lap(&mut report, "2_fit");
         let mut scores = forest.score_many(&sample);
         let mut quantiles = std::collections::BTreeMap::new();
         for q in [0.5, 0.9, 0.95, 0.99, 1.0] {
@@ -499,26 +512,45 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             fitted_rows: sample.len() as u64,
             score_quantiles: quantiles.clone(),
         };
-        let m = std::sync::Arc::new(Model::new(forest, info));
+        let m = Model::new(forest, info);
+        // Features come from a sequential replay (per-client state); scoring is pure, so a batch
+        // is scored in parallel and then judged in order by the server's own anomaly rule.
         let state = training_state(config, lists);
-        state.set_model(Some(m.clone()));
-        let mut anomalous_rows = 0;
-        replay(engine, &state, input, opts, None, &mut |s: Seen<'_>| {
-            if s.obs.score.is_some_and(|x| x > m.threshold()) {
-                anomalous_rows += 1;
+        let threshold = m.threshold();
+        let mut anomalous_rows = 0u64;
+        let mut rows_with_signs = 0u64;
+        let mut batch: Vec<(IpAddr, String, aiwaf_engine::Features, u64)> = Vec::with_capacity(SCORE_BATCH);
+        let mut flush = |batch: &mut Vec<(IpAddr, String, aiwaf_engine::Features, u64)>| {
+            let rows: Vec<&[f64]> = batch.iter().map(|(_, _, f, _)| &f[..]).collect();
+            let scores = m.file().forest.score_many(&rows);
+            rows_with_signs += scores.len() as u64;
+            for ((ip, path, f, ts), score) in batch.drain(..).zip(scores) {
+                if score > threshold {
+                    anomalous_rows += 1;
+                }
+                if let Some(finding) = engine.judge_anomaly(&state, ip, &path, &f, score, threshold, ts) {
+                    bans.entry(ip).or_insert_with(|| FoundBan {
+                        ip,
+                        detector: "anomaly",
+                        reason: format!("Training: {}", finding.reason),
+                        evidence: serde_json::json!({"source": "training", "finding": finding.evidence}),
+                        at: ts,
+                    });
+                }
             }
-            if let Some(f) = &s.obs.finding
-                && f.detector == Detector::Anomaly
-            {
-                bans.entry(s.ctx.client).or_insert_with(|| FoundBan {
-                    ip: s.ctx.client,
-                    detector: "anomaly",
-                    reason: format!("Training: {}", f.reason),
-                    evidence: serde_json::json!({"source": "training", "finding": f.evidence}),
-                    at: 0,
-                });
+        };
+        replay(engine, &state, input, opts, None, &mut |s: Seen<'_>| {
+            // Only rows with attack signs can count towards a ban; the rest need no score.
+            if let Some(f) = s.obs.features.filter(|f| config.attack_signs(f)) {
+                batch.push((s.ctx.client, s.ctx.path.once.clone(), f, s.ts));
+                if batch.len() == SCORE_BATCH {
+                    flush(&mut batch);
+                    lap(&mut report, "3_replay_scored");
+                }
             }
         })?;
+        flush(&mut batch);
+        lap(&mut report, "3_replay_scored");
         report.model = Some(ModelReport {
             trees: m.file().forest.trees.len(),
             sample_size: m.file().forest.sample_size,
@@ -526,8 +558,9 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             threshold: m.threshold(),
             score_quantiles: quantiles,
             anomalous_rows,
+            rows_with_signs,
         });
-        model = Some(std::sync::Arc::unwrap_or_clone(m));
+        model = Some(m);
     }
     // Keywords: tokens of the paths that banned clients failed on and that were never served,
     // minus every token of a served path (the site's own vocabulary), static keywords and

@@ -217,7 +217,10 @@ pub fn parse_line(line: &[u8], format: LogFormat) -> Result<(LogLine<'_>, Traile
     let req_end = closing_quote(line, req_start).ok_or(ParseError::Request)?;
     let request = std::str::from_utf8(&line[req_start..req_end]).map_err(|_| ParseError::Request)?;
     let mut parts = request.split(' ');
-    let method = parts.next().filter(|m| !m.is_empty() && m.bytes().all(|c| c.is_ascii_uppercase())).ok_or(ParseError::Request)?;
+    let method = parts
+        .next()
+        .filter(|m| !m.is_empty() && m.bytes().all(|c| c.is_ascii_uppercase()))
+        .ok_or(ParseError::Request)?;
     let target = parts.next().filter(|t| !t.is_empty()).ok_or(ParseError::Request)?;
     let after = &line[req_end + 1..];
     if after.len() < 4 || after[0] != b' ' {

@@ -30,7 +30,8 @@ fn site_log(tail: &dyn Fn(u32) -> String) -> String {
         }
     }
     for k in 0..12u32 {
-        let target = ["/phpmyadmin/index", "/phpmyadmin/setup", "/dbadmin/login", "/backup/site", "/phpmyadmin/config"][k as usize % 5];
+        let target = ["/phpmyadmin/index", "/phpmyadmin/setup", "/dbadmin/login", "/backup/site", "/phpmyadmin/config"]
+            [k as usize % 5];
         out.push_str(&line("203.0.113.66", 300 + k, "GET", target, 404, &tail(300 + k)));
     }
     out
@@ -90,7 +91,10 @@ fn gzip_rotations_oldest_first_and_multi_member() {
     std::fs::write(dir.path().join("access.log.1"), line("192.0.2.2", 20, "GET", "/middle", 200, " 0.010")).unwrap();
     // Two gzip members in one file, as `cat a.gz b.gz` or some rotators produce.
     let mut gz = Vec::new();
-    for text in [line("192.0.2.1", 10, "GET", "/oldest", 200, " 0.010"), line("192.0.2.1", 11, "POST", "/oldest2", 200, " 0.010")] {
+    for text in [
+        line("192.0.2.1", 10, "GET", "/oldest", 200, " 0.010"),
+        line("192.0.2.1", 11, "POST", "/oldest2", 200, " 0.010"),
+    ] {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(text.as_bytes()).unwrap();
         gz.extend(e.finish().unwrap());
@@ -116,7 +120,7 @@ fn malformed_lines_are_counted_and_shown() {
     let mut text = site_log(&|_| " 0.050".into());
     text.insert_str(0, "this is not a log line\n");
     text.push_str("1.2.3.4 - - [99/Xyz/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\" 0.1\n");
-    text.push_str("\n");
+    text.push('\n');
     std::fs::write(&p, text).unwrap();
     let out = run(vec![p], &opts());
     let r = &out.report;
@@ -158,7 +162,13 @@ fn stored_request_log_input() {
     let config = EngineConfig::default();
     let engine = Engine::new(config.clone(), IpSet::default()).unwrap();
     let rows: Vec<StoredRow> = (0..10u64)
-        .map(|k| StoredRow { ip: "10.9.9.9".parse().unwrap(), ts: 1_000_000 + k * 500, path: format!("/nf/{k}"), status: 404, resp_time_s: 0.01 })
+        .map(|k| StoredRow {
+            ip: "10.9.9.9".parse().unwrap(),
+            ts: 1_000_000 + k * 500,
+            path: format!("/nf/{k}"),
+            status: 404,
+            resp_time_s: 0.01,
+        })
         .collect();
     let out = train(&engine, &Lists::empty(&config), &Input::Rows(rows), &opts()).unwrap();
     assert_eq!(out.report.bans_by_reason.get("not_found_flood"), Some(&1));

@@ -47,6 +47,32 @@ enum Command {
         /// block: enforce; detect: record would-blocks only; off: plain proxy
         #[arg(long, value_name = "MODE")]
         mode: Option<String>,
+        /// Retrain the anomaly model in-process at this interval (e.g. 24h)
+        #[arg(long, value_name = "DURATION")]
+        retrain_every: Option<String>,
+    },
+    /// Learn from access logs: ban 404 floods and anomalous clients, train the model, learn keywords.
+    Train {
+        /// Access log to read (repeatable); default: AIWAF_ACCESS_LOG and its rotations, else the request log
+        #[arg(long = "log", value_name = "PATH")]
+        logs: Vec<PathBuf>,
+        /// Log format
+        #[arg(long, default_value = "auto", value_parser = ["auto", "combined", "combined-rt", "apache-d"])]
+        format: String,
+        /// Only lines newer than this (e.g. 7d)
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Report what would be banned and learned; write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// The anomaly model.
+    Model {
+        #[command(subcommand)]
+        action: ModelCmd,
     },
     /// Banned clients.
     Blacklist {
@@ -106,6 +132,20 @@ enum Command {
     },
     /// Check configuration, data dir, schema, upstream and model.
     Diagnose,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCmd {
+    /// Show the model: schema, features, trees, threshold, training metadata.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retrain from the stored request log.
+    Regenerate {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,10 +263,11 @@ pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let mut over =
         Overrides { config: cli.global.config.clone(), data_dir: cli.global.data_dir.clone(), ..Default::default() };
-    if let Command::Serve { listen, upstream, mode } = &cli.command {
+    if let Command::Serve { listen, upstream, mode, retrain_every } = &cli.command {
         over.listen = listen.clone();
         over.upstream = upstream.clone();
         over.mode = mode.clone();
+        over.retrain_every = retrain_every.clone();
     }
     if let Command::Diagnose = cli.command {
         return runtime()?.block_on(diagnose(&over));
@@ -471,6 +512,87 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 table(&["TIME", "IP", "ACTION", "DETECTOR", "REQUEST", "REASON", "REQUEST ID"], &body);
             }
         }
+        Command::Train { logs, format, since, dry_run, json } => {
+            let since = match since {
+                Some(s) => {
+                    Some(humantime::parse_duration(&s).with_context(|| format!("--since: `{s}` is not a duration"))?)
+                }
+                None => None,
+            };
+            let req = crate::train::Request {
+                source: crate::train::Source::Auto(logs),
+                format: format.parse().map_err(anyhow::Error::msg)?,
+                since,
+                dry_run,
+                progress: !json,
+            };
+            let report = crate::train::run(config, store, &req).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!("{}", crate::train::summary(&report));
+            }
+        }
+        Command::Model { action } => match action {
+            ModelCmd::Info { json } => {
+                let path = config.model_path();
+                if !path.exists() {
+                    eprintln!("no model at {} (anomaly scoring is off); run `aiwaf train`", path.display());
+                    return Ok(ExitCode::from(1));
+                }
+                let m = crate::train::load_model(&path)?;
+                let f = m.file();
+                let v = json!({
+                    "path": path.display().to_string(),
+                    "schema_version": f.schema_version,
+                    "feature_names": f.feature_names,
+                    "trees": f.forest.trees.len(),
+                    "sample_size": f.forest.sample_size,
+                    "threshold": f.forest.threshold,
+                    "trained_at": rfc3339(f.training.trained_at as i64),
+                    "rows_used": f.training.rows_used,
+                    "fitted_rows": f.training.fitted_rows,
+                    "clients": f.training.clients,
+                    "contamination": f.training.contamination,
+                    "seed": f.training.seed,
+                    "sources": f.training.sources,
+                    "score_quantiles": f.training.score_quantiles,
+                });
+                if json {
+                    print_json(&v)?;
+                } else {
+                    println!("model:          {}", path.display());
+                    println!("schema version: {}", f.schema_version);
+                    println!("features:       {}", f.feature_names.join(", "));
+                    println!("trees:          {} (sample size {})", f.forest.trees.len(), f.forest.sample_size);
+                    println!("threshold:      {:.4} (contamination {})", f.forest.threshold, f.training.contamination);
+                    println!("trained at:     {}", rfc3339(f.training.trained_at as i64));
+                    println!(
+                        "rows used:      {} ({} fitted, {} clients)",
+                        f.training.rows_used, f.training.fitted_rows, f.training.clients
+                    );
+                    let q: Vec<String> =
+                        f.training.score_quantiles.iter().map(|(k, v)| format!("{k}={v:.3}")).collect();
+                    println!("scores:         {}", q.join(" "));
+                    println!("sources:        {}", f.training.sources.join(", "));
+                }
+            }
+            ModelCmd::Regenerate { json } => {
+                let req = crate::train::Request {
+                    source: crate::train::Source::RequestLog,
+                    format: aiwaf_train::parse::LogFormat::Auto,
+                    since: None,
+                    dry_run: false,
+                    progress: !json,
+                };
+                let report = crate::train::run(config, store, &req).await?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    println!("{}", crate::train::summary(&report));
+                }
+            }
+        },
         Command::Serve { .. } | Command::Diagnose => unreachable!("dispatched earlier"),
     }
     Ok(ExitCode::SUCCESS)
@@ -584,10 +706,32 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
             }
         },
     }
-    match &config.model_path {
-        Some(p) if p.exists() => line(None, "model", format!("{} present", p.display())),
-        Some(p) => line(None, "model", format!("{} not found: anomaly scoring off", p.display())),
-        None => line(None, "model", "none configured: anomaly scoring off".into()),
+    let model_path = config.model_path();
+    if model_path.exists() {
+        match crate::train::load_model(&model_path) {
+            Ok(m) => line(
+                Some(true),
+                "model",
+                format!(
+                    "{}: {} trees, threshold {:.3}, trained {} on {} rows: anomaly scoring on",
+                    model_path.display(),
+                    m.file().forest.trees.len(),
+                    m.threshold(),
+                    rfc3339(m.file().training.trained_at as i64),
+                    m.file().training.rows_used
+                ),
+            ),
+            Err(e) => line(Some(false), "model", format!("{e:#}")),
+        }
+    } else {
+        line(None, "model", format!("none at {}: anomaly scoring off (run `aiwaf train`)", model_path.display()));
+    }
+    match &config.access_log {
+        Some(p) => {
+            let files = aiwaf_train::discover(p);
+            line(None, "access log", format!("{} ({} file(s) with rotations)", p.display(), files.len()));
+        }
+        None => line(None, "access log", "not configured (training falls back to the request log)".into()),
     }
     if problems == 0 {
         println!("\nNo problems found.");

@@ -76,6 +76,18 @@ struct FileConfig {
     logging: LoggingSection,
     #[serde(default)]
     model: ModelSection,
+    #[serde(default)]
+    anomaly: AnomalySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomalySection {
+    min_hits: Option<u32>,
+    window: Option<DurationValue>,
+    min_404: Option<u32>,
+    min_burst: Option<u32>,
+    min_keyword_hits: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +190,7 @@ struct LoggingSection {
 struct ModelSection {
     path: Option<PathBuf>,
     contamination: Option<f64>,
+    retrain_every: Option<DurationValue>,
 }
 
 /// Proxy settings.
@@ -230,6 +243,8 @@ pub struct Config {
     pub model_path: Option<PathBuf>,
     /// `model.contamination` / `AIWAF_AI_CONTAMINATION`.
     pub contamination: f64,
+    /// `model.retrain_every` / `--retrain-every`: scheduled retraining inside `serve`.
+    pub retrain_every: Option<Duration>,
 }
 
 impl Default for Config {
@@ -257,6 +272,7 @@ impl Default for Config {
             access_log: None,
             model_path: None,
             contamination: 0.05,
+            retrain_every: None,
         }
     }
 }
@@ -274,6 +290,8 @@ pub struct Overrides {
     pub upstream: Option<String>,
     /// `--mode`.
     pub mode: Option<String>,
+    /// `--retrain-every`.
+    pub retrain_every: Option<String>,
 }
 
 /// A list from the environment: a JSON array or comma-separated text.
@@ -338,6 +356,9 @@ impl Config {
         }
         if let Some(v) = &over.mode {
             c.mode = v.parse().map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+        }
+        if let Some(v) = &over.retrain_every {
+            c.retrain_every = Some(parse_duration("--retrain-every", v)?);
         }
         c.validate()?;
         Ok(c)
@@ -472,6 +493,25 @@ impl Config {
         if let Some(v) = f.model.contamination {
             self.contamination = v;
         }
+        if let Some(v) = &f.model.retrain_every {
+            self.retrain_every = Some(duration("model.retrain_every", v)?);
+        }
+        let a = f.anomaly;
+        if let Some(v) = a.min_hits {
+            e.anomaly_min_hits = v;
+        }
+        if let Some(v) = &a.window {
+            e.anomaly_window_ms = ms(duration("anomaly.window", v)?);
+        }
+        if let Some(v) = a.min_404 {
+            e.anomaly_min_404 = v;
+        }
+        if let Some(v) = a.min_burst {
+            e.anomaly_min_burst = v;
+        }
+        if let Some(v) = a.min_keyword_hits {
+            e.anomaly_min_keyword_hits = v;
+        }
         Ok(())
     }
 
@@ -555,7 +595,15 @@ impl Config {
         if let Some(u) = &self.upstream {
             parse_upstream(u)?;
         }
+        if self.retrain_every.is_some_and(|d| d < Duration::from_secs(1)) {
+            bail!("model.retrain_every / --retrain-every must be at least 1s");
+        }
         Ok(())
+    }
+
+    /// The model file: `model.path`, else `DATA_DIR/model.json`.
+    pub fn model_path(&self) -> PathBuf {
+        self.model_path.clone().unwrap_or_else(|| self.data_dir.join("model.json"))
     }
 }
 

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod proxy;
 mod serve;
+mod train;
 
 use std::process::ExitCode;
 

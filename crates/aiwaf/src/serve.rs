@@ -36,6 +36,33 @@ pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Conf
     Ok(())
 }
 
+/// The model file's identity: modification time and length.
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+/// Loads the model when its file appeared or changed; a bad file is logged and the model in
+/// force stays. Returns the stamp of what is now loaded.
+fn load_model_if_changed(waf: &Waf, path: &std::path::Path, seen: Stamp) -> Stamp {
+    let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+    if stamp == seen {
+        return seen;
+    }
+    let Some(_) = stamp else {
+        if waf.state().model().is_some() {
+            tracing::warn!(path = %path.display(), "Model file removed; anomaly scoring off.");
+            waf.state().set_model(None);
+        }
+        return None;
+    };
+    match crate::train::load_model(path) {
+        Ok(m) => {
+            tracing::info!(path = %path.display(), trees = m.file().forest.trees.len(), threshold = m.threshold(), "Model loaded.");
+            waf.state().set_model(Some(Arc::new(m)));
+        }
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "Model not loaded; keeping the one in force."),
+    }
+    stamp
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -68,6 +95,8 @@ pub async fn run(config: Config) -> Result<()> {
     reload(&store, &waf, &stats, &config).await.context("cannot read the lists from storage")?;
     let known = store.known_paths(config.engine.known_path_capacity).await?;
     waf.state().seed_known_paths(known.iter().map(String::as_str));
+    let model_path = config.model_path();
+    let mut model_stamp = load_model_if_changed(&waf, &model_path, None);
 
     let reloader = {
         let (store, waf, stats, config) = (store.clone(), waf.clone(), stats.clone(), config.clone());
@@ -79,6 +108,7 @@ pub async fn run(config: Config) -> Result<()> {
             let mut failing = false;
             loop {
                 tick.tick().await;
+                model_stamp = load_model_if_changed(&waf, &model_path, model_stamp);
                 let gen_now = match store.generation().await {
                     Ok(g) => g,
                     Err(e) => {
@@ -128,6 +158,27 @@ pub async fn run(config: Config) -> Result<()> {
             }
         })
     };
+
+    let retrainer = config.retrain_every.map(|every| {
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                let req = crate::train::Request {
+                    source: crate::train::Source::Auto(Vec::new()),
+                    format: aiwaf_train::parse::LogFormat::Auto,
+                    since: None,
+                    dry_run: false,
+                    progress: false,
+                };
+                match crate::train::run(&config, &store, &req).await {
+                    Ok(r) => tracing::info!(summary = %crate::train::summary(&r), "Scheduled retraining done."),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "Scheduled retraining failed."),
+                }
+            }
+        })
+    });
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -186,6 +237,10 @@ pub async fn run(config: Config) -> Result<()> {
     }
     reloader.abort();
     janitor.abort();
+    if let Some(r) = retrainer {
+        r.abort();
+        let _ = r.await;
+    }
     let _ = reloader.await;
     let _ = janitor.await;
     drop(service);

@@ -11,3 +11,6 @@ mod proxy;
 
 /// The CLI against a running server, persistence, detect mode, configuration errors.
 mod operations;
+
+/// `aiwaf train`, `aiwaf model`, and a running server picking up a new model.
+mod training;
