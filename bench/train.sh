@@ -38,6 +38,6 @@ print(f"{lines} lines ({size/1e6:.0f} MB): aiwaf train {secs:.2f} s wall, peak R
       f"phases {r['timings_ms']}, {r['clients']} clients, bans {r['bans_by_reason']}")
 PY
 if [ "$parse" = 1 ]; then
-  cargo bench -q -p aiwaf-train --bench parse -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "thrpt" | sed 's/^/parse, one core: /'
+  cargo bench -q -p aiwaf-train --bench parse -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -m1 "thrpt" | sed 's/^/parse, one core: /'
 fi
 echo "machine: $(nproc) cores; date: $(date -u +%Y-%m-%d)"
