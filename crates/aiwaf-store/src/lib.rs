@@ -16,10 +16,13 @@ use aiwaf_engine::ip::{IpSet, parse_net};
 use aiwaf_engine::{BanState, EngineConfig, Lists, Record};
 use ipnet::IpNet;
 use serde::Serialize;
+use sqlx::AnyPool;
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr};
 
+pub mod test_support;
 pub mod writer;
 
 /// File name of the database inside the data directory.
@@ -47,25 +50,57 @@ pub enum StoreError {
 /// Result alias.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-fn migrations() -> Migrator {
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (the default, in the data directory).
+    Sqlite,
+    /// PostgreSQL, shared by several instances.
+    Postgres,
+}
+
+impl Backend {
+    /// Name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+fn migrations(backend: Backend) -> Migrator {
+    let (m1, m2) = match backend {
+        Backend::Sqlite => (
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+            include_str!("../migrations/sqlite/0002_training.sql"),
+        ),
+        Backend::Postgres => (
+            include_str!("../migrations/postgres/0001_initial.sql"),
+            include_str!("../migrations/postgres/0002_training.sql"),
+        ),
+    };
     let mut m = Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "initial".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0001_initial.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "training evidence".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0002_training.sql").into_sql_str(),
-            false,
-        ),
+        Migration::new(1, "initial".into(), MigrationType::Simple, m1.into_sql_str(), false),
+        Migration::new(2, "training evidence".into(), MigrationType::Simple, m2.into_sql_str(), false),
     ]);
-    m.set_locking(false);
+    // PostgreSQL: an advisory lock, so instances starting together migrate once.
+    m.set_locking(backend == Backend::Postgres);
     m
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((cred, host)) => match cred.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => format!("{scheme}://{cred}@{host}"),
+            },
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// Latest schema version this build knows.
@@ -187,8 +222,10 @@ pub struct Counts {
 /// Handle on the database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     path: PathBuf,
+    url: String,
 }
 
 fn host_or_net(net: IpNet) -> String {
@@ -198,22 +235,69 @@ fn host_or_net(net: IpNet) -> String {
 impl Store {
     /// Opens (creating if needed) `DATA_DIR/aiwaf.sqlite` and applies migrations.
     pub async fn open(data_dir: &Path) -> Result<Store> {
-        let path = data_dir.join(DB_FILE);
-        let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { path: path.clone(), source: e };
-        std::fs::create_dir_all(data_dir).map_err(|e| err(Box::new(e)))?;
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool =
-            SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(|e| err(Box::new(e)))?;
-        migrations().run(&pool).await.map_err(|e| err(Box::new(e)))?;
-        Ok(Store { pool, path })
+        Store::connect(None, data_dir).await
     }
 
-    /// The database file.
+    /// Opens `database_url` (`sqlite://PATH` or `postgres://…`), or the SQLite file in the data
+    /// directory when absent, and applies migrations.
+    pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url, path) = match database_url {
+            None => (Backend::Sqlite, None, data_dir.join(DB_FILE)),
+            Some(u) if u.starts_with("sqlite:") => {
+                let p = u.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let p = p.split('?').next().unwrap_or(p);
+                (Backend::Sqlite, None, PathBuf::from(p))
+            }
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                (Backend::Postgres, Some(u.to_string()), PathBuf::from(redact_url(u)))
+            }
+            Some(u) => {
+                return Err(StoreError::Invalid(format!(
+                    "database URL `{}` is neither sqlite://PATH nor postgres://…",
+                    redact_url(u)
+                )));
+            }
+        };
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { path: path.clone(), source: e };
+        let url = match url {
+            Some(u) => u,
+            None => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| err(Box::new(e)))?;
+                }
+                let abs = std::path::absolute(&path).map_err(|e| err(Box::new(e)))?;
+                format!("sqlite://{}?mode=rwc", abs.display())
+            }
+        };
+        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.acquire_timeout(Duration::from_secs(5)).connect(&url).await.map_err(|e| err(Box::new(e)))?;
+        migrations(backend).run(&pool).await.map_err(|e| err(Box::new(e)))?;
+        Ok(Store { pool, backend, path, url })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection URL (PostgreSQL only, for LISTEN).
+    pub fn url(&self) -> Option<&str> {
+        (self.backend == Backend::Postgres).then_some(self.url.as_str())
+    }
+
+    /// The database file (SQLite) or the redacted URL (PostgreSQL), for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -221,6 +305,12 @@ impl Store {
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Highest applied migration.
@@ -241,7 +331,7 @@ impl Store {
         let horizon = now.saturating_sub(config.offence_memory_ms) as i64;
         let rows = sqlx::query(
             "SELECT ip, reason, detector, created_at, expires_at, offences FROM blacklist \
-             WHERE expires_at IS NULL OR expires_at > ? OR created_at >= ?",
+             WHERE expires_at IS NULL OR expires_at > $1 OR created_at >= $2",
         )
         .bind(now as i64)
         .bind(horizon)
@@ -266,7 +356,7 @@ impl Store {
         }
         let exemptions = IpSet::new(self.exemptions().await?.iter().filter_map(|e| parse_net(&e.net).ok()));
         let learned: Vec<String> =
-            sqlx::query_scalar("SELECT keyword FROM keywords ORDER BY count DESC, keyword LIMIT ?")
+            sqlx::query_scalar("SELECT keyword FROM keywords ORDER BY count DESC, keyword LIMIT $1")
                 .bind(config.dynamic_top_n as i64)
                 .fetch_all(&self.pool)
                 .await?;
@@ -275,7 +365,7 @@ impl Store {
 
     /// Known-good paths, most recent first.
     pub async fn known_paths(&self, limit: u64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT ?")
+        Ok(sqlx::query_scalar("SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT $1")
             .bind(limit.min(i64::MAX as u64) as i64)
             .fetch_all(&self.pool)
             .await?)
@@ -285,7 +375,7 @@ impl Store {
     pub async fn blacklist(&self, include_expired: bool, now: u64) -> Result<Vec<BanRow>> {
         let rows = sqlx::query(
             "SELECT ip, reason, detector, evidence, created_at, expires_at, offences FROM blacklist \
-             WHERE ? OR expires_at IS NULL OR expires_at > ? ORDER BY created_at DESC, ip",
+             WHERE $1 OR expires_at IS NULL OR expires_at > $2 ORDER BY created_at DESC, ip",
         )
         .bind(include_expired)
         .bind(now as i64)
@@ -315,7 +405,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
-             VALUES (?, ?, 'manual', '{}', ?, ?, 1) \
+             VALUES ($1, $2, 'manual', '{}', $3, $4, 1) \
              ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, detector = excluded.detector, \
              evidence = excluded.evidence, created_at = excluded.created_at, expires_at = excluded.expires_at, \
              offences = blacklist.offences + 1",
@@ -332,7 +422,7 @@ impl Store {
     /// Removes a ban (and its offence history). Returns whether it existed.
     pub async fn remove_ban(&self, ip: IpAddr) -> Result<bool> {
         let ip = aiwaf_engine::ip::canonical(ip);
-        let r = sqlx::query("DELETE FROM blacklist WHERE ip = ?").bind(ip.to_string()).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(ip.to_string()).execute(&self.pool).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -352,7 +442,7 @@ impl Store {
         let key = host_or_net(net);
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
-            "INSERT INTO exemptions (net, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (net) DO NOTHING",
+            "INSERT INTO exemptions (net, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (net) DO NOTHING",
         )
         .bind(&key)
         .bind(reason)
@@ -362,7 +452,7 @@ impl Store {
         let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist").fetch_all(&mut *tx).await?;
         for ip in banned {
             if IpAddr::from_str(&ip).is_ok_and(|a| net.contains(&a)) {
-                sqlx::query("DELETE FROM blacklist WHERE ip = ?").bind(&ip).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(&ip).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -371,7 +461,7 @@ impl Store {
 
     /// Removes an exemption. Returns whether it existed.
     pub async fn remove_exemption(&self, net: IpNet) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM exemptions WHERE net = ?").bind(host_or_net(net)).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM exemptions WHERE net = $1").bind(host_or_net(net)).execute(&self.pool).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -390,7 +480,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (k, c) in counts {
             sqlx::query(
-                "INSERT INTO keywords (keyword, count, updated_at) VALUES (?, ?, ?) \
+                "INSERT INTO keywords (keyword, count, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (keyword) DO UPDATE SET count = keywords.count + excluded.count, updated_at = excluded.updated_at",
             )
             .bind(k.to_lowercase())
@@ -405,7 +495,7 @@ impl Store {
 
     /// Removes a learned keyword. Returns whether it existed.
     pub async fn remove_keyword(&self, word: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM keywords WHERE keyword = ?")
+        let r = sqlx::query("DELETE FROM keywords WHERE keyword = $1")
             .bind(word.trim().to_lowercase())
             .execute(&self.pool)
             .await?;
@@ -440,7 +530,7 @@ impl Store {
     /// Sets the request-logging switch; running servers follow within a second.
     pub async fn set_request_logging(&self, on: bool) -> Result<()> {
         sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('request_logging', ?) \
+            "INSERT INTO settings (key, value) VALUES ('request_logging', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(if on { "true" } else { "false" })
@@ -458,7 +548,7 @@ impl Store {
     pub async fn counts(&self, now: u64) -> Result<Counts> {
         let one = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
         Ok(Counts {
-            active_bans: one("SELECT COUNT(*) FROM blacklist WHERE expires_at IS NULL OR expires_at > ?")
+            active_bans: one("SELECT COUNT(*) FROM blacklist WHERE expires_at IS NULL OR expires_at > $1")
                 .bind(now as i64)
                 .fetch_one(&self.pool)
                 .await?,
@@ -474,8 +564,8 @@ impl Store {
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
         let rows = sqlx::query(
             "SELECT id, request_id, ts, ip, method, path, detector, action, reason, evidence, mode FROM events \
-             WHERE (?1 IS NULL OR ip = ?1) AND (?2 IS NULL OR detector = ?2) AND (?3 IS NULL OR request_id = ?3) \
-             AND (?4 IS NULL OR ts >= ?4) ORDER BY ts DESC, id DESC LIMIT ?5",
+             WHERE ($1 IS NULL OR ip = $1) AND ($2 IS NULL OR detector = $2) AND ($3 IS NULL OR request_id = $3) \
+             AND ($4 IS NULL OR ts >= $4) ORDER BY ts DESC, id DESC LIMIT $5",
         )
         .bind(&f.ip)
         .bind(&f.detector)
@@ -524,7 +614,7 @@ impl Store {
                 Record::Event(e) => {
                     sqlx::query(
                         "INSERT INTO events (request_id, ts, ip, method, path, detector, action, reason, evidence, mode) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(&e.request_id)
                     .bind(e.ts as i64)
@@ -546,10 +636,10 @@ impl Store {
                     }
                     sqlx::query(
                         "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
                          ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, detector = excluded.detector, \
                          evidence = excluded.evidence, created_at = excluded.created_at, \
-                         expires_at = excluded.expires_at, offences = MAX(excluded.offences, blacklist.offences + 1) \
+                         expires_at = excluded.expires_at, offences = CASE WHEN excluded.offences > blacklist.offences + 1 THEN excluded.offences ELSE blacklist.offences + 1 END \
                          WHERE blacklist.expires_at IS NOT NULL AND blacklist.expires_at <= excluded.created_at",
                     )
                     .bind(b.ip.to_string())
@@ -565,7 +655,7 @@ impl Store {
                 Record::Request(r) => {
                     sqlx::query(
                         "INSERT INTO request_log (request_id, ts, ip, method, path, query, status, response_time_ms, \
-                         user_agent, referer, content_length, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         user_agent, referer, content_length, blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(&r.request_id)
                     .bind(r.ts as i64)
@@ -584,7 +674,7 @@ impl Store {
                 }
                 Record::KnownPath { path, at } => {
                     sqlx::query(
-                        "INSERT INTO known_paths (path, last_ok_at) VALUES (?, ?) \
+                        "INSERT INTO known_paths (path, last_ok_at) VALUES ($1, $2) \
                          ON CONFLICT (path) DO UPDATE SET last_ok_at = excluded.last_ok_at",
                     )
                     .bind(path)
@@ -616,7 +706,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let key = format!("{ip}|{detector}|{finding_at}");
         let fresh =
-            sqlx::query("INSERT INTO training_evidence (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            sqlx::query("INSERT INTO training_evidence (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                 .bind(&key)
                 .bind(now as i64)
                 .execute(&mut *tx)
@@ -632,7 +722,7 @@ impl Store {
             tx.commit().await?;
             return Ok(false);
         }
-        let prior = sqlx::query("SELECT created_at, expires_at, offences FROM blacklist WHERE ip = ?")
+        let prior = sqlx::query("SELECT created_at, expires_at, offences FROM blacklist WHERE ip = $1")
             .bind(ip.to_string())
             .fetch_optional(&mut *tx)
             .await?;
@@ -651,7 +741,7 @@ impl Store {
         let expires_at = config.ban_duration(offences).map(|d| (now + d) as i64);
         sqlx::query(
             "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, \
              detector = excluded.detector, evidence = excluded.evidence, created_at = excluded.created_at, \
              expires_at = excluded.expires_at, offences = excluded.offences",
         )
@@ -674,7 +764,7 @@ impl Store {
         let mut lifted = Vec::new();
         for ip in banned {
             if IpAddr::from_str(&ip).is_ok_and(|a| exempt.contains(a)) {
-                sqlx::query("DELETE FROM blacklist WHERE ip = ?").bind(&ip).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(&ip).execute(&self.pool).await?;
                 lifted.push(ip);
             }
         }
@@ -685,7 +775,7 @@ impl Store {
     /// itself answered (its own blocks must not teach the model).
     pub async fn request_log_rows(&self, since: u64) -> Result<Vec<(String, i64, String, i64, f64)>> {
         let rows = sqlx::query(
-            "SELECT ip, ts, path, status, response_time_ms FROM request_log WHERE ts >= ? AND NOT blocked ORDER BY ts, id",
+            "SELECT ip, ts, path, status, response_time_ms FROM request_log WHERE ts >= $1 AND NOT blocked ORDER BY ts, id",
         )
         .bind(since as i64)
         .fetch_all(&self.pool)
@@ -701,16 +791,16 @@ impl Store {
         let old = now.saturating_sub(keep_ms) as i64;
         let forgotten = now.saturating_sub(offence_memory_ms) as i64;
         let mut n = 0;
-        n += sqlx::query("DELETE FROM events WHERE ts < ?").bind(old).execute(&self.pool).await?.rows_affected();
-        n += sqlx::query("DELETE FROM request_log WHERE ts < ?").bind(old).execute(&self.pool).await?.rows_affected();
-        n += sqlx::query("DELETE FROM blacklist WHERE expires_at IS NOT NULL AND expires_at < ? AND created_at < ?")
+        n += sqlx::query("DELETE FROM events WHERE ts < $1").bind(old).execute(&self.pool).await?.rows_affected();
+        n += sqlx::query("DELETE FROM request_log WHERE ts < $1").bind(old).execute(&self.pool).await?.rows_affected();
+        n += sqlx::query("DELETE FROM blacklist WHERE expires_at IS NOT NULL AND expires_at < $1 AND created_at < $2")
             .bind(now as i64)
             .bind(forgotten)
             .execute(&self.pool)
             .await?
             .rows_affected();
         n += sqlx::query(
-            "DELETE FROM known_paths WHERE path NOT IN (SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT ?)",
+            "DELETE FROM known_paths WHERE path NOT IN (SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT $1)",
         )
         .bind(known_cap.min(i64::MAX as u64) as i64)
         .execute(&self.pool)

@@ -8,6 +8,20 @@ use serde_json::json;
 
 use super::*;
 
+/// Stores to run a test against: SQLite always, PostgreSQL when `AIWAF_TEST_POSTGRES_URL` is set.
+async fn stores(test: &str) -> Vec<(Store, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = vec![(Store::open(dir.path()).await.unwrap(), dir)];
+    if let Some(base) = test_support::service_url("AIWAF_TEST_POSTGRES_URL", test) {
+        let url = test_support::isolated_postgres_url(&base, test).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(Some(&url), dir.path()).await.unwrap();
+        assert_eq!(store.backend(), Backend::Postgres);
+        v.push((store, dir));
+    }
+    v
+}
+
 const T0: u64 = 1_700_000_000_000;
 
 fn ip(s: &str) -> IpAddr {
@@ -42,8 +56,12 @@ async fn migrates_and_survives_reopen() {
 
 #[tokio::test]
 async fn detector_bans_keep_active_entries_and_replace_expired_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    for (store, _dir) in stores("bans").await {
+        detector_bans(store).await;
+    }
+}
+
+async fn detector_bans(store: Store) {
     let g0 = store.generation().await.unwrap();
     assert_eq!(store.write_batch(&[ban("10.0.0.2", T0, Some(T0 + 1000), 1, 7)]).await.unwrap(), 7);
     assert!(store.generation().await.unwrap() > g0);
@@ -64,8 +82,12 @@ async fn detector_bans_keep_active_entries_and_replace_expired_ones() {
 
 #[tokio::test]
 async fn exemptions_lift_bans_and_cidrs_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    for (store, _dir) in stores("exemptions").await {
+        exemptions(store).await;
+    }
+}
+
+async fn exemptions(store: Store) {
     store.write_batch(&[ban("10.1.2.3", T0, None, 1, 1), ban("2001:db8::5", T0, None, 1, 2)]).await.unwrap();
     assert!(store.add_exemption(parse_net("10.0.0.0/8").unwrap(), "office", T0).await.unwrap());
     assert!(!store.add_exemption(parse_net("10.0.0.0/8").unwrap(), "again", T0).await.unwrap());
@@ -81,8 +103,12 @@ async fn exemptions_lift_bans_and_cidrs_work() {
 
 #[tokio::test]
 async fn keywords_settings_events_and_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    for (store, _dir) in stores("keywords").await {
+        keywords_settings_events(store).await;
+    }
+}
+
+async fn keywords_settings_events(store: Store) {
     store.add_keywords(&[("phpmyadmin".into(), 5), ("backup".into(), 9)], T0).await.unwrap();
     store.add_keywords(&[("phpmyadmin".into(), 7)], T0).await.unwrap();
     let kws = store.keywords().await.unwrap();
@@ -128,8 +154,12 @@ async fn keywords_settings_events_and_reset() {
 
 #[tokio::test]
 async fn writer_batches_and_reports_persisted_bans() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    for (store, _dir) in stores("writer").await {
+        writer_batches(store).await;
+    }
+}
+
+async fn writer_batches(store: Store) {
     let stats = Arc::new(writer::WriterStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(100);
     let handle = writer::spawn(store.clone(), rx, stats.clone());
@@ -144,8 +174,12 @@ async fn writer_batches_and_reports_persisted_bans() {
 
 #[tokio::test]
 async fn training_bans_apply_once_per_finding_and_escalate() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    for (store, _dir) in stores("training").await {
+        training_bans(store).await;
+    }
+}
+
+async fn training_bans(store: Store) {
     let cfg = EngineConfig::default();
     let a = ip("203.0.113.5");
     let apply = |at: u64, now: u64| {
@@ -171,4 +205,22 @@ async fn training_bans_apply_once_per_finding_and_escalate() {
     let b = &store.blacklist(false, T0 + 9_000_000).await.unwrap()[0];
     assert_eq!(b.offences, 2);
     assert_eq!(b.expires_at, Some((T0 + 9_000_000 + 3_600_000) as i64));
+}
+
+#[tokio::test]
+async fn postgres_migrates_from_empty_and_reports_its_backend() {
+    let Some(base) = test_support::service_url("AIWAF_TEST_POSTGRES_URL", "postgres_migrates") else { return };
+    let url = test_support::isolated_postgres_url(&base, "migrate").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(Some(&url), dir.path()).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert!(!store.path().display().to_string().contains("password"));
+    store.close().await;
+    // Migrating again is a no-op.
+    let store = Store::connect(Some(&url), dir.path()).await.unwrap();
+    assert_eq!(store.generation().await.unwrap(), 0);
+    store.add_ban(ip("10.1.1.1"), "x", None, T0).await.unwrap();
+    assert!(store.generation().await.unwrap() > 0);
+    assert!(Store::connect(Some("mysql://x"), dir.path()).await.is_err());
+    assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
 }

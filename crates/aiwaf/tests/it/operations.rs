@@ -193,7 +193,7 @@ fn diagnose_reports_and_fails_on_problems() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("schema version: 1"), "{text}");
+    assert!(text.contains("[ok  ] schema version"), "{text}");
     assert!(text.contains("unreachable"), "{text}");
     assert!(text.contains("anomaly scoring off"), "{text}");
     let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
