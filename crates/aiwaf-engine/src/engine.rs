@@ -137,6 +137,19 @@ impl Engine {
     /// Request phase. Never fails; a block is a verdict. In [`Mode::Block`] a new ban is also
     /// put in force in `state`; in [`Mode::Detect`] nothing is enforced.
     pub fn inspect(&self, state: &WafState, mode: Mode, req: &RequestInfo<'_>, now: u64) -> Inspection {
+        self.inspect_with(state, mode, req, now, None)
+    }
+
+    /// [`Engine::inspect`] with the per-client windows read from shared state (`Some`), or
+    /// kept in this process (`None`).
+    pub fn inspect_with(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        req: &RequestInfo<'_>,
+        now: u64,
+        shared: Option<RequestWindows>,
+    ) -> Inspection {
         let path = NormalizedPath::new(req.path);
         let ip = req.client;
         let lists = state.lists();
@@ -169,12 +182,17 @@ impl Engine {
             return Inspection { verdict: Verdict::ALLOW, context };
         }
 
-        let client = state.client(ip);
-        let mut cs = client.lock();
-        let rate = self.rate(&mut cs, now);
+        let windows = match shared {
+            Some(w) => w,
+            None => {
+                let client = state.client(ip);
+                let mut cs = client.lock();
+                self.local_request_windows(&mut cs, &self.window_query(req), now)
+            }
+        };
+        let rate = self.rate(&windows, now);
         let finding =
-            self.keyword(state, &lists, &context.path).or_else(|| self.honeypot(&mut cs, req, now)).or(rate.ban);
-        drop(cs);
+            self.keyword(state, &lists, &context.path).or_else(|| self.honeypot(&windows, req, now)).or(rate.ban);
         if let Some(finding) = finding {
             let ban = self.ban(state, mode, ip, &finding, now);
             let verdict = Verdict { action: Action::Block, finding: Some(finding), ban };
@@ -185,6 +203,56 @@ impl Engine {
             return Inspection { verdict, context };
         }
         Inspection { verdict: Verdict::ALLOW, context }
+    }
+
+    /// What the per-client request windows need to know about a request (for shared state).
+    pub fn window_query(&self, req: &RequestInfo<'_>) -> WindowQuery {
+        let c = &self.config;
+        WindowQuery {
+            rate_window_ms: c.rate_window_ms,
+            rate_max: c.rate_max,
+            rate_keep: c.rate_flood + 1,
+            is_get: req.method.eq_ignore_ascii_case("GET"),
+            is_page: is_page_view(req),
+            form_memory_ms: c.form_memory_ms,
+        }
+    }
+
+    /// Whether a request needs the per-client windows at all (not exempt, not banned, not off):
+    /// the layer asks shared state only then.
+    pub fn needs_windows(&self, state: &WafState, mode: Mode, req: &RequestInfo<'_>, now: u64) -> bool {
+        if mode == Mode::Off || self.exempt_ips.contains(req.client) || state.lists().exemptions.contains(req.client) {
+            return false;
+        }
+        if state.active_ban(req.client, now).is_some() {
+            return false;
+        }
+        !self.exempt_paths.matches(&NormalizedPath::new(req.path).once)
+    }
+
+    /// The request windows kept in this process (the same rules the Redis script applies).
+    fn local_request_windows(&self, cs: &mut ClientState, q: &WindowQuery, now: u64) -> RequestWindows {
+        expire(&mut cs.requests, now, q.rate_window_ms, |t| *t);
+        cs.requests.push_back(now);
+        while cs.requests.len() > q.rate_keep as usize {
+            cs.requests.pop_front();
+        }
+        let count = cs.requests.len() as u32;
+        let rate_clear_at =
+            if count > q.rate_max { cs.requests[(count - q.rate_max - 1) as usize] + q.rate_window_ms } else { now };
+        let w =
+            RequestWindows { rate_count: count, rate_clear_at, last_get: cs.last_get, last_page_get: cs.last_page_get };
+        if q.is_get {
+            cs.last_get = Some(now);
+            if q.is_page {
+                cs.last_page_get = Some(now);
+            }
+        }
+        if count > self.config.rate_flood {
+            // The flood is punished; start counting afresh.
+            cs.requests.clear();
+        }
+        w
     }
 
     /// Response phase: the upstream answered `status` after `resp_time_s` seconds. Updates the
@@ -199,7 +267,7 @@ impl Engine {
         resp_time_s: f64,
         now: u64,
     ) -> Observation {
-        self.observe_inner(state, mode, ctx, status, resp_time_s, now, false)
+        self.observe_inner(state, mode, ctx, status, resp_time_s, now, false, None)
     }
 
     /// [`Engine::observe`] that also returns the feature vector (for training, which replays
@@ -212,7 +280,123 @@ impl Engine {
         resp_time_s: f64,
         now: u64,
     ) -> Observation {
-        self.observe_inner(state, Mode::Detect, ctx, status, resp_time_s, now, true)
+        self.observe_inner(state, Mode::Detect, ctx, status, resp_time_s, now, true, None)
+    }
+
+    /// [`Engine::observe`] with the per-client response windows read from shared state.
+    #[allow(clippy::too_many_arguments)] // The facts of one response.
+    pub fn observe_with(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        ctx: &RequestContext,
+        status: u16,
+        resp_time_s: f64,
+        now: u64,
+        shared: Option<ResponseWindows>,
+    ) -> Observation {
+        self.observe_inner(state, mode, ctx, status, resp_time_s, now, false, shared)
+    }
+
+    /// What the response windows must count for this answer; `None` when nothing (neither a
+    /// 404 nor a UUID path): then shared state need not be asked.
+    pub fn response_query(&self, ctx: &RequestContext, status: u16) -> Option<ResponseQuery> {
+        if ctx.exempt {
+            return None;
+        }
+        let ok = (200..400).contains(&status);
+        let shape = uuid_shape(&ctx.path.once);
+        let c = &self.config;
+        let uuid_delta = match (status, shape) {
+            (_, UuidShape::None) => None,
+            (404, UuidShape::Malformed) => Some(c.uuid_malformed_weight),
+            (404, _) => Some(c.uuid_not_found_weight),
+            _ if ok => Some(-c.uuid_success_decay),
+            _ => None,
+        };
+        let not_found = status == 404;
+        if !not_found && uuid_delta.is_none() {
+            return None;
+        }
+        Some(ResponseQuery {
+            not_found,
+            extension: not_found && has_extension(&ctx.path.once, &self.extensions),
+            uuid_delta,
+            path: truncate(&ctx.path.once, 160).to_string(),
+        })
+    }
+
+    /// The response windows kept in this process (the same rules the Redis script applies).
+    fn local_response_windows(&self, cs: &mut ClientState, q: &ResponseQuery, now: u64) -> ResponseWindows {
+        let c = &self.config;
+        let mut w = ResponseWindows::default();
+        let count = |dq: &mut VecDeque<(u64, Box<str>)>, threshold: u32| -> (u32, Vec<String>) {
+            expire(dq, now, c.window_ms, |e| e.0);
+            dq.push_back((now, q.path.as_str().into()));
+            while dq.len() > threshold as usize {
+                dq.pop_front();
+            }
+            let n = dq.len() as u32;
+            if n >= threshold {
+                let paths = dq.drain(..).map(|e| e.1.into_string()).collect();
+                return (n, paths);
+            }
+            (n, Vec::new())
+        };
+        if q.not_found {
+            (w.not_found, w.not_found_paths) = count(&mut cs.not_found, c.not_found_threshold);
+        }
+        if q.extension {
+            (w.extension, w.extension_paths) = count(&mut cs.ext_not_found, c.extension_threshold);
+        }
+        if let Some(delta) = q.uuid_delta {
+            expire(&mut cs.uuid_events, now, c.uuid_window_ms, |e| e.0);
+            cs.uuid_events.push_back((now, delta));
+            while cs.uuid_events.len() > 64 {
+                cs.uuid_events.pop_front();
+            }
+            w.uuid_score = cs.uuid_events.iter().fold(0i32, |s, e| (s + e.1).max(0));
+            if w.uuid_score >= c.uuid_threshold {
+                cs.uuid_events.clear();
+            }
+        }
+        w
+    }
+
+    /// Findings from the response windows: extension probing, then 404 flood, then UUID tamper.
+    fn response_finding(&self, q: &ResponseQuery, w: &ResponseWindows) -> Option<Finding> {
+        let c = &self.config;
+        if q.extension && w.extension >= c.extension_threshold {
+            return Some(Finding {
+                detector: Detector::ExtensionProbe,
+                reason: format!(
+                    "File-extension probing ({} 404s on {} within {}s)",
+                    w.extension,
+                    self.extensions.join(" "),
+                    secs(c.window_ms)
+                ),
+                evidence: json!({"count": w.extension, "threshold": c.extension_threshold,
+                    "window_s": secs(c.window_ms), "paths": w.extension_paths}),
+            });
+        }
+        if q.not_found && w.not_found >= c.not_found_threshold {
+            return Some(Finding {
+                detector: Detector::NotFoundFlood,
+                reason: format!("Excessive 404s ({} within {}s)", w.not_found, secs(c.window_ms)),
+                evidence: json!({"count": w.not_found, "threshold": c.not_found_threshold,
+                    "window_s": secs(c.window_ms), "paths": w.not_found_paths}),
+            });
+        }
+        if q.uuid_delta.is_some() && w.uuid_score >= c.uuid_threshold {
+            return Some(Finding {
+                detector: Detector::UuidTamper,
+                reason: format!("UUID tampering (score {} within {}s)", w.uuid_score, secs(c.uuid_window_ms)),
+                evidence: json!({"score": w.uuid_score, "threshold": c.uuid_threshold,
+                    "window_s": secs(c.uuid_window_ms), "last_path": q.path,
+                    "malformed": q.uuid_delta == Some(c.uuid_malformed_weight) && q.not_found}),
+            });
+        }
+        None
     }
 
     #[allow(clippy::too_many_arguments)] // The public wrappers keep the API small.
@@ -225,6 +409,7 @@ impl Engine {
         resp_time_s: f64,
         now: u64,
         want_features: bool,
+        shared: Option<ResponseWindows>,
     ) -> Observation {
         let mut out = Observation::default();
         if ctx.exempt || mode == Mode::Off {
@@ -234,7 +419,6 @@ impl Engine {
         if ok {
             out.new_known_path = state.add_known_path(&ctx.path.once);
         }
-        let shape = uuid_shape(&ctx.path.once);
         let model = state.model();
         let c = &self.config;
         let client = state.client(ctx.client);
@@ -245,68 +429,12 @@ impl Engine {
             out.features = Some(features);
         }
         let mut finding = None;
-        if status == 404 {
-            let p: Box<str> = truncate(&ctx.path.once, 160).into();
-            expire(&mut cs.not_found, now, c.window_ms, |e| e.0);
-            cs.not_found.push_back((now, p.clone()));
-            while cs.not_found.len() > c.not_found_threshold as usize {
-                cs.not_found.pop_front();
-            }
-            if has_extension(&ctx.path.once, &self.extensions) {
-                expire(&mut cs.ext_not_found, now, c.window_ms, |e| e.0);
-                cs.ext_not_found.push_back((now, p));
-                while cs.ext_not_found.len() > c.extension_threshold as usize {
-                    cs.ext_not_found.pop_front();
-                }
-                if cs.ext_not_found.len() >= c.extension_threshold as usize {
-                    let paths: Vec<&str> = cs.ext_not_found.iter().map(|e| &*e.1).collect();
-                    finding = Some(Finding {
-                        detector: Detector::ExtensionProbe,
-                        reason: format!(
-                            "File-extension probing ({} 404s on {} within {}s)",
-                            cs.ext_not_found.len(),
-                            self.extensions.join(" "),
-                            secs(c.window_ms)
-                        ),
-                        evidence: json!({"count": paths.len(), "threshold": c.extension_threshold,
-                            "window_s": secs(c.window_ms), "paths": paths}),
-                    });
-                    cs.ext_not_found.clear();
-                }
-            }
-            if finding.is_none() && cs.not_found.len() >= c.not_found_threshold as usize {
-                let paths: Vec<&str> = cs.not_found.iter().map(|e| &*e.1).collect();
-                finding = Some(Finding {
-                    detector: Detector::NotFoundFlood,
-                    reason: format!("Excessive 404s ({} within {}s)", paths.len(), secs(c.window_ms)),
-                    evidence: json!({"count": paths.len(), "threshold": c.not_found_threshold,
-                        "window_s": secs(c.window_ms), "paths": paths}),
-                });
-                cs.not_found.clear();
-            }
-        }
-        if finding.is_none() && shape != UuidShape::None && (status == 404 || ok) {
-            let delta = match (status, shape) {
-                (404, UuidShape::Malformed) => c.uuid_malformed_weight,
-                (404, _) => c.uuid_not_found_weight,
-                _ => -c.uuid_success_decay,
+        if let Some(q) = self.response_query(ctx, status) {
+            let w = match shared {
+                Some(w) => w,
+                None => self.local_response_windows(&mut cs, &q, now),
             };
-            expire(&mut cs.uuid_events, now, c.uuid_window_ms, |e| e.0);
-            cs.uuid_events.push_back((now, delta));
-            while cs.uuid_events.len() > 64 {
-                cs.uuid_events.pop_front();
-            }
-            let score = cs.uuid_events.iter().fold(0i32, |s, e| (s + e.1).max(0));
-            if score >= c.uuid_threshold {
-                finding = Some(Finding {
-                    detector: Detector::UuidTamper,
-                    reason: format!("UUID tampering (score {score} within {}s)", secs(c.uuid_window_ms)),
-                    evidence: json!({"score": score, "threshold": c.uuid_threshold,
-                        "window_s": secs(c.uuid_window_ms), "last_path": ctx.path.once,
-                        "malformed": shape == UuidShape::Malformed}),
-                });
-                cs.uuid_events.clear();
-            }
+            finding = self.response_finding(&q, &w);
         }
         // A request without attack signs can never count towards a ban, so it is not scored
         // (most traffic; the forest walk is the costliest step of the response phase).
@@ -395,27 +523,20 @@ impl Engine {
         })
     }
 
-    fn honeypot(&self, cs: &mut ClientState, req: &RequestInfo<'_>, now: u64) -> Option<Finding> {
+    fn honeypot(&self, w: &RequestWindows, req: &RequestInfo<'_>, now: u64) -> Option<Finding> {
         let c = &self.config;
-        if req.method.eq_ignore_ascii_case("GET") {
-            cs.last_get = Some(now);
-            if is_page_view(req) {
-                cs.last_page_get = Some(now);
-            }
-            return None;
-        }
         if !req.method.eq_ignore_ascii_case("POST") || !is_form(req.content_type) {
             return None;
         }
         let within = |t: &u64| now.saturating_sub(*t) <= c.form_memory_ms;
-        let Some(last_get) = cs.last_get.filter(within) else {
+        let Some(last_get) = w.last_get.filter(within) else {
             return Some(Finding {
                 detector: Detector::Honeypot,
                 reason: "Form POST without a preceding GET".into(),
-                evidence: json!({"last_get": cs.last_get, "form_memory_s": secs(c.form_memory_ms)}),
+                evidence: json!({"last_get": w.last_get, "form_memory_s": secs(c.form_memory_ms)}),
             });
         };
-        let reference = cs.last_page_get.filter(within).unwrap_or(last_get);
+        let reference = w.last_page_get.filter(within).unwrap_or(last_get);
         let elapsed = now.saturating_sub(reference);
         if elapsed < c.min_form_time_ms {
             return Some(Finding {
@@ -427,15 +548,9 @@ impl Engine {
         None
     }
 
-    fn rate(&self, cs: &mut ClientState, now: u64) -> RateOutcome {
+    fn rate(&self, w: &RequestWindows, now: u64) -> RateOutcome {
         let c = &self.config;
-        expire(&mut cs.requests, now, c.rate_window_ms, |t| *t);
-        cs.requests.push_back(now);
-        // Enough history to tell "over flood" apart; older entries cannot change the answer.
-        while cs.requests.len() > c.rate_flood as usize + 1 {
-            cs.requests.pop_front();
-        }
-        let count = cs.requests.len() as u32;
+        let count = w.rate_count;
         let evidence = |limit: u32| json!({"count": count, "limit": limit, "window_s": secs(c.rate_window_ms)});
         if count > c.rate_flood {
             let ban = Finding {
@@ -443,14 +558,10 @@ impl Engine {
                 reason: format!("Flood pattern ({count} requests within {}s)", secs(c.rate_window_ms)),
                 evidence: evidence(c.rate_flood),
             };
-            cs.requests.clear();
             return RateOutcome { ban: Some(ban), limited: None };
         }
         if count > c.rate_max {
-            // The request that must leave the window before the client is back under the limit.
-            let idx = (count - c.rate_max - 1) as usize;
-            let wait = (cs.requests[idx] + c.rate_window_ms).saturating_sub(now);
-            let retry = wait.div_ceil(1000).max(1);
+            let retry = w.rate_clear_at.saturating_sub(now).div_ceil(1000).max(1);
             let finding = Finding {
                 detector: Detector::RateLimit,
                 reason: format!("Too many requests ({count} within {}s)", secs(c.rate_window_ms)),
@@ -488,6 +599,65 @@ impl Engine {
             seq,
         })
     }
+}
+
+/// What the request-phase windows need to know (the input of the shared-state script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowQuery {
+    /// Rate window.
+    pub rate_window_ms: u64,
+    /// Requests allowed in the window.
+    pub rate_max: u32,
+    /// Timestamps to keep (flood + 1: enough to tell a flood).
+    pub rate_keep: u32,
+    /// A GET (updates the honeypot's last GET).
+    pub is_get: bool,
+    /// A page view (updates the last page GET).
+    pub is_page: bool,
+    /// How long the last GET is remembered.
+    pub form_memory_ms: u64,
+}
+
+/// The per-client request windows after counting this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestWindows {
+    /// Requests in the rate window, this one included (saturates at flood + 1).
+    pub rate_count: u32,
+    /// When the client is back under the limit (ms since the epoch), when over it.
+    pub rate_clear_at: u64,
+    /// The client's latest GET before this request.
+    pub last_get: Option<u64>,
+    /// The client's latest page GET before this request.
+    pub last_page_get: Option<u64>,
+}
+
+/// What the response-phase windows need to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseQuery {
+    /// The upstream answered 404.
+    pub not_found: bool,
+    /// ... on a probed file extension.
+    pub extension: bool,
+    /// UUID score change, when the path carries a UUID.
+    pub uuid_delta: Option<i32>,
+    /// The normalised path (kept for evidence).
+    pub path: String,
+}
+
+/// The per-client response windows after counting this response. A count at or over its
+/// threshold comes with the paths behind it, and the window starts afresh.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResponseWindows {
+    /// 404s on non-exempt paths in the window.
+    pub not_found: u32,
+    /// Their paths, when the threshold was reached.
+    pub not_found_paths: Vec<String>,
+    /// 404s on probed extensions in the window.
+    pub extension: u32,
+    /// Their paths, when the threshold was reached.
+    pub extension_paths: Vec<String>,
+    /// UUID-tamper score (never below 0).
+    pub uuid_score: i32,
 }
 
 struct RateOutcome {

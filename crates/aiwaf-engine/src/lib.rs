@@ -20,7 +20,10 @@ pub mod state;
 pub mod verdict;
 
 pub use config::{EngineConfig, Mode};
-pub use engine::{Engine, Inspection, Observation, RequestContext, RequestInfo};
+pub use engine::{
+    Engine, Inspection, Observation, RequestContext, RequestInfo, RequestWindows, ResponseQuery, ResponseWindows,
+    WindowQuery,
+};
 pub use features::{FEATURE_NAMES, Features};
 pub use model::Model;
 pub use state::{BanState, Lists, WafState};

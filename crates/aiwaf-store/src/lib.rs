@@ -307,6 +307,15 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The channel PostgreSQL notifies on every change (`None` for SQLite).
+    pub async fn notify_channel(&self) -> Result<Option<String>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let schema: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&self.pool).await?;
+        Ok(Some(format!("aiwaf_changes_{schema}")))
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

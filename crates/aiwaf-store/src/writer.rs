@@ -2,11 +2,14 @@
 //!
 //! It takes whatever has queued up (at most [`MAX_BATCH`] records) and writes it in one
 //! transaction, so under load batches grow by themselves and at rest a record is written at
-//! once. A failed batch is retried with backoff and never dropped; meanwhile the channel fills
-//! and the request path drops (and counts) new records instead of waiting.
+//! once. When the database is unreachable it keeps draining the channel (so the request path
+//! never sees it fill) into a local queue: bans are kept (up to [`MAX_QUEUED_BANS`]), other
+//! records up to [`MAX_QUEUED_OTHER`] (the oldest dropped and counted), and everything queued
+//! is written on reconnect, retried with backoff.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aiwaf_engine::Record;
@@ -17,6 +20,10 @@ use crate::Store;
 
 /// Largest batch written in one transaction.
 pub const MAX_BATCH: usize = 1024;
+/// Bans kept while storage is down.
+pub const MAX_QUEUED_BANS: usize = 100_000;
+/// Other records kept while storage is down.
+pub const MAX_QUEUED_OTHER: usize = 50_000;
 
 /// What the writer has done; shared with the server for reports and metrics.
 #[derive(Debug, Default)]
@@ -27,38 +34,119 @@ pub struct WriterStats {
     pub written: AtomicU64,
     /// Batches that failed (each is retried).
     pub failures: AtomicU64,
+    /// Records dropped from the outage queue (never bans unless over their own cap).
+    pub dropped: AtomicU64,
+    /// Records waiting to be written.
+    pub queued: AtomicU64,
+    /// Whether the last write failed.
+    pub failing: AtomicBool,
+}
+
+struct Queue {
+    bans: VecDeque<Record>,
+    other: VecDeque<Record>,
+}
+
+impl Queue {
+    fn push(&mut self, r: Record, stats: &WriterStats) {
+        let (q, cap) = match r {
+            Record::Ban(_) => (&mut self.bans, MAX_QUEUED_BANS),
+            _ => (&mut self.other, MAX_QUEUED_OTHER),
+        };
+        if q.len() >= cap {
+            q.pop_front();
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        q.push_back(r);
+    }
+
+    fn len(&self) -> usize {
+        self.bans.len() + self.other.len()
+    }
+
+    /// Up to `MAX_BATCH` records, bans first.
+    fn batch(&mut self) -> Vec<Record> {
+        let mut b = Vec::with_capacity(MAX_BATCH.min(self.len()));
+        while b.len() < MAX_BATCH {
+            match self.bans.pop_front().or_else(|| self.other.pop_front()) {
+                Some(r) => b.push(r),
+                None => break,
+            }
+        }
+        b
+    }
+
+    /// Puts a failed batch back in front, in order.
+    fn restore(&mut self, batch: Vec<Record>) {
+        for r in batch.into_iter().rev() {
+            match r {
+                Record::Ban(_) => self.bans.push_front(r),
+                _ => self.other.push_front(r),
+            }
+        }
+    }
 }
 
 /// Spawns the writer on the current tokio runtime. It ends when every sender is dropped and
-/// the channel is drained.
+/// the queue is written (or, with storage down, after a last try).
 pub fn spawn(store: Store, mut rx: mpsc::Receiver<Record>, stats: Arc<WriterStats>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
+        let mut q = Queue { bans: VecDeque::new(), other: VecDeque::new() };
+        let mut closed = false;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if q.len() == 0 {
+                match rx.recv().await {
+                    Some(r) => q.push(r, &stats),
+                    None => break,
                 }
             }
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                match store.write_batch(&batch).await {
-                    Ok(seq) => {
-                        stats.persisted_ban_seq.fetch_max(seq, Ordering::SeqCst);
-                        stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            while let Ok(r) = rx.try_recv() {
+                q.push(r, &stats);
+            }
+            let batch = q.batch();
+            stats.queued.store(q.len() as u64, Ordering::Relaxed);
+            match store.write_batch(&batch).await {
+                Ok(seq) => {
+                    stats.persisted_ban_seq.fetch_max(seq, Ordering::SeqCst);
+                    stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if stats.failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!(queued = q.len(), "Storage reachable again; writing queued records.");
+                    }
+                    backoff = Duration::from_millis(50);
+                }
+                Err(e) => {
+                    q.restore(batch);
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    if !stats.failing.swap(true, Ordering::Relaxed) {
+                        tracing::error!(error = %e, queued = q.len(), "Storage write failed; queueing records and retrying.");
+                    }
+                    if closed {
+                        tracing::error!(
+                            queued = q.len(),
+                            "Shutting down with storage unreachable; queued records lost."
+                        );
                         break;
                     }
-                    Err(e) => {
-                        stats.failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(error = %e, records = batch.len(), "Storage write failed; retrying.");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // Keep draining the channel while waiting, so the request path never blocks.
+                    let sleep = tokio::time::sleep(backoff);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = &mut sleep => break,
+                            r = rx.recv(), if !closed => match r {
+                                Some(r) => q.push(r, &stats),
+                                None => closed = true,
+                            },
+                        }
                     }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
-            batch.clear();
+            if closed && q.len() == 0 {
+                break;
+            }
         }
+        stats.queued.store(0, Ordering::Relaxed);
     })
 }

@@ -32,6 +32,9 @@ struct Global {
     /// Configuration file [default: ./aiwaf.toml when present]
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +53,9 @@ enum Command {
         /// Retrain the anomaly model in-process at this interval (e.g. 24h)
         #[arg(long, value_name = "DURATION")]
         retrain_every: Option<String>,
+        /// Share per-client state with other instances through Redis (redis://HOST:PORT)
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
     },
     /// Learn from access logs: ban 404 floods and anomalous clients, train the model, learn keywords.
     Train {
@@ -261,13 +267,18 @@ fn env_lookup(k: &str) -> Option<String> {
 /// Entry point; returns the exit code.
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    let mut over =
-        Overrides { config: cli.global.config.clone(), data_dir: cli.global.data_dir.clone(), ..Default::default() };
-    if let Command::Serve { listen, upstream, mode, retrain_every } = &cli.command {
+    let mut over = Overrides {
+        config: cli.global.config.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+        ..Default::default()
+    };
+    if let Command::Serve { listen, upstream, mode, retrain_every, redis_url } = &cli.command {
         over.listen = listen.clone();
         over.upstream = upstream.clone();
         over.mode = mode.clone();
         over.retrain_every = retrain_every.clone();
+        over.redis_url = redis_url.clone();
     }
     if let Command::Diagnose = cli.command {
         return runtime()?.block_on(diagnose(&over));
@@ -279,7 +290,7 @@ pub fn main() -> Result<ExitCode> {
             Command::Serve { .. } => crate::serve::run(config).await.map(|()| ExitCode::SUCCESS),
             Command::Diagnose => unreachable!("handled above"),
             other => {
-                let store = Store::open(&config.data_dir).await?;
+                let store = Store::connect(config.database_url.as_deref(), &config.data_dir).await?;
                 let code = run_command(other, &store, &config).await;
                 store.close().await;
                 code
@@ -656,8 +667,9 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
         "data dir",
         format!("{} ({})", dir.display(), if writable { "writable" } else { "not writable" }),
     );
-    match Store::open(dir).await {
+    match Store::connect(config.database_url.as_deref(), dir).await {
         Ok(store) => {
+            line(Some(true), "storage backend", format!("{} ({})", store.backend().as_str(), store.path().display()));
             let version = store.schema_version().await.unwrap_or(-1);
             line(
                 Some(version == aiwaf_store::SCHEMA_VERSION),

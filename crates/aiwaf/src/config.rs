@@ -78,6 +78,16 @@ struct FileConfig {
     model: ModelSection,
     #[serde(default)]
     anomaly: AnomalySection,
+    #[serde(default)]
+    state: StateSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateSection {
+    redis_url: Option<String>,
+    on_backend_error: Option<String>,
+    backend_timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +120,7 @@ struct ServerSection {
 #[serde(deny_unknown_fields)]
 struct StorageSection {
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     channel_capacity: Option<usize>,
     retention: Option<DurationValue>,
     reload_interval: Option<DurationValue>,
@@ -223,6 +234,15 @@ pub struct Config {
     pub mode: Mode,
     /// `storage.data_dir`.
     pub data_dir: PathBuf,
+    /// `storage.database_url` / `AIWAF_DATABASE_URL` / `--database-url`: `sqlite://PATH` or
+    /// `postgres://…`; absent means SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// `state.redis_url` / `AIWAF_REDIS_URL` / `--redis-url`: shared per-client state.
+    pub redis_url: Option<String>,
+    /// `state.on_backend_error`: what a request gets when shared state is unreachable.
+    pub fail_open: bool,
+    /// `state.backend_timeout`: longest a request waits on shared state.
+    pub backend_timeout: Duration,
     /// Storage channel capacity.
     pub channel_capacity: usize,
     /// How long events and request-log rows are kept.
@@ -255,6 +275,10 @@ impl Default for Config {
             upstream: None,
             mode: Mode::Block,
             data_dir: PathBuf::from("./aiwaf-data"),
+            database_url: None,
+            redis_url: None,
+            fail_open: true,
+            backend_timeout: Duration::from_millis(50),
             channel_capacity: 16_384,
             retention: Duration::from_secs(30 * 86_400),
             reload_interval: Duration::from_millis(250),
@@ -284,6 +308,10 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--redis-url`.
+    pub redis_url: Option<String>,
     /// `--listen`.
     pub listen: Option<String>,
     /// `--upstream`.
@@ -348,6 +376,12 @@ impl Config {
         if let Some(v) = &over.data_dir {
             c.data_dir = v.clone();
         }
+        if let Some(v) = &over.database_url {
+            c.database_url = Some(v.clone());
+        }
+        if let Some(v) = &over.redis_url {
+            c.redis_url = Some(v.clone());
+        }
         if let Some(v) = &over.listen {
             c.listen = v.parse().with_context(|| format!("--listen: `{v}` is not an address like 127.0.0.1:8080"))?;
         }
@@ -404,6 +438,22 @@ impl Config {
         let st = f.storage;
         if let Some(v) = st.data_dir {
             self.data_dir = v;
+        }
+        if let Some(v) = st.database_url {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = f.state.redis_url {
+            self.redis_url = Some(v);
+        }
+        if let Some(v) = f.state.on_backend_error {
+            self.fail_open = match v.as_str() {
+                "open" => true,
+                "closed" => false,
+                other => bail!("state.on_backend_error: `{other}` is not `open` or `closed`"),
+            };
+        }
+        if let Some(v) = &f.state.backend_timeout {
+            self.backend_timeout = duration("state.backend_timeout", v)?;
         }
         if let Some(v) = st.channel_capacity {
             self.channel_capacity = v;
@@ -569,6 +619,12 @@ impl Config {
         if let Some(v) = get("AIWAF_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = get("AIWAF_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("AIWAF_REDIS_URL") {
+            self.redis_url = Some(v);
+        }
         if let Some(v) = get("AIWAF_UPSTREAM") {
             self.upstream = Some(v);
         }
@@ -594,6 +650,19 @@ impl Config {
         }
         if let Some(u) = &self.upstream {
             parse_upstream(u)?;
+        }
+        if let Some(u) = &self.database_url
+            && !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            bail!("storage.database_url / AIWAF_DATABASE_URL: expected sqlite://PATH or postgres://…");
+        }
+        if let Some(u) = &self.redis_url
+            && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+        {
+            bail!("state.redis_url / AIWAF_REDIS_URL: expected redis://HOST:PORT");
+        }
+        if self.backend_timeout.is_zero() {
+            bail!("state.backend_timeout must be positive");
         }
         if self.retrain_every.is_some_and(|d| d < Duration::from_secs(1)) {
             bail!("model.retrain_every / --retrain-every must be at least 1s");

@@ -36,6 +36,39 @@ pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Conf
     Ok(())
 }
 
+/// Listens for PostgreSQL change notifications and wakes the reloader; reconnects with backoff
+/// (and wakes the reloader after reconnecting, to resync what was missed).
+async fn listen_for_changes(url: String, channel: String, wake: Arc<tokio::sync::Notify>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut l) => match l.listen(&channel).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    wake.notify_one();
+                    loop {
+                        match l.try_recv().await {
+                            Ok(Some(_)) => wake.notify_one(),
+                            Ok(None) => {
+                                tracing::warn!("Change notifications interrupted; reconnecting.");
+                                wake.notify_one();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "Change notifications lost; reconnecting.");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed; retrying."),
+            },
+            Err(e) => tracing::warn!(error = %e, "Cannot connect for change notifications; retrying."),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// The model file's identity: modification time and length.
 type Stamp = Option<(std::time::SystemTime, u64)>;
 
@@ -85,7 +118,7 @@ pub async fn run(config: Config) -> Result<()> {
     let upstream_text =
         config.upstream.clone().context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
     let upstream = parse_upstream(&upstream_text)?;
-    let store = Store::open(&config.data_dir).await?;
+    let store = Store::connect(config.database_url.as_deref(), &config.data_dir).await?;
     let engine = Engine::new(config.engine.clone(), IpSet::new(config.exempt_ips.iter().copied()))
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let (tx, rx) = mpsc::channel(config.channel_capacity);
@@ -98,8 +131,15 @@ pub async fn run(config: Config) -> Result<()> {
     let model_path = config.model_path();
     let mut model_stamp = load_model_if_changed(&waf, &model_path, None);
 
+    // PostgreSQL: changes made by any instance (or the CLI) are pushed at once.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let change_listener = match (store.url(), store.notify_channel().await?) {
+        (Some(url), Some(channel)) => Some(tokio::spawn(listen_for_changes(url.to_string(), channel, wake.clone()))),
+        _ => None,
+    };
     let reloader = {
-        let (store, waf, stats, config) = (store.clone(), waf.clone(), stats.clone(), config.clone());
+        let (store, waf, stats, config, wake) =
+            (store.clone(), waf.clone(), stats.clone(), config.clone(), wake.clone());
         tokio::spawn(async move {
             let mut last_gen = store.generation().await.unwrap_or(-1);
             let mut last_full = Instant::now();
@@ -107,7 +147,10 @@ pub async fn run(config: Config) -> Result<()> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
-                tick.tick().await;
+                let pushed = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = wake.notified() => true,
+                };
                 model_stamp = load_model_if_changed(&waf, &model_path, model_stamp);
                 let gen_now = match store.generation().await {
                     Ok(g) => g,
@@ -120,7 +163,7 @@ pub async fn run(config: Config) -> Result<()> {
                     }
                 };
                 // Expiry needs no change in storage, so resync now and then regardless.
-                if gen_now == last_gen && last_full.elapsed() < Duration::from_secs(30) {
+                if !pushed && gen_now == last_gen && last_full.elapsed() < Duration::from_secs(30) {
                     continue;
                 }
                 match reload(&store, &waf, &stats, &config).await {
@@ -237,6 +280,10 @@ pub async fn run(config: Config) -> Result<()> {
     }
     reloader.abort();
     janitor.abort();
+    if let Some(l) = change_listener {
+        l.abort();
+        let _ = l.await;
+    }
     if let Some(r) = retrainer {
         r.abort();
         let _ = r.await;
