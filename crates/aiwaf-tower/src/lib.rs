@@ -26,6 +26,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use tokio::sync::mpsc;
 
+pub mod shared;
+
 /// Header carrying the request id, on the response and on the request sent upstream.
 pub const REQUEST_ID_HEADER: &str = "x-aiwaf-request-id";
 
@@ -58,7 +60,16 @@ pub struct Counters {
     pub dropped_records: AtomicU64,
 }
 
+/// Shared per-client state and what to do when it is unreachable.
+pub struct Shared {
+    /// The Redis windows.
+    pub redis: shared::RedisWindows,
+    /// `true`: fall back to this process's windows; `false`: answer 503.
+    pub fail_open: bool,
+}
+
 struct Inner {
+    shared: Option<Shared>,
     engine: ArcSwap<Engine>,
     state: WafState,
     mode: Mode,
@@ -89,10 +100,16 @@ impl Waf {
 
     /// A WAF that sends its records (events, bans, request log) to `sink`.
     pub fn with_sink(engine: Engine, mode: Mode, sink: Option<mpsc::Sender<Record>>) -> Waf {
+        Waf::with_shared(engine, mode, sink, None)
+    }
+
+    /// A WAF whose per-client windows live in shared state (several instances, one memory).
+    pub fn with_shared(engine: Engine, mode: Mode, sink: Option<mpsc::Sender<Record>>, shared: Option<Shared>) -> Waf {
         let state = WafState::new(engine.config());
         let seed = now_ms() ^ (u64::from(std::process::id()) << 32);
         Waf {
             inner: Arc::new(Inner {
+                shared,
                 engine: ArcSwap::from_pointee(engine),
                 state,
                 mode,
@@ -128,6 +145,11 @@ impl Waf {
     /// Whether the request log is on.
     pub fn request_logging(&self) -> bool {
         self.inner.request_logging.load(Ordering::Relaxed)
+    }
+
+    /// The shared state, when configured.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.inner.shared.as_ref()
     }
 
     /// Counters.
@@ -337,91 +359,125 @@ where
         if mode == Mode::Off {
             return Box::pin(async move { Ok(inner.call(req).await?.map(Either::Right)) });
         }
-        let engine = waf.engine();
-        let state_now = now_ms();
         let peer = (self.peer)(req.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let headers = req.headers();
-        let client = if engine.trusts_proxies() {
-            let forwarded = all(headers, "forwarded");
-            let xff = all(headers, "x-forwarded-for");
-            let fh = ForwardingHeaders {
-                forwarded: &forwarded,
-                x_forwarded_for: &xff,
-                x_real_ip: header(headers, "x-real-ip"),
-            };
-            engine.client_ip(peer, &fh)
-        } else {
-            aiwaf_engine::ip::canonical(peer)
-        };
-        let info = RequestInfo {
-            client,
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            content_type: header(headers, CONTENT_TYPE),
-            accept: header(headers, ACCEPT),
-            sec_fetch_dest: header(headers, "sec-fetch-dest"),
-        };
-        let inspection = engine.inspect(waf.state(), mode, &info, state_now);
-        let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
-        let logging = waf.request_logging();
-        let meta = Meta {
-            request_id: waf.next_request_id(),
-            client,
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            user_agent: if logging { header(headers, USER_AGENT).unwrap_or("").to_string() } else { String::new() },
-            referer: if logging { header(headers, REFERER).unwrap_or("").to_string() } else { String::new() },
-            ts: state_now,
-            started: Instant::now(),
-        };
-
-        let verdict = inspection.verdict;
-        if let Some(ban) = &verdict.ban {
-            waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
-            waf.emit(Record::Ban(ban.clone()));
-        }
-        if let Some(finding) = &verdict.finding {
-            let action = match (mode, verdict.action, verdict.ban.is_some()) {
-                (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
-                (Mode::Block, _, true) => "ban",
-                (Mode::Block, _, false) => "block",
-                (_, Action::RateLimit { .. }, _) => "would_rate_limit",
-                (_, _, _) if finding.detector == aiwaf_engine::Detector::Blacklist => "would_block",
-                _ => "would_ban",
-            };
-            waf.emit(meta.event(finding, action, mode));
-        }
-        if mode == Mode::Block && !verdict.is_allow() {
-            let finding = verdict.finding.as_ref().expect("a block always carries its finding");
-            let (status, retry) = match verdict.action {
-                Action::RateLimit { retry_after_s } => {
-                    waf.inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s))
-                }
-                _ => {
-                    waf.inner.counters.blocked.fetch_add(1, Ordering::Relaxed);
-                    (StatusCode::FORBIDDEN, None)
-                }
-            };
-            let resp = block_response(status, finding, &meta.request_id, wants_html, retry);
-            if logging {
-                let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-                waf.emit(meta.log_entry(status.as_u16(), len, true));
-            }
-            return Box::pin(async move { Ok(resp) });
-        }
-        if mode == Mode::Detect && !verdict.is_allow() {
-            waf.inner.counters.would_block.fetch_add(1, Ordering::Relaxed);
-        }
-
-        req.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
-        let context = inspection.context;
+        // Everything else happens in the future, which owns the request: the engine's view of
+        // it borrows the request's own strings, even across a wait on shared state.
         Box::pin(async move {
+            let engine = waf.engine();
+            let state_now = now_ms();
+            let headers = req.headers();
+            let client = if engine.trusts_proxies() {
+                let forwarded = all(headers, "forwarded");
+                let xff = all(headers, "x-forwarded-for");
+                let fh = ForwardingHeaders {
+                    forwarded: &forwarded,
+                    x_forwarded_for: &xff,
+                    x_real_ip: header(headers, "x-real-ip"),
+                };
+                engine.client_ip(peer, &fh)
+            } else {
+                aiwaf_engine::ip::canonical(peer)
+            };
+            let info = RequestInfo {
+                client,
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                content_type: header(headers, CONTENT_TYPE),
+                accept: header(headers, ACCEPT),
+                sec_fetch_dest: header(headers, "sec-fetch-dest"),
+            };
+            let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
+            let logging = waf.request_logging();
+            let meta = Meta {
+                request_id: waf.next_request_id(),
+                client,
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                user_agent: if logging { header(headers, USER_AGENT).unwrap_or("").to_string() } else { String::new() },
+                referer: if logging { header(headers, REFERER).unwrap_or("").to_string() } else { String::new() },
+                ts: state_now,
+                started: Instant::now(),
+            };
+            let mut shared_windows = None;
+            if let Some(shared) = &waf.inner.shared
+                && engine.needs_windows(waf.state(), mode, &info, state_now)
+            {
+                match shared.redis.request_windows(client, &engine.window_query(&info), state_now).await {
+                    Ok(w) => shared_windows = Some(w),
+                    Err(_) if shared.fail_open => {}
+                    Err(_) => return Ok(unavailable(&meta.request_id)),
+                }
+            }
+            let inspection = engine.inspect_with(waf.state(), mode, &info, state_now, shared_windows);
+
+            let verdict = inspection.verdict;
+            if let Some(ban) = &verdict.ban {
+                waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
+                waf.emit(Record::Ban(ban.clone()));
+            }
+            if let Some(finding) = &verdict.finding {
+                let action = match (mode, verdict.action, verdict.ban.is_some()) {
+                    (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
+                    (Mode::Block, _, true) => "ban",
+                    (Mode::Block, _, false) => "block",
+                    (_, Action::RateLimit { .. }, _) => "would_rate_limit",
+                    (_, _, _) if finding.detector == aiwaf_engine::Detector::Blacklist => "would_block",
+                    _ => "would_ban",
+                };
+                waf.emit(meta.event(finding, action, mode));
+            }
+            if mode == Mode::Block && !verdict.is_allow() {
+                let finding = verdict.finding.as_ref().expect("a block always carries its finding");
+                let (status, retry) = match verdict.action {
+                    Action::RateLimit { retry_after_s } => {
+                        waf.inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s))
+                    }
+                    _ => {
+                        waf.inner.counters.blocked.fetch_add(1, Ordering::Relaxed);
+                        (StatusCode::FORBIDDEN, None)
+                    }
+                };
+                let resp = block_response(status, finding, &meta.request_id, wants_html, retry);
+                if logging {
+                    let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+                    waf.emit(meta.log_entry(status.as_u16(), len, true));
+                }
+                return Ok(resp);
+            }
+            if mode == Mode::Detect && !verdict.is_allow() {
+                waf.inner.counters.would_block.fetch_add(1, Ordering::Relaxed);
+            }
+
+            req.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
+            let context = inspection.context;
             let mut resp = inner.call(req).await?;
             let status = resp.status().as_u16();
             let now = now_ms();
-            let obs = engine.observe(waf.state(), mode, &context, status, meta.started.elapsed().as_secs_f64(), now);
+            let mut shared_windows = None;
+            if let Some(shared) = &waf.inner.shared
+                && let Some(q) = engine.response_query(&context, status)
+            {
+                let c = engine.config();
+                let w = shared
+                    .redis
+                    .response_windows(
+                        context.client,
+                        &q,
+                        c.window_ms,
+                        c.not_found_threshold,
+                        c.extension_threshold,
+                        c.uuid_window_ms,
+                        c.uuid_threshold,
+                        now,
+                    )
+                    .await;
+                // On failure the local windows count instead (the answer is already on its way).
+                shared_windows = w.ok();
+            }
+            let elapsed = meta.started.elapsed().as_secs_f64();
+            let obs = engine.observe_with(waf.state(), mode, &context, status, elapsed, now, shared_windows);
             if obs.new_known_path {
                 waf.emit(Record::KnownPath { path: context.path.once.clone(), at: now });
             }
@@ -442,6 +498,18 @@ where
             Ok(resp.map(Either::Right))
         })
     }
+}
+
+/// 503 when shared state is unreachable and `on_backend_error = "closed"`.
+fn unavailable<B>(request_id: &HeaderValue) -> Response<WafBody<B>> {
+    let id = request_id.to_str().unwrap_or_default();
+    let body = serde_json::json!({"blocked": true, "reason": "shared state unavailable", "request_id": id});
+    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(format!("{body}\n")))));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), request_id.clone());
+    resp
 }
 
 #[cfg(test)]

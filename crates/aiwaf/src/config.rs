@@ -86,6 +86,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct StateSection {
     redis_url: Option<String>,
+    key_prefix: Option<String>,
     on_backend_error: Option<String>,
     backend_timeout: Option<DurationValue>,
 }
@@ -243,6 +244,8 @@ pub struct Config {
     pub fail_open: bool,
     /// `state.backend_timeout`: longest a request waits on shared state.
     pub backend_timeout: Duration,
+    /// `state.key_prefix`: prefix of every Redis key.
+    pub key_prefix: String,
     /// Storage channel capacity.
     pub channel_capacity: usize,
     /// How long events and request-log rows are kept.
@@ -279,6 +282,7 @@ impl Default for Config {
             redis_url: None,
             fail_open: true,
             backend_timeout: Duration::from_millis(50),
+            key_prefix: "aiwaf:".into(),
             channel_capacity: 16_384,
             retention: Duration::from_secs(30 * 86_400),
             reload_interval: Duration::from_millis(250),
@@ -444,6 +448,9 @@ impl Config {
         }
         if let Some(v) = f.state.redis_url {
             self.redis_url = Some(v);
+        }
+        if let Some(v) = f.state.key_prefix {
+            self.key_prefix = v;
         }
         if let Some(v) = f.state.on_backend_error {
             self.fail_open = match v.as_str() {

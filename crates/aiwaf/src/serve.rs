@@ -124,7 +124,15 @@ pub async fn run(config: Config) -> Result<()> {
     let (tx, rx) = mpsc::channel(config.channel_capacity);
     let stats = Arc::new(WriterStats::default());
     let writer = writer::spawn(store.clone(), rx, stats.clone());
-    let waf = Waf::with_sink(engine, config.mode, Some(tx));
+    let shared = match &config.redis_url {
+        Some(url) => Some(aiwaf_tower::Shared {
+            redis: aiwaf_tower::shared::RedisWindows::new(url, config.backend_timeout, &config.key_prefix)
+                .map_err(anyhow::Error::msg)?,
+            fail_open: config.fail_open,
+        }),
+        None => None,
+    };
+    let waf = Waf::with_shared(engine, config.mode, Some(tx), shared);
     reload(&store, &waf, &stats, &config).await.context("cannot read the lists from storage")?;
     let known = store.known_paths(config.engine.known_path_capacity).await?;
     waf.state().seed_known_paths(known.iter().map(String::as_str));
@@ -242,7 +250,14 @@ pub async fn run(config: Config) -> Result<()> {
         config.mode.as_str(),
         config.data_dir.display()
     );
-    tracing::info!(listen = %local, upstream = %upstream_text, mode = config.mode.as_str(), "Serving.");
+    tracing::info!(
+        listen = %local,
+        upstream = %upstream_text,
+        mode = config.mode.as_str(),
+        storage = store.backend().as_str(),
+        shared_state = if config.redis_url.is_some() { "redis" } else { "local" },
+        "Serving."
+    );
 
     let signal = shutdown_signal();
     tokio::pin!(signal);

@@ -14,3 +14,6 @@ mod operations;
 
 /// `aiwaf train`, `aiwaf model`, and a running server picking up a new model.
 mod training;
+
+/// Several instances sharing PostgreSQL and Redis: global limits, ban propagation, outages.
+mod cluster;
