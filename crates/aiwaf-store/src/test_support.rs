@@ -29,15 +29,26 @@ pub fn service_url(var: &str, test: &str) -> Option<String> {
 pub async fn isolated_postgres_url(base: &str, tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     sqlx::any::install_default_drivers();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let schema = format!(
         "aiwaf_t_{}_{}_{}_{}",
-        tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase(),
+        now.as_secs(),
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed),
-        nanos % 1_000_000
+        tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase(),
     );
     let pool = sqlx::AnyPool::connect(base).await.unwrap_or_else(|e| panic!("cannot connect to {base}: {e}"));
+    // Tidy up after earlier runs: schemas of test runs older than an hour.
+    let old: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'aiwaf_t_%'")
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    for name in old {
+        let secs = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
+        if secs.is_none_or(|s| s + 3600 < now.as_secs()) {
+            let _ = pool.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))).await;
+        }
+    }
     pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.expect("create schema");
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };

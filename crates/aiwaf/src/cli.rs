@@ -718,6 +718,38 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
             }
         },
     }
+    match &config.redis_url {
+        None => line(
+            None,
+            "shared state",
+            "local to this process (set state.redis_url to share it between instances)".into(),
+        ),
+        Some(url) => {
+            let policy = if config.fail_open { "open" } else { "closed" };
+            let ping = async {
+                let client = redis::Client::open(url.as_str())?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            match tokio::time::timeout(Duration::from_secs(2), ping).await {
+                Ok(Ok(_)) => line(
+                    Some(true),
+                    "shared state",
+                    format!("redis {} answers (on_backend_error = {policy})", aiwaf_store::redact_url(url)),
+                ),
+                Ok(Err(e)) => line(
+                    Some(false),
+                    "shared state",
+                    format!("redis {}: {e} (requests fail {policy})", aiwaf_store::redact_url(url)),
+                ),
+                Err(_) => line(
+                    Some(false),
+                    "shared state",
+                    format!("redis {}: no answer in 2 s (requests fail {policy})", aiwaf_store::redact_url(url)),
+                ),
+            }
+        }
+    }
     let model_path = config.model_path();
     if model_path.exists() {
         match crate::train::load_model(&model_path) {
