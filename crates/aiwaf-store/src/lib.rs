@@ -22,6 +22,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Row, SqlSafeStr};
 
+pub mod audit;
 pub mod test_support;
 pub mod writer;
 
@@ -695,6 +696,42 @@ impl Store {
         }
         tx.commit().await?;
         Ok(max_seq)
+    }
+
+    /// Request-log rows, newest first: (ts, ip, method, path, query, status, ms, user agent, blocked).
+    #[allow(clippy::type_complexity)] // A row, read once for display.
+    pub async fn requests(
+        &self,
+        ip: Option<&str>,
+        path_contains: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, String, String, i64, f64, String, bool)>> {
+        let like = path_contains.map(|p| format!("%{}%", p.replace('%', "")));
+        let rows = sqlx::query(
+            "SELECT ts, ip, method, path, query, status, response_time_ms, user_agent, blocked FROM request_log \
+             WHERE ($1 IS NULL OR ip = $1) AND ($2 IS NULL OR path LIKE $2) ORDER BY ts DESC, id DESC LIMIT $3",
+        )
+        .bind(ip)
+        .bind(like)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let blocked: bool = r.try_get::<bool, _>(8).or_else(|_| r.try_get::<i64, _>(8).map(|v| v != 0))?;
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                    blocked,
+                ))
+            })
+            .collect()
     }
 
     /// Applies a ban found by training, once per finding: returns false when this finding was

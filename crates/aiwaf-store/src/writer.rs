@@ -89,20 +89,44 @@ impl Queue {
 
 /// Spawns the writer on the current tokio runtime. It ends when every sender is dropped and
 /// the queue is written (or, with storage down, after a last try).
-pub fn spawn(store: Store, mut rx: mpsc::Receiver<Record>, stats: Arc<WriterStats>) -> JoinHandle<()> {
+pub fn spawn(store: Store, rx: mpsc::Receiver<Record>, stats: Arc<WriterStats>) -> JoinHandle<()> {
+    spawn_with_audit(store, rx, stats, None)
+}
+
+/// [`spawn`], also appending every block event to `audit` as it arrives.
+pub fn spawn_with_audit(
+    store: Store,
+    mut rx: mpsc::Receiver<Record>,
+    stats: Arc<WriterStats>,
+    mut audit: Option<crate::audit::AuditLog>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
+        fn audit_write(audit: &mut Option<crate::audit::AuditLog>, r: &Record) {
+            if let (Some(a), Record::Event(e)) = (audit, r)
+                && let Err(err) = a.write(e)
+            {
+                tracing::warn!(error = %err, "Audit log write failed.");
+            }
+        }
         let mut q = Queue { bans: VecDeque::new(), other: VecDeque::new() };
         let mut closed = false;
         let mut backoff = Duration::from_millis(50);
         loop {
             if q.len() == 0 {
                 match rx.recv().await {
-                    Some(r) => q.push(r, &stats),
+                    Some(r) => {
+                        audit_write(&mut audit, &r);
+                        q.push(r, &stats)
+                    }
                     None => break,
                 }
             }
             while let Ok(r) = rx.try_recv() {
+                audit_write(&mut audit, &r);
                 q.push(r, &stats);
+            }
+            if let Some(a) = &mut audit {
+                let _ = a.flush();
             }
             let batch = q.batch();
             stats.queued.store(q.len() as u64, Ordering::Relaxed);
@@ -135,7 +159,10 @@ pub fn spawn(store: Store, mut rx: mpsc::Receiver<Record>, stats: Arc<WriterStat
                         tokio::select! {
                             _ = &mut sleep => break,
                             r = rx.recv(), if !closed => match r {
-                                Some(r) => q.push(r, &stats),
+                                Some(r) => {
+                                    audit_write(&mut audit, &r);
+                                    q.push(r, &stats)
+                                }
                                 None => closed = true,
                             },
                         }

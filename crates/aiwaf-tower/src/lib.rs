@@ -43,9 +43,70 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Counters kept by the layer.
-#[derive(Debug, Default)]
+/// A histogram of fixed buckets made of atomics: no lock on the request path.
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    /// Upper bounds of the buckets.
+    pub bounds: &'static [f64],
+    /// Counts per bucket (not cumulative), the last one for +Inf.
+    pub buckets: Vec<AtomicU64>,
+    /// Sum of observations, in millionths.
+    pub sum_micros: AtomicU64,
+    /// Number of observations.
+    pub count: AtomicU64,
+}
+
+impl AtomicHistogram {
+    /// A histogram with these upper bounds.
+    pub fn new(bounds: &'static [f64]) -> AtomicHistogram {
+        AtomicHistogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one value.
+    pub fn observe(&self, v: f64) {
+        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Seconds buckets for latencies.
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+/// Buckets for anomaly scores (0..1).
+pub const SCORE_BUCKETS: &[f64] = &[0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9];
+
+/// Detectors in a fixed order, for per-detector counters without a map.
+pub const DETECTORS: &[aiwaf_engine::Detector] = &[
+    aiwaf_engine::Detector::Blacklist,
+    aiwaf_engine::Detector::RateLimit,
+    aiwaf_engine::Detector::Flood,
+    aiwaf_engine::Detector::Keyword,
+    aiwaf_engine::Detector::Honeypot,
+    aiwaf_engine::Detector::UuidTamper,
+    aiwaf_engine::Detector::NotFoundFlood,
+    aiwaf_engine::Detector::ExtensionProbe,
+    aiwaf_engine::Detector::Anomaly,
+    aiwaf_engine::Detector::Manual,
+];
+
+/// Counters kept by the layer (all atomics; rendered as Prometheus text by the admin server).
+#[derive(Debug)]
 pub struct Counters {
+    /// Findings by detector (index into [`DETECTORS`]): blocks in block mode, would-blocks in detect mode.
+    pub by_detector: Vec<AtomicU64>,
+    /// Time the engine took to decide (request phase).
+    pub decision_seconds: AtomicHistogram,
+    /// Time the upstream took to answer (response headers).
+    pub upstream_seconds: AtomicHistogram,
+    /// Anomaly scores of scored requests.
+    pub anomaly_scores: AtomicHistogram,
     /// Requests seen.
     pub requests: AtomicU64,
     /// Requests answered by aiwaf with 403.
@@ -58,6 +119,31 @@ pub struct Counters {
     pub bans: AtomicU64,
     /// Records dropped because the storage channel was full.
     pub dropped_records: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            by_detector: DETECTORS.iter().map(|_| AtomicU64::new(0)).collect(),
+            decision_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
+            upstream_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
+            anomaly_scores: AtomicHistogram::new(SCORE_BUCKETS),
+            requests: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            would_block: AtomicU64::new(0),
+            bans: AtomicU64::new(0),
+            dropped_records: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counters {
+    fn finding(&self, d: aiwaf_engine::Detector) {
+        if let Some(i) = DETECTORS.iter().position(|x| *x == d) {
+            self.by_detector[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Shared per-client state and what to do when it is unreachable.
@@ -408,7 +494,9 @@ where
                     Err(_) => return Ok(unavailable(&meta.request_id)),
                 }
             }
+            let decide = Instant::now();
             let inspection = engine.inspect_with(waf.state(), mode, &info, state_now, shared_windows);
+            waf.inner.counters.decision_seconds.observe(decide.elapsed().as_secs_f64());
 
             let verdict = inspection.verdict;
             if let Some(ban) = &verdict.ban {
@@ -417,6 +505,7 @@ where
                 waf.emit(Record::Ban(ban.clone()));
             }
             if let Some(finding) = &verdict.finding {
+                waf.inner.counters.finding(finding.detector);
                 let action = match (mode, verdict.action, verdict.ban.is_some()) {
                     (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
                     (Mode::Block, _, true) => "ban",
@@ -452,7 +541,9 @@ where
 
             req.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
             let context = inspection.context;
+            let upstream = Instant::now();
             let mut resp = inner.call(req).await?;
+            waf.inner.counters.upstream_seconds.observe(upstream.elapsed().as_secs_f64());
             let status = resp.status().as_u16();
             let now = now_ms();
             let mut shared_windows = None;
@@ -481,7 +572,11 @@ where
             if obs.new_known_path {
                 waf.emit(Record::KnownPath { path: context.path.once.clone(), at: now });
             }
+            if let Some(score) = obs.score {
+                waf.inner.counters.anomaly_scores.observe(score);
+            }
             if let Some(finding) = &obs.finding {
+                waf.inner.counters.finding(finding.detector);
                 if let Some(ban) = &obs.ban {
                     waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");

@@ -56,6 +56,15 @@ enum Command {
         /// Share per-client state with other instances through Redis (redis://HOST:PORT)
         #[arg(long, value_name = "URL")]
         redis_url: Option<String>,
+        /// Serve the admin API, /metrics and the dashboard on this address (token: AIWAF_ADMIN_TOKEN)
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<String>,
+        /// Allow the admin listener without a token when it binds a loopback address
+        #[arg(long)]
+        admin_insecure_loopback: bool,
+        /// Write one JSON line per block to this file (size-rotated)
+        #[arg(long, value_name = "PATH")]
+        audit_log: Option<PathBuf>,
     },
     /// Learn from access logs: ban 404 floods and anomalous clients, train the model, learn keywords.
     Train {
@@ -273,12 +282,25 @@ pub fn main() -> Result<ExitCode> {
         database_url: cli.global.database_url.clone(),
         ..Default::default()
     };
-    if let Command::Serve { listen, upstream, mode, retrain_every, redis_url } = &cli.command {
+    if let Command::Serve {
+        listen,
+        upstream,
+        mode,
+        retrain_every,
+        redis_url,
+        admin_listen,
+        admin_insecure_loopback,
+        audit_log,
+    } = &cli.command
+    {
         over.listen = listen.clone();
         over.upstream = upstream.clone();
         over.mode = mode.clone();
         over.retrain_every = retrain_every.clone();
         over.redis_url = redis_url.clone();
+        over.admin_listen = admin_listen.clone();
+        over.admin_insecure_loopback = *admin_insecure_loopback;
+        over.audit_log = audit_log.clone();
     }
     if let Command::Diagnose = cli.command {
         return runtime()?.block_on(diagnose(&over));

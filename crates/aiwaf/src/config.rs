@@ -80,6 +80,16 @@ struct FileConfig {
     anomaly: AnomalySection,
     #[serde(default)]
     state: StateSection,
+    #[serde(default)]
+    admin: AdminSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminSection {
+    listen: Option<String>,
+    audit_log: Option<PathBuf>,
+    audit_log_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +256,16 @@ pub struct Config {
     pub backend_timeout: Duration,
     /// `state.key_prefix`: prefix of every Redis key.
     pub key_prefix: String,
+    /// `admin.listen` / `--admin-listen`: the admin API, metrics and dashboard.
+    pub admin_listen: Option<SocketAddr>,
+    /// `AIWAF_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+    /// `--admin-insecure-loopback`: no token, loopback only.
+    pub admin_insecure_loopback: bool,
+    /// `admin.audit_log` / `--audit-log`: JSON lines, one per block.
+    pub audit_log: Option<PathBuf>,
+    /// `admin.audit_log_max_bytes`: rotation size (10 MiB).
+    pub audit_log_max_bytes: u64,
     /// Storage channel capacity.
     pub channel_capacity: usize,
     /// How long events and request-log rows are kept.
@@ -283,6 +303,11 @@ impl Default for Config {
             fail_open: true,
             backend_timeout: Duration::from_millis(50),
             key_prefix: "aiwaf:".into(),
+            admin_listen: None,
+            admin_token: None,
+            admin_insecure_loopback: false,
+            audit_log: None,
+            audit_log_max_bytes: 10 * 1024 * 1024,
             channel_capacity: 16_384,
             retention: Duration::from_secs(30 * 86_400),
             reload_interval: Duration::from_millis(250),
@@ -316,6 +341,12 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--redis-url`.
     pub redis_url: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
+    /// `--admin-insecure-loopback`.
+    pub admin_insecure_loopback: bool,
+    /// `--audit-log`.
+    pub audit_log: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
     /// `--upstream`.
@@ -386,6 +417,13 @@ impl Config {
         if let Some(v) = &over.redis_url {
             c.redis_url = Some(v.clone());
         }
+        if let Some(v) = &over.admin_listen {
+            c.admin_listen = Some(v.parse().with_context(|| format!("--admin-listen: `{v}` is not an address"))?);
+        }
+        c.admin_insecure_loopback |= over.admin_insecure_loopback;
+        if let Some(v) = &over.audit_log {
+            c.audit_log = Some(v.clone());
+        }
         if let Some(v) = &over.listen {
             c.listen = v.parse().with_context(|| format!("--listen: `{v}` is not an address like 127.0.0.1:8080"))?;
         }
@@ -451,6 +489,15 @@ impl Config {
         }
         if let Some(v) = f.state.key_prefix {
             self.key_prefix = v;
+        }
+        if let Some(v) = f.admin.listen {
+            self.admin_listen = Some(v.parse().with_context(|| format!("admin.listen: `{v}` is not an address"))?);
+        }
+        if let Some(v) = f.admin.audit_log {
+            self.audit_log = Some(v);
+        }
+        if let Some(v) = f.admin.audit_log_max_bytes {
+            self.audit_log_max_bytes = v;
         }
         if let Some(v) = f.state.on_backend_error {
             self.fail_open = match v.as_str() {
@@ -632,6 +679,9 @@ impl Config {
         if let Some(v) = get("AIWAF_REDIS_URL") {
             self.redis_url = Some(v);
         }
+        if let Some(v) = get("AIWAF_ADMIN_TOKEN") {
+            self.admin_token = Some(v);
+        }
         if let Some(v) = get("AIWAF_UPSTREAM") {
             self.upstream = Some(v);
         }
@@ -667,6 +717,14 @@ impl Config {
             && !(u.starts_with("redis://") || u.starts_with("rediss://"))
         {
             bail!("state.redis_url / AIWAF_REDIS_URL: expected redis://HOST:PORT");
+        }
+        if let Some(addr) = self.admin_listen
+            && self.admin_token.is_none()
+            && !(self.admin_insecure_loopback && addr.ip().is_loopback())
+        {
+            bail!(
+                "admin listener on {addr} needs AIWAF_ADMIN_TOKEN (or bind loopback and pass --admin-insecure-loopback)"
+            );
         }
         if self.backend_timeout.is_zero() {
             bail!("state.backend_timeout must be positive");

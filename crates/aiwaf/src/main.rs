@@ -1,5 +1,6 @@
 //! The `aiwaf` binary: the reverse proxy and the operator CLI.
 
+mod admin;
 mod cli;
 mod config;
 mod proxy;

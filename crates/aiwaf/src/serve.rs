@@ -123,7 +123,14 @@ pub async fn run(config: Config) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let (tx, rx) = mpsc::channel(config.channel_capacity);
     let stats = Arc::new(WriterStats::default());
-    let writer = writer::spawn(store.clone(), rx, stats.clone());
+    let audit = match &config.audit_log {
+        Some(p) => Some(
+            aiwaf_store::audit::AuditLog::open(p.clone(), config.audit_log_max_bytes, 5)
+                .with_context(|| format!("cannot open the audit log {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let writer = writer::spawn_with_audit(store.clone(), rx, stats.clone(), audit);
     let shared = match &config.redis_url {
         Some(url) => Some(aiwaf_tower::Shared {
             redis: aiwaf_tower::shared::RedisWindows::new(url, config.backend_timeout, &config.key_prefix)
@@ -243,6 +250,26 @@ pub async fn run(config: Config) -> Result<()> {
         .header_read_timeout(config.proxy.header_read_timeout)
         .max_buf_size(config.proxy.max_header_bytes.max(8192));
     builder.http2().timer(TokioTimer::new());
+    let admin_task = match config.admin_listen {
+        Some(addr) => {
+            let admin = crate::admin::Admin::new(
+                config.admin_token.clone(),
+                store.clone(),
+                waf.clone(),
+                config.clone(),
+                stats.clone(),
+            );
+            let l = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (admin)"))?;
+            let _ = writeln!(std::io::stdout(), "aiwaf admin on http://{}", l.local_addr()?);
+            let router = admin.router();
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "Admin listener failed.");
+                }
+            }))
+        }
+        None => None,
+    };
     let graceful = GracefulShutdown::new();
     // Scripts and tests read this line to learn the bound address.
     println!(
@@ -295,6 +322,10 @@ pub async fn run(config: Config) -> Result<()> {
     }
     reloader.abort();
     janitor.abort();
+    if let Some(t) = admin_task {
+        t.abort();
+        let _ = t.await;
+    }
     if let Some(l) = change_listener {
         l.abort();
         let _ = l.await;

@@ -17,3 +17,6 @@ mod training;
 
 /// Several instances sharing PostgreSQL and Redis: global limits, ban propagation, outages.
 mod cluster;
+
+/// The admin API, metrics, dashboard and audit log.
+mod admin;

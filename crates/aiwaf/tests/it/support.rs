@@ -124,6 +124,8 @@ impl Upstream {
 /// A running `aiwaf serve` process with its own data dir.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// The admin listener, when started with one.
+    pub admin: Option<SocketAddr>,
     pub dir: PathBuf,
     child: Child,
     _tmp: Option<tempfile::TempDir>,
@@ -149,6 +151,7 @@ pub struct ProxyOpts {
     pub env: Vec<(&'static str, String)>,
     pub dir: Option<PathBuf>,
     pub listen: Option<&'static str>,
+    pub args: Vec<&'static str>,
 }
 
 impl Proxy {
@@ -181,6 +184,7 @@ impl Proxy {
         if let Some(m) = opts.mode {
             cmd.arg("--mode").arg(m);
         }
+        cmd.args(&opts.args);
         if let Some(c) = &config {
             cmd.arg("--config").arg(c);
         }
@@ -191,7 +195,15 @@ impl Proxy {
         let stdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
+        let mut admin = None;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            match line.strip_prefix("aiwaf admin on http://") {
+                Some(a) => admin = Some(a.trim().parse().unwrap()),
+                None => break,
+            }
+        }
         // Keep draining stdout so the server never writes into a closed pipe.
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let addr_text = line
@@ -199,7 +211,7 @@ impl Proxy {
             .find_map(|w| w.strip_prefix("http://"))
             .unwrap_or_else(|| panic!("unexpected first line from aiwaf serve: {line:?}"));
         let addr: SocketAddr = addr_text.parse().unwrap();
-        Proxy { addr, dir, child, _tmp: tmp, config }
+        Proxy { addr, admin, dir, child, _tmp: tmp, config }
     }
 
     /// Runs a CLI command against this proxy's data dir (and config); returns (exit code, stdout, stderr).

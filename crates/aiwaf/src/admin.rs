@@ -1,0 +1,643 @@
+//! The admin listener: JSON API under `/api/v1/`, Prometheus `/metrics`, and the dashboard.
+//!
+//! Off unless `--admin-listen` is given. API and metrics take `Authorization: Bearer TOKEN`
+//! (`AIWAF_ADMIN_TOKEN`, compared in constant time); the dashboard signs in with the same token
+//! and keeps a session cookie (HttpOnly, SameSite=Strict) with a per-session CSRF token in every
+//! form. Pages are rendered on the server with inline SVG charts: no JavaScript, no CDN.
+
+// Handlers return a ready `Response` as their error; boxing it would only add an allocation on
+// the error path of an admin request.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aiwaf_store::writer::WriterStats;
+use aiwaf_store::{EventFilter, Store};
+use aiwaf_tower::{DETECTORS, Waf, now_ms};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+mod pages;
+
+/// A background training run started from the API or the dashboard.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Still running.
+    Running { started: u64 },
+    /// Finished with a report.
+    Done { started: u64, report: Value },
+    /// Failed.
+    Failed { started: u64, error: String },
+}
+
+struct Session {
+    csrf: String,
+    expires: Instant,
+}
+
+struct Inner {
+    token: Option<String>,
+    store: Store,
+    waf: Waf,
+    config: Config,
+    stats: Arc<WriterStats>,
+    sessions: Mutex<HashMap<String, Session>>,
+    jobs: Mutex<HashMap<u64, Job>>,
+    next_job: AtomicU64,
+    started: Instant,
+}
+
+/// Shared state of the admin server.
+#[derive(Clone)]
+pub struct Admin {
+    inner: Arc<Inner>,
+}
+
+/// Random hex from the operating system.
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time comparison (no early exit on the first differing byte).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+fn bad(field: &str, msg: &str) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"error": msg, "field": field}))).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "Admin request failed.");
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": e.to_string()}))).into_response()
+}
+
+impl Admin {
+    /// Builds the admin state.
+    pub fn new(token: Option<String>, store: Store, waf: Waf, config: Config, stats: Arc<WriterStats>) -> Admin {
+        Admin {
+            inner: Arc::new(Inner {
+                token,
+                store,
+                waf,
+                config,
+                stats,
+                sessions: Mutex::new(HashMap::new()),
+                jobs: Mutex::new(HashMap::new()),
+                next_job: AtomicU64::new(1),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The router.
+    pub fn router(self) -> Router {
+        let api = Router::new()
+            .route("/blacklist", get(api_blacklist).post(api_ban))
+            .route("/blacklist/{ip}", axum::routing::delete(api_unban))
+            .route("/exemptions", get(api_exemptions).post(api_exempt))
+            .route("/exemptions/{net}", axum::routing::delete(api_unexempt))
+            .route("/keywords", get(api_keywords))
+            .route("/keywords/{word}", axum::routing::delete(api_forget))
+            .route("/events", get(api_events))
+            .route("/stats", get(api_stats))
+            .route("/model", get(api_model))
+            .route("/train", post(api_train))
+            .route("/train/{id}", get(api_train_status))
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_bearer));
+        Router::new()
+            .route("/api/v1/openapi.json", get(openapi))
+            .nest("/api/v1", api)
+            .route(
+                "/metrics",
+                get(metrics).route_layer(axum::middleware::from_fn_with_state(self.clone(), require_bearer)),
+            )
+            .merge(pages::routes())
+            .layer(axum::middleware::from_fn(security_headers))
+            .with_state(self)
+    }
+
+    fn token_ok(&self, presented: &str) -> bool {
+        match &self.inner.token {
+            Some(t) => same(t.as_bytes(), presented.as_bytes()),
+            None => true,
+        }
+    }
+
+    /// The session behind a request's cookie, with its CSRF token.
+    fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
+        let cookie = headers.get(header::COOKIE)?.to_str().ok()?;
+        let id = cookie.split(';').find_map(|c| c.trim().strip_prefix("aiwaf_session="))?;
+        let mut sessions = self.inner.sessions.lock();
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        sessions.get(id).map(|s| (id.to_string(), s.csrf.clone()))
+    }
+
+    fn new_session(&self) -> String {
+        let id = random_hex(24);
+        let s = Session { csrf: random_hex(16), expires: Instant::now() + Duration::from_secs(8 * 3600) };
+        self.inner.sessions.lock().insert(id.clone(), s);
+        id
+    }
+
+    fn end_session(&self, id: &str) {
+        self.inner.sessions.lock().remove(id);
+    }
+
+    /// Starts a training run in the background; returns its id.
+    pub fn start_training(&self) -> u64 {
+        let id = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
+        let started = now_ms();
+        self.inner.jobs.lock().insert(id, Job::Running { started });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let req = crate::train::Request {
+                source: crate::train::Source::Auto(Vec::new()),
+                format: aiwaf_train::parse::LogFormat::Auto,
+                since: None,
+                dry_run: false,
+                progress: false,
+            };
+            let job = match crate::train::run(&me.inner.config, &me.inner.store, &req).await {
+                Ok(report) => Job::Done { started, report },
+                Err(e) => Job::Failed { started, error: format!("{e:#}") },
+            };
+            me.inner.jobs.lock().insert(id, job);
+        });
+        id
+    }
+
+    fn job(&self, id: u64) -> Option<Job> {
+        self.inner.jobs.lock().get(&id).cloned()
+    }
+
+    /// Counters and counts for `/stats` and the overview.
+    async fn stats(&self) -> Result<Value, aiwaf_store::StoreError> {
+        let c = self.inner.waf.counters();
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let by: serde_json::Map<String, Value> =
+            DETECTORS.iter().zip(&c.by_detector).map(|(d, n)| (d.as_str().to_string(), json!(ld(n)))).collect();
+        let counts = self.inner.store.counts(now_ms()).await?;
+        Ok(json!({
+            "mode": self.inner.waf.mode().as_str(),
+            "uptime_s": self.inner.started.elapsed().as_secs(),
+            "requests": ld(&c.requests),
+            "blocked": ld(&c.blocked),
+            "rate_limited": ld(&c.rate_limited),
+            "would_block": ld(&c.would_block),
+            "bans": ld(&c.bans),
+            "findings_by_detector": by,
+            "clients_tracked": self.inner.waf.state().client_count(),
+            "store": {
+                "backend": self.inner.store.backend().as_str(),
+                "written": ld(&self.inner.stats.written),
+                "queued": ld(&self.inner.stats.queued),
+                "failures": ld(&self.inner.stats.failures),
+                "dropped": ld(&self.inner.stats.dropped) + ld(&c.dropped_records),
+            },
+            "counts": counts,
+            "model_loaded": self.inner.waf.state().model().is_some(),
+            "shared_state": self.inner.waf.shared().map(|s| if s.redis.is_healthy() { "redis (healthy)" } else { "redis (unreachable)" }),
+        }))
+    }
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn require_bearer(
+    State(admin): State<Admin>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if admin.inner.token.is_some() {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if presented.is_empty() || !admin.token_ok(presented) {
+            let mut r = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "missing or wrong bearer token"})))
+                .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn ban_json(r: &aiwaf_store::BanRow, now: i64) -> Value {
+    json!({"ip": r.ip, "reason": r.reason, "detector": r.detector, "offences": r.offences,
+        "created_at": rfc3339(r.created_at), "expires_at": r.expires_at.map(rfc3339),
+        "active": r.expires_at.is_none_or(|e| e > now), "evidence": r.evidence})
+}
+
+async fn api_blacklist(State(a): State<Admin>) -> Response {
+    let now = now_ms();
+    match a.inner.store.blacklist(false, now).await {
+        Ok(rows) => axum::Json(rows.iter().map(|r| ban_json(r, now as i64)).collect::<Vec<_>>()).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+fn body_json(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(bad("body", "expected a JSON object")),
+        Err(e) => Err(bad("body", &format!("invalid JSON: {e}"))),
+    }
+}
+
+fn str_field<'a>(m: &'a serde_json::Map<String, Value>, k: &str, required: bool) -> Result<Option<&'a str>, Response> {
+    match m.get(k) {
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => Err(bad(k, &format!("`{k}` is required"))),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(bad(k, &format!("`{k}` must be a string"))),
+    }
+}
+
+async fn api_ban(State(a): State<Admin>, body: Bytes) -> Response {
+    let m = match body_json(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (ip, reason, ttl) =
+        match (str_field(&m, "ip", true), str_field(&m, "reason", false), str_field(&m, "ttl", false)) {
+            (Ok(ip), Ok(reason), Ok(ttl)) => (ip.unwrap_or_default(), reason.unwrap_or("Manual ban"), ttl),
+            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        };
+    let Ok(addr) = ip.trim().parse::<IpAddr>() else { return bad("ip", &format!("`{ip}` is not an IP address")) };
+    let now = now_ms();
+    let expires = match ttl {
+        Some(t) => match humantime::parse_duration(t) {
+            Ok(d) => Some(now + d.as_millis() as u64),
+            Err(_) => return bad("ttl", &format!("`{t}` is not a duration (e.g. 30m, 24h)")),
+        },
+        None => None,
+    };
+    match a.inner.store.add_ban(addr, reason, expires, now).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            axum::Json(json!({"ip": aiwaf_engine::ip::canonical(addr).to_string(), "reason": reason,
+                "expires_at": expires.map(|e| rfc3339(e as i64))})),
+        )
+            .into_response(),
+        Err(aiwaf_store::StoreError::Invalid(msg)) => bad("ip", &msg),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_unban(State(a): State<Admin>, Path(ip): Path<String>) -> Response {
+    let Ok(addr) = ip.parse::<IpAddr>() else { return bad("ip", &format!("`{ip}` is not an IP address")) };
+    match a.inner.store.remove_ban(addr).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not banned", "field": "ip"}))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_exemptions(State(a): State<Admin>) -> Response {
+    match a.inner.store.exemptions().await {
+        Ok(rows) => axum::Json(
+            rows.iter()
+                .map(|r| json!({"ip": r.net, "reason": r.reason, "created_at": rfc3339(r.created_at), "expires_at": null}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_exempt(State(a): State<Admin>, body: Bytes) -> Response {
+    let m = match body_json(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (net, reason) = match (str_field(&m, "ip", true), str_field(&m, "reason", false)) {
+        (Ok(n), Ok(r)) => (n.unwrap_or_default(), r.unwrap_or("")),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let n = match aiwaf_engine::ip::parse_net(net) {
+        Ok(n) => n,
+        Err(e) => return bad("ip", &e),
+    };
+    match a.inner.store.add_exemption(n, reason, now_ms()).await {
+        Ok(created) => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, axum::Json(json!({"ip": net, "reason": reason, "created": created}))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_unexempt(State(a): State<Admin>, Path(net): Path<String>) -> Response {
+    let n = match aiwaf_engine::ip::parse_net(&net) {
+        Ok(n) => n,
+        Err(e) => return bad("ip_or_cidr", &e),
+    };
+    match a.inner.store.remove_exemption(n).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => {
+            (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not exempt", "field": "ip_or_cidr"}))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_keywords(State(a): State<Admin>) -> Response {
+    match a.inner.store.keywords().await {
+        Ok(rows) => axum::Json(
+            rows.iter()
+                .map(|r| json!({"keyword": r.keyword, "count": r.count, "updated_at": rfc3339(r.updated_at)}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_forget(State(a): State<Admin>, Path(word): Path<String>) -> Response {
+    match a.inner.store.remove_keyword(&word).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => {
+            (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such keyword", "field": "word"}))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// Parses the `events` filters; errors name the field.
+fn event_filter(q: &HashMap<String, String>) -> Result<EventFilter, Response> {
+    let limit = match q.get("limit") {
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=10_000).contains(&n) => n,
+            _ => return Err(bad("limit", "`limit` must be a number from 1 to 10000")),
+        },
+        None => 100,
+    };
+    let since = match q.get("since").filter(|s| !s.is_empty()) {
+        Some(s) => match humantime::parse_duration(s) {
+            Ok(d) => Some(now_ms().saturating_sub(d.as_millis() as u64) as i64),
+            Err(_) => match humantime::parse_rfc3339_weak(s) {
+                Ok(t) => Some(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)),
+                Err(_) => return Err(bad("since", "`since` must be a duration (1h) or a time (2026-11-23T10:00:00Z)")),
+            },
+        },
+        None => None,
+    };
+    if let Some(ip) = q.get("ip").filter(|s| !s.is_empty())
+        && ip.parse::<IpAddr>().is_err()
+    {
+        return Err(bad("ip", &format!("`{ip}` is not an IP address")));
+    }
+    if let Some(d) = q.get("detector").filter(|s| !s.is_empty())
+        && !DETECTORS.iter().any(|x| x.as_str() == d)
+    {
+        return Err(bad("detector", &format!("unknown detector `{d}`")));
+    }
+    let nonempty = |k: &str| q.get(k).filter(|s| !s.is_empty()).cloned();
+    Ok(EventFilter {
+        ip: nonempty("ip"),
+        detector: nonempty("detector"),
+        request_id: nonempty("request_id"),
+        since,
+        limit,
+    })
+}
+
+fn event_json(e: &aiwaf_store::EventRow) -> Value {
+    json!({"request_id": e.request_id, "ts": rfc3339(e.ts), "ip": e.ip, "method": e.method, "path": e.path,
+        "detector": e.detector, "action": e.action, "reason": e.reason, "evidence": e.evidence, "mode": e.mode})
+}
+
+async fn api_events(State(a): State<Admin>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let f = match event_filter(&q) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match a.inner.store.events(&f).await {
+        Ok(rows) => axum::Json(rows.iter().map(event_json).collect::<Vec<_>>()).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_stats(State(a): State<Admin>) -> Response {
+    match a.stats().await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+fn model_json(a: &Admin) -> Option<Value> {
+    let m = a.inner.waf.state().model()?;
+    let f = m.file();
+    Some(json!({
+        "path": a.inner.config.model_path().display().to_string(),
+        "schema_version": f.schema_version, "feature_names": f.feature_names,
+        "trees": f.forest.trees.len(), "sample_size": f.forest.sample_size, "threshold": f.forest.threshold,
+        "trained_at": rfc3339(f.training.trained_at as i64), "rows_used": f.training.rows_used,
+        "clients": f.training.clients, "sources": f.training.sources, "score_quantiles": f.training.score_quantiles,
+    }))
+}
+
+async fn api_model(State(a): State<Admin>) -> Response {
+    match model_json(&a) {
+        Some(v) => axum::Json(v).into_response(),
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no model loaded: anomaly scoring is off"})))
+            .into_response(),
+    }
+}
+
+async fn api_train(State(a): State<Admin>) -> Response {
+    let id = a.start_training();
+    (StatusCode::ACCEPTED, axum::Json(json!({"id": id, "status": "running"}))).into_response()
+}
+
+fn job_json(id: u64, j: &Job) -> Value {
+    match j {
+        Job::Running { started } => json!({"id": id, "status": "running", "started_at": rfc3339(*started as i64)}),
+        Job::Done { started, report } => {
+            json!({"id": id, "status": "done", "started_at": rfc3339(*started as i64), "report": report})
+        }
+        Job::Failed { started, error } => {
+            json!({"id": id, "status": "failed", "started_at": rfc3339(*started as i64), "error": error})
+        }
+    }
+}
+
+async fn api_train_status(State(a): State<Admin>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else { return bad("id", "`id` must be a number") };
+    match a.job(id) {
+        Some(j) => axum::Json(job_json(id, &j)).into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such training run", "field": "id"}))).into_response()
+        }
+    }
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &aiwaf_tower::AtomicHistogram) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cum = 0;
+    for (i, b) in h.bounds.iter().enumerate() {
+        cum += h.buckets[i].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+    }
+    cum += h.buckets[h.bounds.len()].load(Ordering::Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+    let _ = writeln!(out, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", h.count.load(Ordering::Relaxed));
+}
+
+async fn metrics(State(a): State<Admin>) -> Response {
+    let c = a.inner.waf.counters();
+    let mode = a.inner.waf.mode().as_str();
+    let ld = |x: &AtomicU64| x.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(out, "# HELP aiwaf_requests_total Requests seen by the WAF.\n# TYPE aiwaf_requests_total counter");
+    let _ = writeln!(out, "aiwaf_requests_total{{mode=\"{mode}\"}} {}", ld(&c.requests));
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_findings_total Blocks (block mode) or would-blocks (detect mode) by detector.\n# TYPE aiwaf_findings_total counter"
+    );
+    for (d, n) in DETECTORS.iter().zip(&c.by_detector) {
+        let _ = writeln!(out, "aiwaf_findings_total{{detector=\"{}\",mode=\"{mode}\"}} {}", d.as_str(), ld(n));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_responses_total Requests answered by aiwaf itself.\n# TYPE aiwaf_responses_total counter"
+    );
+    let _ = writeln!(out, "aiwaf_responses_total{{status=\"403\"}} {}", ld(&c.blocked));
+    let _ = writeln!(out, "aiwaf_responses_total{{status=\"429\"}} {}", ld(&c.rate_limited));
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_bans_total Bans decided.\n# TYPE aiwaf_bans_total counter\naiwaf_bans_total {}",
+        ld(&c.bans)
+    );
+    histogram(&mut out, "aiwaf_decision_seconds", "Time the engine took to decide.", &c.decision_seconds);
+    histogram(
+        &mut out,
+        "aiwaf_upstream_seconds",
+        "Time the upstream took to send response headers.",
+        &c.upstream_seconds,
+    );
+    histogram(&mut out, "aiwaf_anomaly_score", "Anomaly scores of requests with attack signs.", &c.anomaly_scores);
+    let s = &a.inner.stats;
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_store_queue_depth Records waiting to be written.\n# TYPE aiwaf_store_queue_depth gauge\naiwaf_store_queue_depth {}",
+        ld(&s.queued)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_store_errors_total Failed storage writes (retried).\n# TYPE aiwaf_store_errors_total counter\naiwaf_store_errors_total {}",
+        ld(&s.failures)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_store_dropped_total Records dropped (channel or outage queue full).\n# TYPE aiwaf_store_dropped_total counter\naiwaf_store_dropped_total {}",
+        ld(&s.dropped) + ld(&c.dropped_records)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_clients Clients whose state is kept in memory.\n# TYPE aiwaf_clients gauge\naiwaf_clients {}",
+        a.inner.waf.state().client_count()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_model_loaded Whether an anomaly model is loaded.\n# TYPE aiwaf_model_loaded gauge\naiwaf_model_loaded {}",
+        u8::from(a.inner.waf.state().model().is_some())
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+async fn openapi() -> Response {
+    let err = json!({"$ref": "#/components/schemas/Error"});
+    let list = |desc: &str| json!({"200": {"description": desc}, "401": {"description": "missing or wrong token", "content": {"application/json": {"schema": err}}}});
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "aiwaf admin API", "version": env!("CARGO_PKG_VERSION")},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string"}}}}
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/blacklist": {
+                "get": {"summary": "Active bans", "responses": list("bans")},
+                "post": {"summary": "Ban a client", "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                    "required": ["ip"], "properties": {"ip": {"type": "string"}, "reason": {"type": "string"}, "ttl": {"type": "string", "example": "24h"}}}}}},
+                    "responses": {"201": {"description": "banned"}, "400": {"description": "bad input", "content": {"application/json": {"schema": err}}}}}
+            },
+            "/api/v1/blacklist/{ip}": {"delete": {"summary": "Lift a ban", "parameters": [{"name": "ip", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "unbanned"}, "404": {"description": "not banned"}, "400": {"description": "bad input"}}}},
+            "/api/v1/exemptions": {
+                "get": {"summary": "Exemptions", "responses": list("exemptions")},
+                "post": {"summary": "Exempt an address or CIDR", "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                    "required": ["ip"], "properties": {"ip": {"type": "string", "example": "10.0.0.0/8"}, "reason": {"type": "string"}}}}}},
+                    "responses": {"201": {"description": "exempted"}, "200": {"description": "already exempt"}, "400": {"description": "bad input"}}}
+            },
+            "/api/v1/exemptions/{ip_or_cidr}": {"delete": {"summary": "Remove an exemption (CIDR slash as %2F)",
+                "parameters": [{"name": "ip_or_cidr", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "removed"}, "404": {"description": "not exempt"}, "400": {"description": "bad input"}}}},
+            "/api/v1/keywords": {"get": {"summary": "Learned keywords", "responses": list("keywords")}},
+            "/api/v1/keywords/{word}": {"delete": {"summary": "Forget a keyword", "parameters": [{"name": "word", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "removed"}, "404": {"description": "unknown"}}}},
+            "/api/v1/events": {"get": {"summary": "Block events (the why of each block)", "parameters": [
+                {"name": "ip", "in": "query", "schema": {"type": "string"}}, {"name": "detector", "in": "query", "schema": {"type": "string"}},
+                {"name": "since", "in": "query", "schema": {"type": "string", "example": "1h"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                {"name": "request_id", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "events"}, "400": {"description": "bad filter"}}}},
+            "/api/v1/stats": {"get": {"summary": "Counters", "responses": list("stats")}},
+            "/api/v1/model": {"get": {"summary": "The anomaly model", "responses": {"200": {"description": "model"}, "404": {"description": "no model"}}}},
+            "/api/v1/train": {"post": {"summary": "Start a training run", "responses": {"202": {"description": "started; poll /api/v1/train/{id}"}}}},
+            "/api/v1/train/{id}": {"get": {"summary": "A training run", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "status and report"}, "404": {"description": "unknown"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": list("text exposition")}}
+        }
+    });
+    axum::Json(doc).into_response()
+}
+
+/// Redirect helper for the dashboard.
+fn to(path: &str) -> Response {
+    Redirect::to(path).into_response()
+}
