@@ -205,10 +205,23 @@ def offline(binary, log, labels):
             "benign_banned": benign, "keywords": r["keywords"], "model": r.get("model")}
 
 
-def payloads(binary, corpus, limit):
+def payloads(binary, corpus, limit, modsec=None):
     up = start_upstream()
     data = tempfile.mkdtemp(prefix="aiwaf-eval-payloads-")
     proc, host, port, cfg = start_aiwaf(binary, up.server_address[1], data)
+    nginx_pid = None
+    if modsec == "start":
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        msport = s.getsockname()[1]
+        s.close()
+        msdir = tempfile.mkdtemp(prefix="aiwaf-eval-modsec-")
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run([os.path.join(here, "modsec", "start.sh"), msdir, str(msport), f"127.0.0.1:{up.server_address[1]}"],
+                       check=True, stdout=subprocess.DEVNULL)
+        nginx_pid = int(open(os.path.join(msdir, "nginx.pid")).read())
+        modsec = f"127.0.0.1:{msport}"
     out = {}
     n = 0
     for name in ("crs_tests.jsonl", "csic2010.jsonl"):
@@ -220,26 +233,34 @@ def payloads(binary, corpus, limit):
         if limit:
             step = max(1, len(rows) // limit)
             rows = rows[::step][:limit]
-        fam = collections.defaultdict(lambda: {"attack": 0, "detected": 0, "benign": 0, "false_positives": 0})
+        fam = collections.defaultdict(lambda: {"attack": 0, "detected": 0, "benign": 0, "false_positives": 0,
+                                               "modsec_detected": 0, "modsec_false_positives": 0})
 
         def one(r):
             nonlocal n
             n += 1
             ip = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
             status, blocked = send(host, port, r["method"], r["uri"], r.get("headers"), r.get("body") or "", ip, 200)
-            return r, blocked, ip
+            ms = False
+            if modsec:
+                mh, mp = modsec.rsplit(":", 1)
+                mstatus, _ = send(mh, int(mp), r["method"], r["uri"], r.get("headers"), r.get("body") or "", ip, 200)
+                ms = mstatus == 403
+            return r, blocked, ip, ms
 
         fp_ips = {}
         with cf.ThreadPoolExecutor(max_workers=16) as pool:
-            for r, blocked, ip in pool.map(one, rows):
+            for r, blocked, ip, ms in pool.map(one, rows):
                 key = r.get("family") or r.get("kind") or "csic"
                 f = fam[key]
                 if r["expect"] == "attack":
                     f["attack"] += 1
                     f["detected"] += int(blocked)
+                    f["modsec_detected"] += int(ms)
                 else:
                     f["benign"] += 1
                     f["false_positives"] += int(blocked)
+                    f["modsec_false_positives"] += int(ms)
                     if blocked:
                         fp_ips[ip] = key
         time.sleep(0.5)
@@ -251,36 +272,40 @@ def payloads(binary, corpus, limit):
         out[name.split(".")[0]] = dict(sorted(fam.items()))
     proc.terminate()
     proc.wait(timeout=15)
+    if nginx_pid:
+        os.kill(nginx_pid, 15)
     up.shutdown()
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", required=True)
+    ap.add_argument("--scenario")
     ap.add_argument("--log")
     ap.add_argument("--labels")
     ap.add_argument("--corpus")
     ap.add_argument("--payload-limit", type=int, default=0)
     ap.add_argument("--speed", type=float, default=1.0, help="replay speed (1.0 = real time)")
     ap.add_argument("--aiwaf", default="target/release/aiwaf")
+    ap.add_argument("--modsec", help="`start` (nginx+ModSecurity+CRS via bench/modsec/start.sh) or HOST:PORT: send the request corpora there too")
     ap.add_argument("--out", default="bench/results/eval.json")
     a = ap.parse_args()
-    res = {"live": live(a.aiwaf, a.scenario, a.speed)}
+    res = {"live": live(a.aiwaf, a.scenario, a.speed)} if a.scenario else {}
     if a.log and a.labels:
         res["offline"] = offline(a.aiwaf, a.log, a.labels)
     if a.corpus:
-        res["payloads"] = payloads(a.aiwaf, a.corpus, a.payload_limit)
+        res["payloads"] = payloads(a.aiwaf, a.corpus, a.payload_limit, a.modsec)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(res, f, indent=2)
-    print("live replay (aiwaf serve, block mode):")
-    print(f"{'label':10} {'clients':>7} {'blocked':>7} {'req→block p50':>14} {'p90':>5} {'403s':>6} {'429s':>6}")
-    for lab, r in res["live"]["labels"].items():
-        print(f"{lab:10} {r['clients']:7} {r['clients_blocked']:7} {str(r['requests_before_first_block_median']):>14} "
-              f"{str(r['requests_before_first_block_p90']):>5} {r['requests_blocked_403']:6} {r['requests_rate_limited_429']:6}")
-    for b in res["live"]["benign_clients_blocked"]:
-        print(f"  benign blocked: {b['ip']} {b['detector']}: {b['reason']} ({b['path']})")
+    if "live" in res:
+        print("live replay (aiwaf serve, block mode):")
+        print(f"{'label':10} {'clients':>7} {'blocked':>7} {'req→block p50':>14} {'p90':>5} {'403s':>6} {'429s':>6}")
+        for lab, r in res["live"]["labels"].items():
+            print(f"{lab:10} {r['clients']:7} {r['clients_blocked']:7} {str(r['requests_before_first_block_median']):>14} "
+                  f"{str(r['requests_before_first_block_p90']):>5} {r['requests_blocked_403']:6} {r['requests_rate_limited_429']:6}")
+        for b in res["live"]["benign_clients_blocked"]:
+            print(f"  benign blocked: {b['ip']} {b['detector']}: {b['reason']} ({b['path']})")
     if "offline" in res:
         o = res["offline"]
         print(f"offline (aiwaf train --dry-run on the rendered log, {o['lines']} lines, {o['wall_s']} s):")
@@ -291,8 +316,9 @@ def main():
             print(f"payloads {corpus}:")
             for fam, r in fams.items():
                 why = ", ".join(f"{k} {v}" for k, v in sorted(r.get("false_positive_detectors", {}).items()))
+                ms = f" | modsec {r['modsec_detected']}/{r['attack']} fp {r['modsec_false_positives']}" if a.modsec else ""
                 print(f"  {fam:45} detected {r['detected']:4}/{r['attack']:<4} false positives {r['false_positives']:3}/{r['benign']}"
-                      + (f" ({why})" if why else ""))
+                      + (f" ({why})" if why else "") + ms)
     print(f"wrote {a.out}")
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Proxy throughput: the upstream directly vs `aiwaf serve --mode off` vs `--mode block`,
-# side by side in one run, with wrk on loopback. Prints a table and writes bench/results/proxy.json.
+# Proxy throughput: the upstream directly vs `aiwaf serve --mode off` vs `--mode block` vs
+# nginx + ModSecurity 3 + OWASP CRS 3.3 (PL1, blocking; NO_MODSEC=1 skips it), side by side in one
+# run, with wrk on loopback. Prints a table and writes bench/results/proxy.json.
 #
 #   bench/proxy.sh [--duration 5] [--rounds 3] [--connections "16 64"]
 #
@@ -49,6 +50,15 @@ trusted_proxies = ["127.0.0.1/32"]
 TOML
 off=$(start off target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml")
 block=$(start block env AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml")
+targets="direct off block"
+if [ "${NO_MODSEC:-0}" != 1 ]; then
+  msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/modsec"
+  bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
+  pids+=("$(cat "$work/modsec/nginx.pid")")
+  modsec="127.0.0.1:$msport"
+  targets="direct off block modsec"
+fi
 
 run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
   local out
@@ -80,13 +90,13 @@ for c in $conns; do
   # Interleave the targets and repeat, so drift on a shared 2-core box hits all three alike;
   # report the median of the rounds.
   for r in $(seq "$rounds"); do
-    for t in direct off block; do
-      case $t in direct) a=$up ;; off) a=$off ;; block) a=$block ;; esac
+    for t in $targets; do
+      case $t in direct) a=$up ;; off) a=$off ;; block) a=$block ;; modsec) a=$modsec ;; esac
       run "$t" "$a" "$c" >>"$work/$t-$c.txt"
     done
   done
   o_rps=$(cut -d' ' -f1 "$work/off-$c.txt" | median)
-  for t in direct off block; do
+  for t in $targets; do
     rps=$(cut -d' ' -f1 "$work/$t-$c.txt" | median)
     p50=$(cut -d' ' -f2 "$work/$t-$c.txt" | median)
     p99=$(cut -d' ' -f3 "$work/$t-$c.txt" | median)

@@ -1,6 +1,6 @@
 //! Generates a deterministic nginx access log for training benchmarks and demos.
 //!
-//! `gen-log --lines 1000000 [--format combined-rt|combined|apache-d] [--seed 1] > access.log`
+//! `gen-log --lines 1000000 [--format combined-rt|combined|apache-d|seed] [--seed 1] > access.log`
 //!
 //! Traffic: a few thousand readers browsing a site (pages, assets, the odd broken link, slow
 //! report pages), plus scanners probing for admin tools and config files, flooders, and
@@ -154,6 +154,8 @@ fn main() -> std::io::Result<()> {
         match format.as_str() {
             "combined-rt" => writeln!(w, " {rt:.3}")?,
             "apache-d" => writeln!(w, " {}", (rt * 1e6) as u64)?,
+            // The format aiwaf 0.1.9.1.6's trainer requires.
+            "seed" => writeln!(w, " response-time={rt:.3}")?,
             _ => writeln!(w)?,
         }
     }
