@@ -13,7 +13,7 @@ end
 request = function()
   counter = counter + 1
   local n = counter * 4 + tid
-  local ip = "10." .. (n >> 16 & 255) .. "." .. (n >> 8 & 255) .. "." .. (n & 255)
-  if n >= 16777216 then ip = "11." .. (n >> 16 & 255) .. "." .. (n >> 8 & 255) .. "." .. (n & 255) end
+  local ip = "10." .. (math.floor(n / 65536) % 256) .. "." .. (math.floor(n / 256) % 256) .. "." .. (n % 256)
+  if n >= 16777216 then ip = "11." .. (math.floor(n / 65536) % 256) .. "." .. (math.floor(n / 256) % 256) .. "." .. (n % 256) end
   return wrk.format("GET", "/", { ["X-Forwarded-For"] = ip })
 end
