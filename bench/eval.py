@@ -176,7 +176,8 @@ def live(binary, scenario, speed):
     return {"requests": len(rows), "labels": report, "benign_clients_blocked": benign_blocked}
 
 
-def offline(binary, log, labels):
+def ip_labels(log, labels):
+    """Client address -> label, from a rendered log and its labels TSV (line numbers match)."""
     lab_by_line = {}
     with open(labels) as f:
         next(f)
@@ -187,6 +188,11 @@ def offline(binary, log, labels):
     with open(log, encoding="latin-1") as f:
         for n, line in enumerate(f, 1):
             ip_label.setdefault(line.split(" ", 1)[0], lab_by_line.get(n, "benign"))
+    return ip_label
+
+
+def offline(binary, log, labels):
+    ip_label = ip_labels(log, labels)
     data = tempfile.mkdtemp(prefix="aiwaf-eval-train-")
     t = time.monotonic()
     out = subprocess.run([binary, "train", "--log", log, "--dry-run", "--json", "--data-dir", data], capture_output=True, text=True, check=True)

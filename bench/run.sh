@@ -39,6 +39,7 @@ if [ -d "$shared/corpus" ]; then
   python3 "$shared/render_nginx_log.py" "$work/scenario.jsonl" -o "$work/access.log" --labels "$work/labels.tsv"
   python3 bench/eval.py --scenario "$work/scenario.jsonl" --log "$work/access.log" --labels "$work/labels.tsv" \
     --corpus "$shared/corpus" --payload-limit "$payload_limit" --modsec start --out bench/results/eval.json
+  bench/seed/detect.sh "$work/access.log" "$work/labels.tsv"
 else
   echo "skipping the detection evaluation: $shared not found" >&2
 fi
