@@ -26,7 +26,7 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 start_rss=$(rss)
 (while kill -0 "$pid" 2>/dev/null; do rss >>"$work/rss.txt"; sleep 1; done) &
 pids+=($!)
-wrk -t2 -c32 -d"${secs}s" -s bench/rotation.lua "$addr" >"$work/wrk.txt"
+wrk -t2 -c32 -d"${secs}s" -s bench/clients.lua "$addr" -- 0 >"$work/wrk.txt"
 requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 sleep 1
 max_rss=$(sort -n "$work/rss.txt" | tail -1)

@@ -87,6 +87,15 @@ fn expire<T>(q: &mut VecDeque<T>, now: u64, window: u64, time: impl Fn(&T) -> u6
     }
 }
 
+/// Expires `q`, appends `item` and keeps at most `cap` entries (the newest).
+fn push_window<T>(q: &mut VecDeque<T>, item: T, now: u64, window: u64, cap: usize, time: impl Fn(&T) -> u64) {
+    expire(q, now, window, time);
+    q.push_back(item);
+    while q.len() > cap {
+        q.pop_front();
+    }
+}
+
 impl Engine {
     /// Builds an engine. `exempt_ips` are the configured exemptions (`AIWAF_EXEMPT_IPS`).
     pub fn new(config: EngineConfig, exempt_ips: IpSet) -> Result<Engine, String> {
@@ -232,11 +241,7 @@ impl Engine {
 
     /// The request windows kept in this process (the same rules the Redis script applies).
     fn local_request_windows(&self, cs: &mut ClientState, q: &WindowQuery, now: u64) -> RequestWindows {
-        expire(&mut cs.requests, now, q.rate_window_ms, |t| *t);
-        cs.requests.push_back(now);
-        while cs.requests.len() > q.rate_keep as usize {
-            cs.requests.pop_front();
-        }
+        push_window(&mut cs.requests, now, now, q.rate_window_ms, q.rate_keep as usize, |t| *t);
         let count = cs.requests.len() as u32;
         let rate_clear_at =
             if count > q.rate_max { cs.requests[(count - q.rate_max - 1) as usize] + q.rate_window_ms } else { now };
@@ -331,11 +336,7 @@ impl Engine {
         let c = &self.config;
         let mut w = ResponseWindows::default();
         let count = |dq: &mut VecDeque<(u64, Box<str>)>, threshold: u32| -> (u32, Vec<String>) {
-            expire(dq, now, c.window_ms, |e| e.0);
-            dq.push_back((now, q.path.as_str().into()));
-            while dq.len() > threshold as usize {
-                dq.pop_front();
-            }
+            push_window(dq, (now, q.path.as_str().into()), now, c.window_ms, threshold as usize, |e| e.0);
             let n = dq.len() as u32;
             if n >= threshold {
                 let paths = dq.drain(..).map(|e| e.1.into_string()).collect();
@@ -350,11 +351,7 @@ impl Engine {
             (w.extension, w.extension_paths) = count(&mut cs.ext_not_found, c.extension_threshold);
         }
         if let Some(delta) = q.uuid_delta {
-            expire(&mut cs.uuid_events, now, c.uuid_window_ms, |e| e.0);
-            cs.uuid_events.push_back((now, delta));
-            while cs.uuid_events.len() > 64 {
-                cs.uuid_events.pop_front();
-            }
+            push_window(&mut cs.uuid_events, (now, delta), now, c.uuid_window_ms, 64, |e| e.0);
             w.uuid_score = cs.uuid_events.iter().fold(0i32, |s, e| (s + e.1).max(0));
             if w.uuid_score >= c.uuid_threshold {
                 cs.uuid_events.clear();
@@ -468,11 +465,7 @@ impl Engine {
         if score <= threshold || !c.attack_signs(features) {
             return None;
         }
-        expire(&mut cs.anomalies, now, c.anomaly_window_ms, |t| *t);
-        cs.anomalies.push_back(now);
-        while cs.anomalies.len() > c.anomaly_min_hits as usize {
-            cs.anomalies.pop_front();
-        }
+        push_window(&mut cs.anomalies, now, now, c.anomaly_window_ms, c.anomaly_min_hits as usize, |t| *t);
         if cs.anomalies.len() < c.anomaly_min_hits as usize {
             return None;
         }

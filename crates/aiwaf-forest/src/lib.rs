@@ -111,16 +111,27 @@ pub fn c(n: usize) -> f64 {
     }
 }
 
-/// SplitMix64: tiny, fast, and fixed forever.
-struct Rng(u64);
+/// SplitMix64: tiny, fast, and fixed forever (so seeded results never change with a
+/// dependency upgrade). Also used by training's reservoir sample and the log generator.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
 
-impl Rng {
-    fn new(seed: u64, stream: u64) -> Rng {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+type Rng = SplitMix64;
+
+impl SplitMix64 {
+    /// A generator for `stream` of `seed` (streams are independent).
+    pub fn new(seed: u64, stream: u64) -> SplitMix64 {
+        let mut r = SplitMix64(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         r.next();
         r
     }
-    fn next(&mut self) -> u64 {
+    /// A generator starting from a raw state.
+    pub fn from_state(state: u64) -> SplitMix64 {
+        SplitMix64(state)
+    }
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)] // Not an iterator: it never ends.
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -128,11 +139,11 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
     /// Uniform in [0, n).
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         ((self.next() as u128 * n as u128) >> 64) as usize
     }
 }

@@ -408,18 +408,6 @@ fn replay(
     Ok(())
 }
 
-/// SplitMix64 for the reservoir (seeded: the same input gives the same sample and model).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 fn training_state(config: &EngineConfig, lists: &Lists) -> WafState {
     let mut cfg = config.clone();
     cfg.client_capacity = cfg.client_capacity.max(2_000_000);
@@ -434,7 +422,8 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
     let mut report = Report::default();
     let mut sample: Vec<Vec<f64>> = Vec::new();
     let mut seen_rows: u64 = 0;
-    let mut rng = Rng(opts.params.seed);
+    // Seeded: the same input gives the same sample and model.
+    let mut rng = aiwaf_forest::SplitMix64::from_state(opts.params.seed);
     let mut bans: HashMap<IpAddr, FoundBan> = HashMap::new();
     let mut ok_paths: HashSet<String> = HashSet::new();
     // Failed paths per client: keywords are learned from the clients training bans only.

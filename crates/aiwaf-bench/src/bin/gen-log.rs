@@ -8,20 +8,16 @@
 
 use std::io::{BufWriter, Write};
 
-struct Rng(u64);
+struct Rng(aiwaf_forest::SplitMix64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.next() % n
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 }
 
@@ -90,7 +86,7 @@ fn main() -> std::io::Result<()> {
         }
         i += 2;
     }
-    let mut rng = Rng(seed);
+    let mut rng = Rng(aiwaf_forest::SplitMix64::from_state(seed));
     let out = std::io::stdout();
     let mut w = BufWriter::with_capacity(1 << 20, out.lock());
     let start: u64 = 1_795_392_000; // 2026-11-23 00:00:00 UTC
