@@ -17,6 +17,7 @@ usage: bench/eval.py --scenario FILE [--log FILE --labels FILE] [--corpus DIR] [
 """
 
 import argparse
+import atexit
 import collections
 import concurrent.futures as cf
 import http.client
@@ -55,6 +56,21 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         pass
 
 
+STARTED = []  # processes to stop however the run ends
+
+
+@atexit.register
+def _stop_all():
+    for p in STARTED:
+        try:
+            if isinstance(p, int):
+                os.kill(p, 15)
+            elif p.poll() is None:
+                p.terminate()
+        except OSError:
+            pass
+
+
 def start_upstream():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     srv.daemon_threads = True
@@ -71,6 +87,7 @@ def start_aiwaf(binary, upstream_port, data_dir):
         [binary, "serve", "--listen", "127.0.0.1:0", "--upstream", f"http://127.0.0.1:{upstream_port}",
          "--data-dir", data_dir, "--config", cfg],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    STARTED.append(p)
     line = p.stdout.readline()
     addr = [w for w in line.split() if w.startswith("http://")][0][len("http://"):]
     threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
@@ -227,6 +244,7 @@ def payloads(binary, corpus, limit, modsec=None):
         subprocess.run([os.path.join(here, "modsec", "start.sh"), msdir, str(msport), f"127.0.0.1:{up.server_address[1]}"],
                        check=True, stdout=subprocess.DEVNULL)
         nginx_pid = int(open(os.path.join(msdir, "nginx.pid")).read())
+        STARTED.append(nginx_pid)
         modsec = f"127.0.0.1:{msport}"
     out = {}
     n = 0

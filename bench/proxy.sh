@@ -30,14 +30,15 @@ if ! command -v wrk >/dev/null; then
 fi
 cargo build --release -q -p aiwaf -p aiwaf-bench
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+touch "$work/pids"
+# Processes are started inside $(...) subshells, so their pids go through a file.
+cleanup() { for p in $(cat "$work/pids"); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, echoes ADDR
   local name=$1; shift
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
+  echo $! >>"$work/pids"
   for _ in $(seq 100); do
     addr=$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's|http://||')
     [ -n "$addr" ] && { echo "$addr"; return; }
@@ -66,7 +67,7 @@ if [ "${NO_MODSEC:-0}" != 1 ]; then
   msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/modsec"
   $prox bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
-  pids+=("$(cat "$work/modsec/nginx.pid")")
+  cat "$work/modsec/nginx.pid" >>"$work/pids"
   modsec="127.0.0.1:$msport"
   targets="direct off block modsec"
 fi

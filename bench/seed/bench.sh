@@ -28,10 +28,10 @@ export DJANGO_SETTINGS_MODULE=site_proj.settings
 (cd "$work/site" && WITH_AIWAF=1 "$venv/bin/python" manage.py makemigrations aiwaf -v 0 2>/dev/null; WITH_AIWAF=1 "$venv/bin/python" manage.py migrate -v 0) >/dev/null 2>&1
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p_plain=$(freeport); p_seed=$(freeport)
-(cd "$work/site" && WITH_AIWAF=0 "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_plain" --log-level warning site_proj.wsgi:application) &
+(cd "$work/site" && WITH_AIWAF=0 exec "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_plain" --log-level warning --no-control-socket site_proj.wsgi:application) &
 pids+=($!)
 # The seed with limits raised so the benchmark measures its allow path, not its 429s.
-(cd "$work/site" && WITH_AIWAF=1 AIWAF_RATE_MAX=1000000 AIWAF_RATE_FLOOD=2000000 "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_seed" --log-level warning site_proj.wsgi:application) &
+(cd "$work/site" && WITH_AIWAF=1 AIWAF_RATE_MAX=1000000 AIWAF_RATE_FLOOD=2000000 exec "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_seed" --log-level warning --no-control-socket site_proj.wsgi:application) &
 pids+=($!)
 printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' >"$work/aiwaf.toml"
 AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$p_plain" --data-dir "$work/data" --config "$work/aiwaf.toml" >"$work/aiwaf.out" &
