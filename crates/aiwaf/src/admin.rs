@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::views::{self, rfc3339};
 
 mod pages;
 
@@ -83,10 +84,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
     }
     diff == 0
-}
-
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
 }
 
 fn bad(field: &str, msg: &str) -> Response {
@@ -264,16 +261,10 @@ async fn require_bearer(
     next.run(req).await
 }
 
-fn ban_json(r: &aiwaf_store::BanRow, now: i64) -> Value {
-    json!({"ip": r.ip, "reason": r.reason, "detector": r.detector, "offences": r.offences,
-        "created_at": rfc3339(r.created_at), "expires_at": r.expires_at.map(rfc3339),
-        "active": r.expires_at.is_none_or(|e| e > now), "evidence": r.evidence})
-}
-
 async fn api_blacklist(State(a): State<Admin>) -> Response {
     let now = now_ms();
     match a.inner.store.blacklist(false, now).await {
-        Ok(rows) => axum::Json(rows.iter().map(|r| ban_json(r, now as i64)).collect::<Vec<_>>()).into_response(),
+        Ok(rows) => axum::Json(rows.iter().map(|r| views::ban(r, now as i64)).collect::<Vec<_>>()).into_response(),
         Err(e) => internal(e),
     }
 }
@@ -337,12 +328,7 @@ async fn api_unban(State(a): State<Admin>, Path(ip): Path<String>) -> Response {
 
 async fn api_exemptions(State(a): State<Admin>) -> Response {
     match a.inner.store.exemptions().await {
-        Ok(rows) => axum::Json(
-            rows.iter()
-                .map(|r| json!({"ip": r.net, "reason": r.reason, "created_at": rfc3339(r.created_at), "expires_at": null}))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(rows) => axum::Json(rows.iter().map(views::exemption).collect::<Vec<_>>()).into_response(),
         Err(e) => internal(e),
     }
 }
@@ -385,12 +371,7 @@ async fn api_unexempt(State(a): State<Admin>, Path(net): Path<String>) -> Respon
 
 async fn api_keywords(State(a): State<Admin>) -> Response {
     match a.inner.store.keywords().await {
-        Ok(rows) => axum::Json(
-            rows.iter()
-                .map(|r| json!({"keyword": r.keyword, "count": r.count, "updated_at": rfc3339(r.updated_at)}))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(rows) => axum::Json(rows.iter().map(views::keyword).collect::<Vec<_>>()).into_response(),
         Err(e) => internal(e),
     }
 }
@@ -444,18 +425,13 @@ fn event_filter(q: &HashMap<String, String>) -> Result<EventFilter, Response> {
     })
 }
 
-fn event_json(e: &aiwaf_store::EventRow) -> Value {
-    json!({"request_id": e.request_id, "ts": rfc3339(e.ts), "ip": e.ip, "method": e.method, "path": e.path,
-        "detector": e.detector, "action": e.action, "reason": e.reason, "evidence": e.evidence, "mode": e.mode})
-}
-
 async fn api_events(State(a): State<Admin>, Query(q): Query<HashMap<String, String>>) -> Response {
     let f = match event_filter(&q) {
         Ok(f) => f,
         Err(r) => return r,
     };
     match a.inner.store.events(&f).await {
-        Ok(rows) => axum::Json(rows.iter().map(event_json).collect::<Vec<_>>()).into_response(),
+        Ok(rows) => axum::Json(rows.iter().map(views::event).collect::<Vec<_>>()).into_response(),
         Err(e) => internal(e),
     }
 }
@@ -469,14 +445,7 @@ async fn api_stats(State(a): State<Admin>) -> Response {
 
 fn model_json(a: &Admin) -> Option<Value> {
     let m = a.inner.waf.state().model()?;
-    let f = m.file();
-    Some(json!({
-        "path": a.inner.config.model_path().display().to_string(),
-        "schema_version": f.schema_version, "feature_names": f.feature_names,
-        "trees": f.forest.trees.len(), "sample_size": f.forest.sample_size, "threshold": f.forest.threshold,
-        "trained_at": rfc3339(f.training.trained_at as i64), "rows_used": f.training.rows_used,
-        "clients": f.training.clients, "sources": f.training.sources, "score_quantiles": f.training.score_quantiles,
-    }))
+    Some(views::model(&a.inner.config.model_path(), &m))
 }
 
 async fn api_model(State(a): State<Admin>) -> Response {

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use aiwaf_engine::ip::parse_net;
 use aiwaf_store::{EventFilter, ResetScope, Store};
@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{Config, Overrides, parse_upstream};
+use crate::views::{self, rfc3339};
 
 #[derive(Parser, Debug)]
 #[command(name = "aiwaf", version, about = "A self-learning web application firewall")]
@@ -231,12 +232,6 @@ enum LoggingCmd {
     Clear,
 }
 
-/// RFC 3339 text for a millisecond timestamp.
-fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 fn parse_ip(s: &str) -> Result<IpAddr> {
     s.trim().parse::<IpAddr>().map(aiwaf_engine::ip::canonical).with_context(|| format!("`{s}` is not an IP address"))
 }
@@ -246,6 +241,16 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// A training report: one JSON object, or the summary for humans.
+fn print_report(report: &serde_json::Value, json: bool) -> Result<()> {
+    if json {
+        print_json(report)
+    } else {
+        println!("{}", crate::train::summary(report));
+        Ok(())
+    }
 }
 
 fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -328,15 +333,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             BlacklistCmd::List { json, all } => {
                 let rows = store.blacklist(all, now).await?;
                 if json {
-                    let v: Vec<_> = rows
-                        .iter()
-                        .map(|r| {
-                            json!({"ip": r.ip, "reason": r.reason, "detector": r.detector, "offences": r.offences,
-                                "created_at": rfc3339(r.created_at), "expires_at": r.expires_at.map(rfc3339),
-                                "active": r.expires_at.is_none_or(|e| e > now as i64), "evidence": r.evidence})
-                        })
-                        .collect();
-                    print_json(&json!(v))?;
+                    print_json(&json!(rows.iter().map(|r| views::ban(r, now as i64)).collect::<Vec<_>>()))?;
                 } else if rows.is_empty() {
                     println!("No banned clients.");
                 } else {
@@ -384,11 +381,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             ExemptCmd::List { json } => {
                 let rows = store.exemptions().await?;
                 if json {
-                    let v: Vec<_> = rows
-                        .iter()
-                        .map(|r| json!({"ip": r.net, "reason": r.reason, "created_at": rfc3339(r.created_at), "expires_at": null}))
-                        .collect();
-                    print_json(&json!(v))?;
+                    print_json(&json!(rows.iter().map(views::exemption).collect::<Vec<_>>()))?;
                 } else if rows.is_empty() && config.exempt_ips.is_empty() {
                     println!("No exemptions.");
                 } else {
@@ -424,11 +417,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             KeywordsCmd::List { json } => {
                 let rows = store.keywords().await?;
                 if json {
-                    let v: Vec<_> = rows
-                        .iter()
-                        .map(|r| json!({"keyword": r.keyword, "count": r.count, "updated_at": rfc3339(r.updated_at)}))
-                        .collect();
-                    print_json(&json!(v))?;
+                    print_json(&json!(rows.iter().map(views::keyword).collect::<Vec<_>>()))?;
                 } else if rows.is_empty() {
                     println!("No learned keywords.");
                 } else {
@@ -516,15 +505,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             };
             let rows = store.events(&EventFilter { ip, detector, request_id, since, limit }).await?;
             if json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|e| {
-                        json!({"request_id": e.request_id, "ts": rfc3339(e.ts), "ip": e.ip, "method": e.method,
-                            "path": e.path, "detector": e.detector, "action": e.action, "reason": e.reason,
-                            "evidence": e.evidence, "mode": e.mode})
-                    })
-                    .collect();
-                print_json(&json!(v))?;
+                print_json(&json!(rows.iter().map(views::event).collect::<Vec<_>>()))?;
             } else if rows.is_empty() {
                 println!("No events.");
             } else {
@@ -559,12 +540,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 dry_run,
                 progress: !json,
             };
-            let report = crate::train::run(config, store, &req).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                println!("{}", crate::train::summary(&report));
-            }
+            print_report(&crate::train::run(config, store, &req).await?, json)?;
         }
         Command::Model { action } => match action {
             ModelCmd::Info { json } => {
@@ -575,22 +551,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 }
                 let m = crate::train::load_model(&path)?;
                 let f = m.file();
-                let v = json!({
-                    "path": path.display().to_string(),
-                    "schema_version": f.schema_version,
-                    "feature_names": f.feature_names,
-                    "trees": f.forest.trees.len(),
-                    "sample_size": f.forest.sample_size,
-                    "threshold": f.forest.threshold,
-                    "trained_at": rfc3339(f.training.trained_at as i64),
-                    "rows_used": f.training.rows_used,
-                    "fitted_rows": f.training.fitted_rows,
-                    "clients": f.training.clients,
-                    "contamination": f.training.contamination,
-                    "seed": f.training.seed,
-                    "sources": f.training.sources,
-                    "score_quantiles": f.training.score_quantiles,
-                });
+                let v = views::model(&path, &m);
                 if json {
                     print_json(&v)?;
                 } else {
@@ -618,12 +579,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                     dry_run: false,
                     progress: !json,
                 };
-                let report = crate::train::run(config, store, &req).await?;
-                if json {
-                    print_json(&report)?;
-                } else {
-                    println!("{}", crate::train::summary(&report));
-                }
+                print_report(&crate::train::run(config, store, &req).await?, json)?;
             }
         },
         Command::Serve { .. } | Command::Diagnose => unreachable!("dispatched earlier"),

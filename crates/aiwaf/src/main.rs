@@ -6,6 +6,7 @@ mod config;
 mod proxy;
 mod serve;
 mod train;
+mod views;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::{Admin, Job, event_filter, model_json, rfc3339, to};
+use super::{Admin, Job, event_filter, model_json, to};
+use crate::views::rfc3339;
 use aiwaf_tower::now_ms;
 
 type Params = HashMap<String, String>;

@@ -1,0 +1,58 @@
+//! The JSON shapes of stored rows, shared by the CLI's `--json` output and the admin API, so
+//! both always describe a ban, an event or the model the same way.
+
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use aiwaf_engine::Model;
+use aiwaf_store::{BanRow, EventRow, ExemptionRow, KeywordRow};
+use serde_json::{Value, json};
+
+/// RFC 3339 text for a millisecond timestamp.
+pub fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+/// A blacklist row; `active` is judged at `now` (ms).
+pub fn ban(r: &BanRow, now: i64) -> Value {
+    json!({"ip": r.ip, "reason": r.reason, "detector": r.detector, "offences": r.offences,
+        "created_at": rfc3339(r.created_at), "expires_at": r.expires_at.map(rfc3339),
+        "active": r.expires_at.is_none_or(|e| e > now), "evidence": r.evidence})
+}
+
+/// An exemption row.
+pub fn exemption(r: &ExemptionRow) -> Value {
+    json!({"ip": r.net, "reason": r.reason, "created_at": rfc3339(r.created_at), "expires_at": null})
+}
+
+/// A learned keyword.
+pub fn keyword(r: &KeywordRow) -> Value {
+    json!({"keyword": r.keyword, "count": r.count, "updated_at": rfc3339(r.updated_at)})
+}
+
+/// A block event.
+pub fn event(e: &EventRow) -> Value {
+    json!({"request_id": e.request_id, "ts": rfc3339(e.ts), "ip": e.ip, "method": e.method, "path": e.path,
+        "detector": e.detector, "action": e.action, "reason": e.reason, "evidence": e.evidence, "mode": e.mode})
+}
+
+/// The model file at `path`.
+pub fn model(path: &Path, m: &Model) -> Value {
+    let f = m.file();
+    json!({
+        "path": path.display().to_string(),
+        "schema_version": f.schema_version,
+        "feature_names": f.feature_names,
+        "trees": f.forest.trees.len(),
+        "sample_size": f.forest.sample_size,
+        "threshold": f.forest.threshold,
+        "trained_at": rfc3339(f.training.trained_at as i64),
+        "rows_used": f.training.rows_used,
+        "fitted_rows": f.training.fitted_rows,
+        "clients": f.training.clients,
+        "contamination": f.training.contamination,
+        "seed": f.training.seed,
+        "sources": f.training.sources,
+        "score_quantiles": f.training.score_quantiles,
+    })
+}
