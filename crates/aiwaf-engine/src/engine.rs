@@ -9,7 +9,7 @@ use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode};
 use crate::features::{FEATURE_NAMES, kw_hits};
 use crate::ip::{ForwardingHeaders, IpSet, resolve_client_ip};
 use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
-use crate::state::{BanState, ClientState, WafState};
+use crate::state::{BanState, ClientSlot, ClientState, WafState};
 use crate::verdict::{Action, Ban, Detector, Finding, Verdict};
 
 /// The request facts the engine needs. Plain strings: the engine never sees an HTTP type.
@@ -40,6 +40,9 @@ pub struct RequestContext {
     pub exempt: bool,
     /// Length of the raw path (the `path_len` feature).
     pub raw_path_len: usize,
+    /// The client's state as the request phase found it, so the response phase does not look
+    /// it up again (one client-table lookup per request).
+    slot: Option<ClientSlot>,
 }
 
 /// Result of the request phase.
@@ -130,7 +133,7 @@ impl Engine {
         let exempt = self.exempt_ips.contains(client)
             || lists.exemptions.contains(client)
             || self.exempt_paths.matches(&path.once);
-        RequestContext { client, path, exempt, raw_path_len: raw_path.len() }
+        RequestContext { client, path, exempt, raw_path_len: raw_path.len(), slot: None }
     }
 
     /// Whether a normalised path is exempt.
@@ -164,8 +167,13 @@ impl Engine {
         let lists = state.lists();
         let ip_exempt = self.exempt_ips.contains(ip) || lists.exemptions.contains(ip);
         let path_exempt = self.exempt_paths.matches(&path.once);
-        let context =
-            RequestContext { client: ip, path, exempt: ip_exempt || path_exempt, raw_path_len: req.path.len() };
+        let mut context = RequestContext {
+            client: ip,
+            path,
+            exempt: ip_exempt || path_exempt,
+            raw_path_len: req.path.len(),
+            slot: None,
+        };
         if ip_exempt || mode == Mode::Off {
             return Inspection { verdict: Verdict::ALLOW, context };
         }
@@ -195,8 +203,9 @@ impl Engine {
             Some(w) => w,
             None => {
                 let client = state.client(ip);
-                let mut cs = client.lock();
-                self.local_request_windows(&mut cs, &self.window_query(req), now)
+                let w = self.local_request_windows(&mut client.lock(), &self.window_query(req), now);
+                context.slot = Some(client);
+                w
             }
         };
         let rate = self.rate(&windows, now);
@@ -241,10 +250,12 @@ impl Engine {
 
     /// The request windows kept in this process (the same rules the Redis script applies).
     fn local_request_windows(&self, cs: &mut ClientState, q: &WindowQuery, now: u64) -> RequestWindows {
-        push_window(&mut cs.requests, now, now, q.rate_window_ms, q.rate_keep as usize, |t| *t);
+        cs.requests.push(now, q.rate_window_ms, q.rate_keep as usize);
         let count = cs.requests.len() as u32;
-        let rate_clear_at =
-            if count > q.rate_max { cs.requests[(count - q.rate_max - 1) as usize] + q.rate_window_ms } else { now };
+        let rate_clear_at = match cs.requests.get(count.saturating_sub(q.rate_max + 1) as usize) {
+            Some(t) if count > q.rate_max => t + q.rate_window_ms,
+            _ => now,
+        };
         let w =
             RequestWindows { rate_count: count, rate_clear_at, last_get: cs.last_get, last_page_get: cs.last_page_get };
         if q.is_get {
@@ -416,9 +427,12 @@ impl Engine {
         if ok {
             out.new_known_path = state.add_known_path(&ctx.path.once);
         }
-        let model = state.model();
+        let model = state.model_guard();
         let c = &self.config;
-        let client = state.client(ctx.client);
+        let client = match &ctx.slot {
+            Some(slot) => std::borrow::Cow::Borrowed(slot),
+            None => std::borrow::Cow::Owned(state.client(ctx.client)),
+        };
         let mut cs = client.lock();
         let kw = if model.is_some() || want_features { kw_hits(&state.lists().keywords, &ctx.path) } else { 0 };
         let features = cs.features.observe(ctx.raw_path_len, kw, status, resp_time_s, now, c.window_ms);

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 
 use crate::keywords::KeywordSet;
 use crate::path::NormalizedPath;
+use crate::window::Times;
 
 /// Feature names, in vector order. Stored in model files and checked on load.
 pub const FEATURE_NAMES: [&str; 6] = ["path_len", "kw_hits", "resp_time", "status_idx", "burst_count", "total_404"];
@@ -53,7 +54,7 @@ pub fn kw_hits(keywords: &KeywordSet, path: &NormalizedPath) -> u32 {
 /// Per-client history the features need.
 #[derive(Debug, Default, Clone)]
 pub struct FeatureWindow {
-    recent: VecDeque<u64>,
+    recent: Times,
     not_found: VecDeque<u64>,
 }
 
@@ -69,14 +70,9 @@ impl FeatureWindow {
         now: u64,
         window_ms: u64,
     ) -> Features {
-        while self.recent.front().is_some_and(|&t| now.saturating_sub(t) >= BURST_WINDOW_MS) {
-            self.recent.pop_front();
-        }
+        self.recent.expire(now, BURST_WINDOW_MS);
         let burst = self.recent.len();
-        self.recent.push_back(now);
-        if self.recent.len() > WINDOW_CAP {
-            self.recent.pop_front();
-        }
+        self.recent.push(now, BURST_WINDOW_MS, WINDOW_CAP);
         while self.not_found.front().is_some_and(|&t| now.saturating_sub(t) >= window_ms) {
             self.not_found.pop_front();
         }

@@ -9,11 +9,12 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 /// A set of addresses and networks (IPv4 and IPv6) with cheap membership tests.
 #[derive(Debug, Clone, Default)]
 pub struct IpSet {
-    hosts: HashSet<IpAddr>,
+    hosts: HashSet<IpAddr, foldhash::fast::RandomState>,
     nets: Vec<IpNet>,
 }
 
@@ -101,7 +102,7 @@ pub fn resolve_client_ip(peer: IpAddr, trusted: &IpSet, headers: &ForwardingHead
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
-    let mut hops: Vec<&str> = Vec::new();
+    let mut hops: SmallVec<[&str; 4]> = SmallVec::new();
     if !headers.forwarded.is_empty() {
         for value in headers.forwarded {
             for element in value.split(',') {
@@ -147,6 +148,9 @@ fn forwarded_for(element: &str) -> Option<&str> {
 /// Parses a hop: `1.2.3.4`, `1.2.3.4:5678`, `"[2001:db8::1]:80"`, `2001:db8::1`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim().trim_matches('"');
+    if !hop.contains(':') {
+        return hop.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
+    }
     if let Ok(ip) = hop.parse::<IpAddr>() {
         return Some(canonical(ip));
     }

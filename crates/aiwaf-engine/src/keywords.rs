@@ -43,9 +43,18 @@ pub struct KeywordHit {
 /// A compiled keyword set.
 #[derive(Debug, Clone)]
 pub struct KeywordSet {
-    words: HashMap<String, KeywordSource>,
+    words: HashMap<String, KeywordSource, foldhash::fast::RandomState>,
     fragments: Vec<(String, KeywordSource)>,
+    /// Every fragment, then every word that can match a token, in one automaton: a request's
+    /// path is scanned once, and a word hit is kept only on token boundaries.
     automaton: Option<AhoCorasick>,
+    /// The words in the automaton (pattern `fragments.len() + i`).
+    automaton_words: Vec<(String, KeywordSource)>,
+}
+
+/// Whether `c` belongs to a token (see [`tokens`]).
+fn is_token_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
 }
 
 fn is_word(k: &str) -> bool {
@@ -59,7 +68,7 @@ impl KeywordSet {
         learned: impl IntoIterator<Item = &'a str>,
         allowed: &[String],
     ) -> KeywordSet {
-        let mut words = HashMap::new();
+        let mut words = HashMap::default();
         let mut fragments: Vec<(String, KeywordSource)> = Vec::new();
         let tagged = static_keywords
             .into_iter()
@@ -76,32 +85,47 @@ impl KeywordSet {
                 fragments.push((k, source));
             }
         }
-        let automaton = if fragments.is_empty() {
+        // Tokens are at least 4 characters long, so shorter words can never match.
+        let mut automaton_words: Vec<(String, KeywordSource)> =
+            words.iter().filter(|(w, _)| w.chars().count() >= 4).map(|(w, s)| (w.clone(), *s)).collect();
+        automaton_words.sort_by(|a, b| a.0.cmp(&b.0));
+        let patterns: Vec<&str> = fragments.iter().chain(&automaton_words).map(|(k, _)| k.as_str()).collect();
+        let automaton = if patterns.is_empty() {
             None
         } else {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(fragments.iter().map(|(f, _)| f.as_str()))
-                .ok()
+            AhoCorasick::builder().match_kind(MatchKind::Standard).build(patterns).ok()
         };
-        KeywordSet { words, fragments, automaton }
+        KeywordSet { words, fragments, automaton, automaton_words }
     }
 
-    /// The first keyword found in any form of the path.
+    /// The first keyword found in any form of the path: in each form, the leftmost fragment
+    /// (the earlier-listed one on a tie), else the leftmost whole-token word.
     pub fn find(&self, path: &NormalizedPath) -> Option<KeywordHit> {
+        let ac = self.automaton.as_ref()?;
+        let nf = self.fragments.len();
         for form in path.forms() {
-            if let Some(ac) = &self.automaton
-                && let Some(m) = ac.find(form)
-            {
-                let (k, source) = &self.fragments[m.pattern().as_usize()];
+            let mut fragment: Option<(usize, usize)> = None; // (start, pattern)
+            let mut word: Option<(usize, usize)> = None;
+            for m in ac.find_overlapping_iter(form) {
+                let (start, end, i) = (m.start(), m.end(), m.pattern().as_usize());
+                if i < nf {
+                    if fragment.is_none_or(|best| (start, i) < best) {
+                        fragment = Some((start, i));
+                    }
+                } else if word.is_none_or(|(s, _)| start < s)
+                    && !form[..start].chars().next_back().is_some_and(is_token_char)
+                    && !form[end..].chars().next().is_some_and(is_token_char)
+                {
+                    word = Some((start, i - nf));
+                }
+            }
+            if let Some((_, i)) = fragment {
+                let (k, source) = &self.fragments[i];
                 return Some(KeywordHit { keyword: k.clone(), source: *source });
             }
-            if !self.words.is_empty() {
-                for t in tokens(form) {
-                    if let Some(source) = self.words.get(t) {
-                        return Some(KeywordHit { keyword: t.to_string(), source: *source });
-                    }
-                }
+            if let Some((_, i)) = word {
+                let (k, source) = &self.automaton_words[i];
+                return Some(KeywordHit { keyword: k.clone(), source: *source });
             }
         }
         None
@@ -164,6 +188,30 @@ mod tests {
         let s = set(&["profile"], &["profile", "shell"]);
         assert_eq!(hit(&s, "/en/profile/"), None);
         assert_eq!(hit(&s, "/shell"), None);
+    }
+
+    /// The token-by-token definition `find` must agree with.
+    fn reference(s: &KeywordSet, p: &NormalizedPath) -> Option<String> {
+        for form in p.forms() {
+            let frag =
+                s.fragments.iter().filter_map(|(k, _)| form.find(k.as_str()).map(|at| (at, k))).min_by_key(|x| x.0);
+            if let Some((_, k)) = frag {
+                return Some(k.clone());
+            }
+            if let Some(t) = tokens(form).find(|t| s.words.contains_key(*t)) {
+                return Some(t.to_string());
+            }
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_agrees_with_tokens(p in "(/(shell|backup|admin|wp-|cmd|\\.php|ö|x_|[a-z0-9._-]{0,6})){0,5}") {
+            let s = set(&["backup", "cmd", "admin"], &[]);
+            let n = NormalizedPath::new(&p);
+            proptest::prop_assert_eq!(s.find(&n).map(|h| h.keyword), reference(&s, &n));
+        }
     }
 
     #[test]

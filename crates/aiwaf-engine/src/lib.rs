@@ -18,6 +18,7 @@ pub mod model;
 pub mod path;
 pub mod state;
 pub mod verdict;
+mod window;
 
 pub use config::{EngineConfig, Mode};
 pub use engine::{

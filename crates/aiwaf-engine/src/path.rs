@@ -173,6 +173,10 @@ pub enum UuidShape {
 
 /// Classifies the UUID-like segments of a normalised path; a malformed one wins.
 pub fn uuid_shape(normalized: &str) -> UuidShape {
+    // No segment of a shorter path is long enough to look like a UUID (see `classify_segment`).
+    if normalized.len() < 33 {
+        return UuidShape::None;
+    }
     let mut shape = UuidShape::None;
     for seg in normalized.split('/').filter(|s| !s.is_empty()) {
         match classify_segment(seg) {
@@ -198,6 +202,10 @@ fn is_uuid(s: &[u8]) -> bool {
 
 fn classify_segment(seg: &str) -> UuidShape {
     let b = seg.as_bytes();
+    // Every shape below needs at least 32 characters (28 hex digits and 4 hyphens at least).
+    if b.len() < 32 {
+        return UuidShape::None;
+    }
     if is_uuid(b) {
         return UuidShape::Valid;
     }

@@ -21,6 +21,11 @@ use crate::features::FeatureWindow;
 use crate::ip::IpSet;
 use crate::keywords::KeywordSet;
 use crate::model::Model;
+use crate::window::Times;
+
+/// A map keyed by client address, with a fast (randomly seeded) hasher: it is read on every
+/// request.
+pub type IpMap<V> = HashMap<IpAddr, V, foldhash::fast::RandomState>;
 
 /// A ban as the request path sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +55,7 @@ pub struct Lists {
     /// Exempt addresses and networks (stored and configured).
     pub exemptions: IpSet,
     /// Bans, including expired ones still remembered as previous offences.
-    pub bans: HashMap<IpAddr, BanState>,
+    pub bans: IpMap<BanState>,
     /// Static plus learned keywords.
     pub keywords: KeywordSet,
     /// The learned keywords in force, most frequent first.
@@ -62,9 +67,10 @@ impl Lists {
     pub fn new(
         config: &EngineConfig,
         exemptions: IpSet,
-        bans: HashMap<IpAddr, BanState>,
+        bans: impl IntoIterator<Item = (IpAddr, BanState)>,
         learned: Vec<String>,
     ) -> Lists {
+        let bans = bans.into_iter().collect();
         let learned: Vec<String> = learned.into_iter().take(config.dynamic_top_n).collect();
         let keywords = KeywordSet::new(
             config.static_keywords.iter().map(String::as_str),
@@ -76,7 +82,7 @@ impl Lists {
 
     /// Empty lists with the configured static keywords.
     pub fn empty(config: &EngineConfig) -> Lists {
-        Lists::new(config, IpSet::default(), HashMap::new(), Vec::new())
+        Lists::new(config, IpSet::default(), [], Vec::new())
     }
 }
 
@@ -89,34 +95,53 @@ pub struct PendingBan {
     pub seq: u64,
 }
 
-/// Per-client sliding windows.
+/// Per-client sliding windows. `repr(C)` keeps the fields every request touches (rate window,
+/// latest GETs, feature history) together at the front, in the first cache lines.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct ClientState {
     /// Request times in the rate window.
-    pub(crate) requests: VecDeque<u64>,
+    pub(crate) requests: Times,
     /// Latest GET of any kind.
     pub(crate) last_get: Option<u64>,
     /// Latest GET of a page (a navigation, not an asset or XHR).
     pub(crate) last_page_get: Option<u64>,
+    /// History for the model's features.
+    pub(crate) features: FeatureWindow,
     /// 404s on non-exempt paths: time and path.
     pub(crate) not_found: VecDeque<(u64, Box<str>)>,
     /// 404s on probed extensions: time and path.
     pub(crate) ext_not_found: VecDeque<(u64, Box<str>)>,
     /// UUID-tamper score changes: time and delta.
     pub(crate) uuid_events: VecDeque<(u64, i32)>,
-    /// History for the model's features.
-    pub(crate) features: FeatureWindow,
     /// Times of anomalous requests with attack signs.
     pub(crate) anomalies: VecDeque<u64>,
 }
 
+/// Slots of the known-path fingerprint filter (a power of two).
+const KNOWN_RECENT_SLOTS: usize = 4096;
+
+/// A 64-bit fingerprint of a path (never 0, the empty slot).
+fn fingerprint(path: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6169_7761_665f_6b70).hash_one(path) | 1
+}
+
+/// One client's state in the client table.
+pub(crate) type ClientSlot = Arc<Mutex<ClientState>>;
+
 /// All mutable state of a running WAF. Cheap to share behind an `Arc`.
 pub struct WafState {
     lists: ArcSwap<Lists>,
-    pending: ArcSwap<HashMap<IpAddr, PendingBan>>,
+    pending: ArcSwap<IpMap<PendingBan>>,
     pending_cap: usize,
-    clients: quick_cache::sync::Cache<IpAddr, Arc<Mutex<ClientState>>>,
+    clients: quick_cache::sync::Cache<IpAddr, ClientSlot>,
     known_paths: quick_cache::sync::Cache<Box<str>, ()>,
+    /// Fingerprints of recently confirmed known paths, in front of `known_paths` (a path is
+    /// known when either holds it): most responses are for paths already known, and this
+    /// answers them with one plain atomic load (the cache's shard lock is a read-modify-write
+    /// every thread would contend on). A slot is overwritten by the next path hashing to it.
+    known_recent: Box<[AtomicU64]>,
     ban_seq: AtomicU64,
     model: arc_swap::ArcSwapOption<Model>,
 }
@@ -135,10 +160,11 @@ impl WafState {
     pub fn new(config: &EngineConfig) -> WafState {
         WafState {
             lists: ArcSwap::from_pointee(Lists::empty(config)),
-            pending: ArcSwap::from_pointee(HashMap::new()),
+            pending: ArcSwap::from_pointee(IpMap::default()),
             pending_cap: config.client_capacity.min(1 << 20) as usize,
             clients: quick_cache::sync::Cache::new(config.client_capacity as usize),
             known_paths: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
+            known_recent: (0..KNOWN_RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             ban_seq: AtomicU64::new(0),
             model: arc_swap::ArcSwapOption::empty(),
         }
@@ -147,6 +173,12 @@ impl WafState {
     /// The anomaly model in force, if any.
     pub fn model(&self) -> Option<Arc<Model>> {
         self.model.load_full()
+    }
+
+    /// The anomaly model in force, borrowed for the duration of one call (no reference-count
+    /// traffic on the request path).
+    pub(crate) fn model_guard(&self) -> arc_swap::Guard<Option<Arc<Model>>> {
+        self.model.load()
     }
 
     /// Swaps the anomaly model (in-flight requests finish with the one they started with).
@@ -168,7 +200,7 @@ impl WafState {
             m.iter()
                 .filter(|(_, p)| p.seq > persisted_seq && p.state.active(now))
                 .map(|(k, v)| (*k, v.clone()))
-                .collect::<HashMap<_, _>>()
+                .collect::<IpMap<_>>()
         });
     }
 
@@ -196,7 +228,7 @@ impl WafState {
         let seq = self.ban_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let cap = self.pending_cap;
         self.pending.rcu(|m| {
-            let mut m = HashMap::clone(m);
+            let mut m = IpMap::clone(m);
             if m.len() >= cap {
                 // Storage holds these already or will; keep memory bounded.
                 let now = state.created_at;
@@ -219,7 +251,7 @@ impl WafState {
     }
 
     /// The state of one client, created on first use.
-    pub(crate) fn client(&self, ip: IpAddr) -> Arc<Mutex<ClientState>> {
+    pub(crate) fn client(&self, ip: IpAddr) -> ClientSlot {
         match self.clients.get_or_insert_with(&ip, || Ok::<_, std::convert::Infallible>(Arc::default())) {
             Ok(c) => c,
             Err(never) => match never {},
@@ -233,18 +265,26 @@ impl WafState {
 
     /// Whether the upstream has answered this normalised path with 2xx/3xx.
     pub fn is_known_path(&self, path: &str) -> bool {
-        self.known_paths.contains_key(path)
+        let fp = fingerprint(path);
+        self.known_recent[(fp as usize) & (KNOWN_RECENT_SLOTS - 1)].load(Ordering::Relaxed) == fp
+            || self.known_paths.contains_key(path)
     }
 
     /// Marks a path as served; returns true when it was not known before.
     pub fn add_known_path(&self, path: &str) -> bool {
-        if self.known_paths.contains_key(path) {
+        let fp = fingerprint(path);
+        let slot = &self.known_recent[(fp as usize) & (KNOWN_RECENT_SLOTS - 1)];
+        if slot.load(Ordering::Relaxed) == fp {
             return false;
         }
-        // Two requests may race here; both then report the path as new, which only means one
-        // redundant (idempotent) write.
-        self.known_paths.insert(path.into(), ());
-        true
+        let known = self.known_paths.contains_key(path);
+        if !known {
+            // Two requests may race here; both then report the path as new, which only means
+            // one redundant (idempotent) write.
+            self.known_paths.insert(path.into(), ());
+        }
+        slot.store(fp, Ordering::Relaxed);
+        !known
     }
 
     /// Seeds known paths from storage at start-up.
