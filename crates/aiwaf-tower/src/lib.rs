@@ -13,20 +13,25 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aiwaf_engine::ip::ForwardingHeaders;
 use aiwaf_engine::{Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
-use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT};
+use http::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, FORWARDED, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
+};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
+use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
+pub mod metrics;
 pub mod shared;
+
+pub use metrics::{Counter, Counters, DETECTORS, Histogram, HistogramSnapshot, LATENCY_BUCKETS, SCORE_BUCKETS};
 
 /// Header carrying the request id, on the response and on the request sent upstream.
 pub const REQUEST_ID_HEADER: &str = "x-aiwaf-request-id";
@@ -43,109 +48,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A histogram of fixed buckets made of atomics: no lock on the request path.
-#[derive(Debug)]
-pub struct AtomicHistogram {
-    /// Upper bounds of the buckets.
-    pub bounds: &'static [f64],
-    /// Counts per bucket (not cumulative), the last one for +Inf.
-    pub buckets: Vec<AtomicU64>,
-    /// Sum of observations, in millionths.
-    pub sum_micros: AtomicU64,
-    /// Number of observations.
-    pub count: AtomicU64,
-}
-
-impl AtomicHistogram {
-    /// A histogram with these upper bounds.
-    pub fn new(bounds: &'static [f64]) -> AtomicHistogram {
-        AtomicHistogram {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one value.
-    pub fn observe(&self, v: f64) {
-        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Seconds buckets for latencies.
-pub const LATENCY_BUCKETS: &[f64] =
-    &[0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
-/// Buckets for anomaly scores (0..1).
-pub const SCORE_BUCKETS: &[f64] = &[0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9];
-
-/// Detectors in a fixed order, for per-detector counters without a map.
-pub const DETECTORS: &[aiwaf_engine::Detector] = &[
-    aiwaf_engine::Detector::Blacklist,
-    aiwaf_engine::Detector::RateLimit,
-    aiwaf_engine::Detector::Flood,
-    aiwaf_engine::Detector::Keyword,
-    aiwaf_engine::Detector::Honeypot,
-    aiwaf_engine::Detector::UuidTamper,
-    aiwaf_engine::Detector::NotFoundFlood,
-    aiwaf_engine::Detector::ExtensionProbe,
-    aiwaf_engine::Detector::Anomaly,
-    aiwaf_engine::Detector::Manual,
-];
-
-/// Counters kept by the layer (all atomics; rendered as Prometheus text by the admin server).
-#[derive(Debug)]
-pub struct Counters {
-    /// Findings by detector (index into [`DETECTORS`]): blocks in block mode, would-blocks in detect mode.
-    pub by_detector: Vec<AtomicU64>,
-    /// Time the engine took to decide (request phase).
-    pub decision_seconds: AtomicHistogram,
-    /// Time the upstream took to answer (response headers).
-    pub upstream_seconds: AtomicHistogram,
-    /// Anomaly scores of scored requests.
-    pub anomaly_scores: AtomicHistogram,
-    /// Requests seen.
-    pub requests: AtomicU64,
-    /// Requests answered by aiwaf with 403.
-    pub blocked: AtomicU64,
-    /// Requests answered by aiwaf with 429.
-    pub rate_limited: AtomicU64,
-    /// Would-block verdicts in detect mode.
-    pub would_block: AtomicU64,
-    /// Bans decided.
-    pub bans: AtomicU64,
-    /// Records dropped because the storage channel was full.
-    pub dropped_records: AtomicU64,
-}
-
-impl Default for Counters {
-    fn default() -> Self {
-        Counters {
-            by_detector: DETECTORS.iter().map(|_| AtomicU64::new(0)).collect(),
-            decision_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
-            upstream_seconds: AtomicHistogram::new(LATENCY_BUCKETS),
-            anomaly_scores: AtomicHistogram::new(SCORE_BUCKETS),
-            requests: AtomicU64::new(0),
-            blocked: AtomicU64::new(0),
-            rate_limited: AtomicU64::new(0),
-            would_block: AtomicU64::new(0),
-            bans: AtomicU64::new(0),
-            dropped_records: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Counters {
-    fn finding(&self, d: aiwaf_engine::Detector) {
-        if let Some(i) = DETECTORS.iter().position(|x| *x == d) {
-            self.by_detector[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Shared per-client state and what to do when it is unreachable.
 pub struct Shared {
     /// The Redis windows.
@@ -156,14 +58,13 @@ pub struct Shared {
 
 struct Inner {
     shared: Option<Shared>,
-    engine: ArcSwap<Engine>,
+    engine: Engine,
     state: WafState,
     mode: Mode,
     sink: Option<mpsc::Sender<Record>>,
     request_logging: AtomicBool,
     counters: Counters,
     id_prefix: u32,
-    id_counter: AtomicU64,
 }
 
 /// The running WAF: engine, in-memory state, mode and the storage channel. Cheap to clone.
@@ -196,14 +97,13 @@ impl Waf {
         Waf {
             inner: Arc::new(Inner {
                 shared,
-                engine: ArcSwap::from_pointee(engine),
+                engine,
                 state,
                 mode,
                 sink,
                 request_logging: AtomicBool::new(false),
                 counters: Counters::default(),
                 id_prefix: (seed ^ (seed >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) as u32,
-                id_counter: AtomicU64::new(0),
             }),
         }
     }
@@ -213,9 +113,9 @@ impl Waf {
         &self.inner.state
     }
 
-    /// The current engine.
-    pub fn engine(&self) -> Arc<Engine> {
-        self.inner.engine.load_full()
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
     /// The mode.
@@ -245,12 +145,12 @@ impl Waf {
 
     /// Records dropped because storage could not keep up.
     pub fn dropped_records(&self) -> u64 {
-        self.inner.counters.dropped_records.load(Ordering::Relaxed)
+        self.inner.counters.get(Counter::DroppedRecords)
     }
 
-    /// A fresh request id: 20 hex digits (process prefix + counter), as a header value.
+    /// A fresh request id: 20 hex digits (process prefix + sequence), as a header value.
     fn next_request_id(&self) -> HeaderValue {
-        let n = self.inner.id_counter.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff;
+        let n = self.inner.counters.next_sequence();
         let v = (u128::from(self.inner.id_prefix) << 48) | u128::from(n);
         let mut buf = [0u8; 20];
         for (i, b) in buf.iter_mut().enumerate() {
@@ -263,9 +163,10 @@ impl Waf {
         if let Some(sink) = &self.inner.sink
             && sink.try_send(record).is_err()
         {
-            let n = self.inner.counters.dropped_records.fetch_add(1, Ordering::Relaxed);
+            self.inner.counters.add(Counter::DroppedRecords);
+            let n = self.dropped_records();
             if n.is_power_of_two() {
-                tracing::warn!(dropped = n + 1, "Storage channel full; records dropped.");
+                tracing::warn!(dropped = n, "Storage channel full; records dropped.");
             }
         }
     }
@@ -315,20 +216,62 @@ pub struct WafService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
-    h.get(name).and_then(|v| v.to_str().ok())
+/// The request headers the WAF reads, found in one pass over the map (each lookup by name
+/// would hash the name again). Single-valued ones keep their first value.
+#[derive(Default)]
+struct SeenHeaders<'a> {
+    forwarded: SmallVec<[&'a str; 2]>,
+    x_forwarded_for: SmallVec<[&'a str; 2]>,
+    x_real_ip: Option<&'a str>,
+    content_type: Option<&'a str>,
+    accept: Option<&'a str>,
+    sec_fetch_dest: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    referer: Option<&'a str>,
 }
 
-fn all<'a>(h: &'a HeaderMap, name: &'static str) -> Vec<&'a str> {
-    h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+impl<'a> SeenHeaders<'a> {
+    fn scan(h: &'a HeaderMap) -> SeenHeaders<'a> {
+        let mut s = SeenHeaders::default();
+        for (name, value) in h {
+            let Ok(v) = value.to_str() else { continue };
+            let first = |slot: &mut Option<&'a str>| {
+                slot.get_or_insert(v);
+            };
+            if name == ACCEPT {
+                first(&mut s.accept);
+            } else if name == USER_AGENT {
+                first(&mut s.user_agent);
+            } else if name == CONTENT_TYPE {
+                first(&mut s.content_type);
+            } else if name == REFERER {
+                first(&mut s.referer);
+            } else if name == FORWARDED {
+                s.forwarded.push(v);
+            } else if name == X_FORWARDED_FOR {
+                s.x_forwarded_for.push(v);
+            } else if name == X_REAL_IP {
+                first(&mut s.x_real_ip);
+            } else if name == SEC_FETCH_DEST {
+                first(&mut s.sec_fetch_dest);
+            }
+        }
+        s
+    }
 }
+
+// Header names parsed once (a `&str` name is parsed and hashed on every lookup).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+const X_AIWAF_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Data kept from the request for the response phase and the logs.
 struct Meta {
     request_id: HeaderValue,
     client: IpAddr,
     method: http::Method,
-    uri: http::Uri,
+    path_and_query: Option<http::uri::PathAndQuery>,
     user_agent: String,
     referer: String,
     ts: u64,
@@ -341,7 +284,7 @@ impl Meta {
     }
 
     fn path_and_query(&self) -> String {
-        let mut s = self.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let mut s = self.path_and_query.as_ref().map_or("/", |p| p.as_str()).to_string();
         s.truncate(s.floor_char_boundary(2048));
         s
     }
@@ -361,16 +304,16 @@ impl Meta {
         })
     }
 
-    fn log_entry(&self, status: u16, content_length: Option<u64>, blocked: bool) -> Record {
+    fn log_entry(&self, status: u16, content_length: Option<u64>, blocked: bool, done: Instant) -> Record {
         Record::Request(RequestEntry {
             request_id: self.id(),
             ts: self.ts,
             ip: self.client,
             method: self.method.to_string(),
-            path: self.uri.path().to_string(),
-            query: self.uri.query().unwrap_or("").to_string(),
+            path: self.path_and_query.as_ref().map_or("/", |p| p.path()).to_string(),
+            query: self.path_and_query.as_ref().and_then(|p| p.query()).unwrap_or("").to_string(),
             status,
-            response_time_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            response_time_ms: (done - self.started).as_secs_f64() * 1000.0,
             user_agent: self.user_agent.clone(),
             referer: self.referer.clone(),
             content_length,
@@ -408,7 +351,7 @@ fn block_response<B>(
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(HeaderName::from_static(REQUEST_ID_HEADER), request_id.clone());
+    h.insert(X_AIWAF_REQUEST_ID, request_id.clone());
     if let Some(s) = retry_after {
         h.insert(RETRY_AFTER, HeaderValue::from(s));
     }
@@ -441,7 +384,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let waf = self.waf.clone();
         let mode = waf.mode();
-        waf.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        waf.inner.counters.add(Counter::Requests);
         if mode == Mode::Off {
             return Box::pin(async move { Ok(inner.call(req).await?.map(Either::Right)) });
         }
@@ -450,15 +393,15 @@ where
         // it borrows the request's own strings, even across a wait on shared state.
         Box::pin(async move {
             let engine = waf.engine();
+            // Two clock reads here and one after the upstream answers serve every measure.
+            let started = Instant::now();
             let state_now = now_ms();
-            let headers = req.headers();
+            let seen = SeenHeaders::scan(req.headers());
             let client = if engine.trusts_proxies() {
-                let forwarded = all(headers, "forwarded");
-                let xff = all(headers, "x-forwarded-for");
                 let fh = ForwardingHeaders {
-                    forwarded: &forwarded,
-                    x_forwarded_for: &xff,
-                    x_real_ip: header(headers, "x-real-ip"),
+                    forwarded: &seen.forwarded,
+                    x_forwarded_for: &seen.x_forwarded_for,
+                    x_real_ip: seen.x_real_ip,
                 };
                 engine.client_ip(peer, &fh)
             } else {
@@ -468,9 +411,9 @@ where
                 client,
                 method: req.method().as_str(),
                 path: req.uri().path(),
-                content_type: header(headers, CONTENT_TYPE),
-                accept: header(headers, ACCEPT),
-                sec_fetch_dest: header(headers, "sec-fetch-dest"),
+                content_type: seen.content_type,
+                accept: seen.accept,
+                sec_fetch_dest: seen.sec_fetch_dest,
             };
             let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
             let logging = waf.request_logging();
@@ -478,12 +421,13 @@ where
                 request_id: waf.next_request_id(),
                 client,
                 method: req.method().clone(),
-                uri: req.uri().clone(),
-                user_agent: if logging { header(headers, USER_AGENT).unwrap_or("").to_string() } else { String::new() },
-                referer: if logging { header(headers, REFERER).unwrap_or("").to_string() } else { String::new() },
+                path_and_query: req.uri().path_and_query().cloned(),
+                user_agent: if logging { seen.user_agent.unwrap_or("").to_string() } else { String::new() },
+                referer: if logging { seen.referer.unwrap_or("").to_string() } else { String::new() },
                 ts: state_now,
-                started: Instant::now(),
+                started,
             };
+            drop(seen);
             let mut shared_windows = None;
             if let Some(shared) = &waf.inner.shared
                 && engine.needs_windows(waf.state(), mode, &info, state_now)
@@ -494,13 +438,15 @@ where
                     Err(_) => return Ok(unavailable(&meta.request_id)),
                 }
             }
-            let decide = Instant::now();
+            // The decision's time excludes a wait on shared state.
+            let decide = if shared_windows.is_some() { Instant::now() } else { started };
             let inspection = engine.inspect_with(waf.state(), mode, &info, state_now, shared_windows);
-            waf.inner.counters.decision_seconds.observe(decide.elapsed().as_secs_f64());
+            let decided = Instant::now();
+            waf.inner.counters.observe(Histogram::Decision, (decided - decide).as_secs_f64());
 
             let verdict = inspection.verdict;
             if let Some(ban) = &verdict.ban {
-                waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
+                waf.inner.counters.add(Counter::Bans);
                 tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
                 waf.emit(Record::Ban(ban.clone()));
             }
@@ -520,32 +466,33 @@ where
                 let finding = verdict.finding.as_ref().expect("a block always carries its finding");
                 let (status, retry) = match verdict.action {
                     Action::RateLimit { retry_after_s } => {
-                        waf.inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        waf.inner.counters.add(Counter::RateLimited);
                         (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s))
                     }
                     _ => {
-                        waf.inner.counters.blocked.fetch_add(1, Ordering::Relaxed);
+                        waf.inner.counters.add(Counter::Blocked);
                         (StatusCode::FORBIDDEN, None)
                     }
                 };
                 let resp = block_response(status, finding, &meta.request_id, wants_html, retry);
                 if logging {
                     let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-                    waf.emit(meta.log_entry(status.as_u16(), len, true));
+                    waf.emit(meta.log_entry(status.as_u16(), len, true, decided));
                 }
                 return Ok(resp);
             }
             if mode == Mode::Detect && !verdict.is_allow() {
-                waf.inner.counters.would_block.fetch_add(1, Ordering::Relaxed);
+                waf.inner.counters.add(Counter::WouldBlock);
             }
 
-            req.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
+            req.headers_mut().insert(X_AIWAF_REQUEST_ID, meta.request_id.clone());
             let context = inspection.context;
-            let upstream = Instant::now();
             let mut resp = inner.call(req).await?;
-            waf.inner.counters.upstream_seconds.observe(upstream.elapsed().as_secs_f64());
+            let answered = Instant::now();
+            waf.inner.counters.observe(Histogram::Upstream, (answered - decided).as_secs_f64());
             let status = resp.status().as_u16();
-            let now = now_ms();
+            let elapsed = answered - started;
+            let now = state_now + elapsed.as_millis() as u64;
             let mut shared_windows = None;
             if let Some(shared) = &waf.inner.shared
                 && let Some(q) = engine.response_query(&context, status)
@@ -567,18 +514,18 @@ where
                 // On failure the local windows count instead (the answer is already on its way).
                 shared_windows = w.ok();
             }
-            let elapsed = meta.started.elapsed().as_secs_f64();
-            let obs = engine.observe_with(waf.state(), mode, &context, status, elapsed, now, shared_windows);
+            let obs =
+                engine.observe_with(waf.state(), mode, &context, status, elapsed.as_secs_f64(), now, shared_windows);
             if obs.new_known_path {
                 waf.emit(Record::KnownPath { path: context.path.once.clone(), at: now });
             }
             if let Some(score) = obs.score {
-                waf.inner.counters.anomaly_scores.observe(score);
+                waf.inner.counters.observe(Histogram::AnomalyScore, score);
             }
             if let Some(finding) = &obs.finding {
                 waf.inner.counters.finding(finding.detector);
                 if let Some(ban) = &obs.ban {
-                    waf.inner.counters.bans.fetch_add(1, Ordering::Relaxed);
+                    waf.inner.counters.add(Counter::Bans);
                     tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
                     waf.emit(Record::Ban(ban.clone()));
                 }
@@ -587,9 +534,9 @@ where
             }
             if logging {
                 let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-                waf.emit(meta.log_entry(status, len, false));
+                waf.emit(meta.log_entry(status, len, false, answered));
             }
-            resp.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), meta.request_id.clone());
+            resp.headers_mut().insert(X_AIWAF_REQUEST_ID, meta.request_id.clone());
             Ok(resp.map(Either::Right))
         })
     }
@@ -603,7 +550,7 @@ fn unavailable<B>(request_id: &HeaderValue) -> Response<WafBody<B>> {
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    resp.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), request_id.clone());
+    resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id.clone());
     resp
 }
 

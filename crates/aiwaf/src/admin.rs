@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use aiwaf_store::writer::WriterStats;
 use aiwaf_store::{EventFilter, Store};
-use aiwaf_tower::{DETECTORS, Waf, now_ms};
+use aiwaf_tower::{Counter, DETECTORS, Histogram, HistogramSnapshot, Waf, now_ms};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -200,16 +200,16 @@ impl Admin {
         let c = self.inner.waf.counters();
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let by: serde_json::Map<String, Value> =
-            DETECTORS.iter().zip(&c.by_detector).map(|(d, n)| (d.as_str().to_string(), json!(ld(n)))).collect();
+            c.findings().into_iter().map(|(d, n)| (d.as_str().to_string(), json!(n))).collect();
         let counts = self.inner.store.counts(now_ms()).await?;
         Ok(json!({
             "mode": self.inner.waf.mode().as_str(),
             "uptime_s": self.inner.started.elapsed().as_secs(),
-            "requests": ld(&c.requests),
-            "blocked": ld(&c.blocked),
-            "rate_limited": ld(&c.rate_limited),
-            "would_block": ld(&c.would_block),
-            "bans": ld(&c.bans),
+            "requests": c.get(Counter::Requests),
+            "blocked": c.get(Counter::Blocked),
+            "rate_limited": c.get(Counter::RateLimited),
+            "would_block": c.get(Counter::WouldBlock),
+            "bans": c.get(Counter::Bans),
             "findings_by_detector": by,
             "clients_tracked": self.inner.waf.state().client_count(),
             "store": {
@@ -217,7 +217,7 @@ impl Admin {
                 "written": ld(&self.inner.stats.written),
                 "queued": ld(&self.inner.stats.queued),
                 "failures": ld(&self.inner.stats.failures),
-                "dropped": ld(&self.inner.stats.dropped) + ld(&c.dropped_records),
+                "dropped": ld(&self.inner.stats.dropped) + c.get(Counter::DroppedRecords),
             },
             "counts": counts,
             "model_loaded": self.inner.waf.state().model().is_some(),
@@ -483,17 +483,16 @@ async fn api_train_status(State(a): State<Admin>, Path(id): Path<String>) -> Res
     }
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, h: &aiwaf_tower::AtomicHistogram) {
+fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     let mut cum = 0;
-    for (i, b) in h.bounds.iter().enumerate() {
-        cum += h.buckets[i].load(Ordering::Relaxed);
+    for (b, n) in h.bounds.iter().zip(&h.buckets) {
+        cum += n;
         let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
     }
-    cum += h.buckets[h.bounds.len()].load(Ordering::Relaxed);
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
-    let _ = writeln!(out, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-    let _ = writeln!(out, "{name}_count {}", h.count.load(Ordering::Relaxed));
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum {}", h.sum);
+    let _ = writeln!(out, "{name}_count {}", h.count);
 }
 
 async fn metrics(State(a): State<Admin>) -> Response {
@@ -502,33 +501,38 @@ async fn metrics(State(a): State<Admin>) -> Response {
     let ld = |x: &AtomicU64| x.load(Ordering::Relaxed);
     let mut out = String::with_capacity(4096);
     let _ = writeln!(out, "# HELP aiwaf_requests_total Requests seen by the WAF.\n# TYPE aiwaf_requests_total counter");
-    let _ = writeln!(out, "aiwaf_requests_total{{mode=\"{mode}\"}} {}", ld(&c.requests));
+    let _ = writeln!(out, "aiwaf_requests_total{{mode=\"{mode}\"}} {}", c.get(Counter::Requests));
     let _ = writeln!(
         out,
         "# HELP aiwaf_findings_total Blocks (block mode) or would-blocks (detect mode) by detector.\n# TYPE aiwaf_findings_total counter"
     );
-    for (d, n) in DETECTORS.iter().zip(&c.by_detector) {
-        let _ = writeln!(out, "aiwaf_findings_total{{detector=\"{}\",mode=\"{mode}\"}} {}", d.as_str(), ld(n));
+    for (d, n) in c.findings() {
+        let _ = writeln!(out, "aiwaf_findings_total{{detector=\"{}\",mode=\"{mode}\"}} {n}", d.as_str());
     }
     let _ = writeln!(
         out,
         "# HELP aiwaf_responses_total Requests answered by aiwaf itself.\n# TYPE aiwaf_responses_total counter"
     );
-    let _ = writeln!(out, "aiwaf_responses_total{{status=\"403\"}} {}", ld(&c.blocked));
-    let _ = writeln!(out, "aiwaf_responses_total{{status=\"429\"}} {}", ld(&c.rate_limited));
+    let _ = writeln!(out, "aiwaf_responses_total{{status=\"403\"}} {}", c.get(Counter::Blocked));
+    let _ = writeln!(out, "aiwaf_responses_total{{status=\"429\"}} {}", c.get(Counter::RateLimited));
     let _ = writeln!(
         out,
         "# HELP aiwaf_bans_total Bans decided.\n# TYPE aiwaf_bans_total counter\naiwaf_bans_total {}",
-        ld(&c.bans)
+        c.get(Counter::Bans)
     );
-    histogram(&mut out, "aiwaf_decision_seconds", "Time the engine took to decide.", &c.decision_seconds);
+    histogram(&mut out, "aiwaf_decision_seconds", "Time the engine took to decide.", &c.histogram(Histogram::Decision));
     histogram(
         &mut out,
         "aiwaf_upstream_seconds",
         "Time the upstream took to send response headers.",
-        &c.upstream_seconds,
+        &c.histogram(Histogram::Upstream),
     );
-    histogram(&mut out, "aiwaf_anomaly_score", "Anomaly scores of requests with attack signs.", &c.anomaly_scores);
+    histogram(
+        &mut out,
+        "aiwaf_anomaly_score",
+        "Anomaly scores of requests with attack signs.",
+        &c.histogram(Histogram::AnomalyScore),
+    );
     let s = &a.inner.stats;
     let _ = writeln!(
         out,
@@ -543,7 +547,7 @@ async fn metrics(State(a): State<Admin>) -> Response {
     let _ = writeln!(
         out,
         "# HELP aiwaf_store_dropped_total Records dropped (channel or outage queue full).\n# TYPE aiwaf_store_dropped_total counter\naiwaf_store_dropped_total {}",
-        ld(&s.dropped) + ld(&c.dropped_records)
+        ld(&s.dropped) + c.get(Counter::DroppedRecords)
     );
     let _ = writeln!(
         out,
