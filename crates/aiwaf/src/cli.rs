@@ -66,6 +66,9 @@ enum Command {
         /// Write one JSON line per block to this file (size-rotated)
         #[arg(long, value_name = "PATH")]
         audit_log: Option<PathBuf>,
+        /// Worker threads (default: one per CPU)
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// Learn from access logs: ban 404 floods and anomalous clients, train the model, learn keywords.
     Train {
@@ -296,6 +299,7 @@ pub fn main() -> Result<ExitCode> {
         admin_listen,
         admin_insecure_loopback,
         audit_log,
+        threads,
     } = &cli.command
     {
         over.listen = listen.clone();
@@ -306,12 +310,18 @@ pub fn main() -> Result<ExitCode> {
         over.admin_listen = admin_listen.clone();
         over.admin_insecure_loopback = *admin_insecure_loopback;
         over.audit_log = audit_log.clone();
+        over.threads = *threads;
     }
     if let Command::Diagnose = cli.command {
         return runtime()?.block_on(diagnose(&over));
     }
     let config = Config::load(&over, &env_lookup)?;
-    let rt = runtime()?;
+    let rt = match (&cli.command, config.proxy.threads) {
+        (Command::Serve { .. }, Some(n)) => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?
+        }
+        _ => runtime()?,
+    };
     rt.block_on(async move {
         match cli.command {
             Command::Serve { .. } => crate::serve::run(config).await.map(|()| ExitCode::SUCCESS),

@@ -125,6 +125,7 @@ struct ServerSection {
     max_body_bytes: Option<u64>,
     shutdown_grace: Option<DurationValue>,
     client_capacity: Option<u64>,
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +231,8 @@ pub struct ProxySettings {
     pub max_body_bytes: u64,
     /// How long in-flight requests get on shutdown.
     pub shutdown_grace: Duration,
+    /// Worker threads of the server's runtime (`None`: one per CPU).
+    pub threads: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -320,6 +323,7 @@ impl Default for Config {
                 max_header_bytes: 64 * 1024,
                 max_body_bytes: 10 * 1024 * 1024,
                 shutdown_grace: Duration::from_secs(10),
+                threads: None,
             },
             request_logging: false,
             access_log: None,
@@ -355,6 +359,8 @@ pub struct Overrides {
     pub mode: Option<String>,
     /// `--retrain-every`.
     pub retrain_every: Option<String>,
+    /// `--threads`.
+    pub threads: Option<usize>,
 }
 
 /// A list from the environment: a JSON array or comma-separated text.
@@ -436,6 +442,9 @@ impl Config {
         if let Some(v) = &over.retrain_every {
             c.retrain_every = Some(parse_duration("--retrain-every", v)?);
         }
+        if let Some(v) = over.threads {
+            c.proxy.threads = Some(v);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -476,6 +485,9 @@ impl Config {
         }
         if let Some(v) = s.client_capacity {
             e.client_capacity = v;
+        }
+        if let Some(v) = s.threads {
+            self.proxy.threads = Some(v);
         }
         let st = f.storage;
         if let Some(v) = st.data_dir {
@@ -691,11 +703,17 @@ impl Config {
         if let Some(v) = get("AIWAF_MODE") {
             self.mode = v.parse().map_err(|err| anyhow::anyhow!("AIWAF_MODE: {err}"))?;
         }
+        if let Some(v) = get("AIWAF_THREADS") {
+            self.proxy.threads = Some(num("AIWAF_THREADS", &v)?);
+        }
         Ok(())
     }
 
     fn validate(&self) -> Result<()> {
         self.engine.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if self.proxy.threads == Some(0) {
+            bail!("server.threads / AIWAF_THREADS / --threads must be at least 1");
+        }
         if !(0.0..=0.5).contains(&self.contamination) {
             bail!("model.contamination / AIWAF_AI_CONTAMINATION must be between 0 and 0.5, got {}", self.contamination);
         }
@@ -834,6 +852,18 @@ mod tests {
         assert_eq!(c.contamination, 0.05);
         assert!(!c.request_logging);
         assert!(e.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn threads_from_file_env_and_flag() {
+        assert_eq!(load_text("", &no_env).unwrap().proxy.threads, None);
+        assert_eq!(load_text("[server]\nthreads = 3\n", &no_env).unwrap().proxy.threads, Some(3));
+        let env = |k: &str| (k == "AIWAF_THREADS").then(|| "2".to_string());
+        assert_eq!(load_text("[server]\nthreads = 3\n", &env).unwrap().proxy.threads, Some(2));
+        let err = format!("{:#}", load_text("[server]\nthreads = 0\n", &no_env).unwrap_err());
+        assert!(err.contains("server.threads"), "{err}");
+        let over = Overrides { threads: Some(1), data_dir: Some(PathBuf::from("/nonexistent")), ..Default::default() };
+        assert_eq!(Config::load(&over, &env).unwrap().proxy.threads, Some(1));
     }
 
     #[test]

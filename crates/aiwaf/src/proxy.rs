@@ -41,32 +41,37 @@ pub struct ProxyService {
     inner: Arc<Inner>,
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. Names parsed
+/// once: removing by `&str` parses the name on every call.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        h.remove(name);
+    if h.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            h.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
-        h.remove(*name);
+        h.remove(name);
     }
 }
 
@@ -140,7 +145,7 @@ impl ProxyService {
             let prior = if trusted {
                 parts
                     .headers
-                    .get_all("x-forwarded-for")
+                    .get_all(&X_FORWARDED_FOR)
                     .iter()
                     .filter_map(|v| v.to_str().ok())
                     .collect::<Vec<_>>()
@@ -149,12 +154,14 @@ impl ProxyService {
                 String::new()
             };
             let xff = if prior.is_empty() { peer.to_string() } else { format!("{prior}, {peer}") };
-            parts.headers.remove("x-forwarded-for");
             if let Ok(v) = HeaderValue::from_str(&xff) {
-                parts.headers.insert("x-forwarded-for", v);
+                // `insert` replaces every earlier value.
+                parts.headers.insert(X_FORWARDED_FOR, v);
+            } else {
+                parts.headers.remove(X_FORWARDED_FOR);
             }
-            if !(trusted && parts.headers.contains_key("x-forwarded-proto")) {
-                parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
+                parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
             }
         }
         let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
