@@ -90,5 +90,19 @@ fn bench_pool(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_new_clients, bench_pool);
+/// Client address behind one trusted proxy (one `X-Forwarded-For` hop), as in the proxy bench.
+fn bench_client_ip(c: &mut Criterion) {
+    let config = EngineConfig { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() };
+    let engine = Engine::new(config, IpSet::default()).unwrap();
+    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    c.bench_function("client_ip_one_forwarded_hop", |b| {
+        b.iter(|| {
+            let xff = [black_box("10.1.2.3")];
+            let h = aiwaf_engine::ip::ForwardingHeaders { forwarded: &[], x_forwarded_for: &xff, x_real_ip: None };
+            engine.client_ip(black_box(peer), &h)
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_new_clients, bench_pool, bench_client_ip);
 criterion_main!(benches);
