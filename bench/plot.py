@@ -58,7 +58,7 @@ def main():
         targets = [t for t in ["direct", "off", "block", "modsec"] if any(r["target"] == t for r in rows)]
         groups = []
         for c in sorted({r["connections"] for r in rows}):
-            groups.append((f"{c} connections", {names[r["target"]]: r["rps"] for r in rows if r["connections"] == c}))
+            groups.append((f"{c} connections", {names[r["target"]]: r["rps"] for r in rows if r["connections"] == c and r["target"] in names}))
         bars("Proxy throughput (bench/proxy.sh)", groups, [names[t] for t in targets], "req/s", os.path.join(a.out, "proxy.svg"))
     p = os.path.join(a.results, "eval.json")
     if os.path.exists(p):

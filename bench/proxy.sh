@@ -3,16 +3,26 @@
 # nginx + ModSecurity 3 + OWASP CRS 3.3 (PL1, blocking; NO_MODSEC=1 skips it), side by side in one
 # run, with wrk on loopback. Prints a table and writes bench/results/proxy.json.
 #
-#   bench/proxy.sh [--duration 5] [--rounds 3] [--connections "16 64"] [--clients 100000]
+#   bench/proxy.sh [--duration 4] [--rounds 7] [--connections "16 64"] [--clients 100000]
 #
 # Requests come from a pool of --clients addresses in 10.0.0.0/8 (sent as X-Forwarded-For by the
 # trusted loopback load generator), so block mode runs every detector with per-client state at
 # default limits (nobody is rate limited); --clients 0 makes every request a never-seen address
 # (an attacker rotating IPs, the costliest case).
+#
+# Noise: on a small shared machine two identical proxies differ by up to ±10 % in one short run.
+# So every target gets a warm-up run, the targets are interleaved and repeated and the medians
+# reported, and two identical `--mode off` proxies are measured ("off" and "off2", an A/A
+# control). The baseline of the vs_off column is the median of all their runs together; the
+# two lines' own ratios show how far apart identical proxies came out in this run. The "spread"
+# column is the range of the per-round ratios to the same round's off-mode mean.
+#
+# PIN=1: the proxies get core 1 (one worker thread each, --threads 1), wrk and the upstream get
+# core 0, so the proxy's own CPU cost per request decides its throughput (needs 2+ cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=5
-rounds=3
+duration=4
+rounds=7
 clients=100000
 conns="16 64"
 while [ $# -gt 0 ]; do
@@ -47,29 +57,28 @@ start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, e
   echo "$name did not start" >&2; cat "$work/$name.err" >&2; exit 1
 }
 
-# Pinning: the proxies get core 1 to themselves, the load generator and the upstream share core 0,
-# so the proxy is the bottleneck (PIN=1 enables; off by default: with one core, its two runtime
-# threads contend and block mode suffers more than it would on a real multi-core host).
+pinned=0
 if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  gen="taskset -c 0" prox="taskset -c 1"
+  gen="taskset -c 0" prox="taskset -c 1" threads="--threads 1" pinned=1
 else
-  gen="" prox=""
+  gen="" prox="" threads=""
 fi
 up=$(start upstream $gen target/release/bench-upstream 127.0.0.1:0)
 cat >"$work/aiwaf.toml" <<TOML
 [server]
 trusted_proxies = ["127.0.0.1/32"]
 TOML
-off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml")
-block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml")
-targets="direct off block"
+off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml" $threads)
+off2=$(start off2 $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads)
+block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml" $threads)
+targets="direct off off2 block"
 if [ "${NO_MODSEC:-0}" != 1 ]; then
   msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/modsec"
   $prox bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
   cat "$work/modsec/nginx.pid" >>"$work/pids"
   modsec="127.0.0.1:$msport"
-  targets="direct off block modsec"
+  targets="direct off off2 block modsec"
 fi
 
 run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
@@ -94,32 +103,39 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; modsec) echo "$modsec" ;; esac; }
 
 mkdir -p bench/results
 json="["
-printf '%-8s %5s %12s %9s %9s %8s %10s\n' target conns req/s p50_ms p99_ms non2xx vs_off
+printf '%-8s %5s %12s %9s %9s %8s %8s %13s\n' target conns req/s p50_ms p99_ms non2xx vs_off spread
 for c in $conns; do
-  # Interleave the targets and repeat, so drift on a shared 2-core box hits all three alike;
-  # report the median of the rounds.
+  # Warm up every target (connection pools, client tables, caches), then interleave the targets
+  # and repeat, so drift on a shared box hits all alike; report the medians of the rounds.
+  for t in $targets; do
+    $gen wrk -t2 -c"$c" -d2s -s bench/clients.lua "http://$(addr_of "$t")" -- "$clients" >/dev/null 2>&1
+  done
   for r in $(seq "$rounds"); do
     for t in $targets; do
-      case $t in direct) a=$up ;; off) a=$off ;; block) a=$block ;; modsec) a=$modsec ;; esac
-      run "$t" "$a" "$c" >>"$work/$t-$c.txt"
+      run "$t" "$(addr_of "$t")" "$c" >>"$work/$t-$c.txt"
     done
   done
-  o_rps=$(cut -d' ' -f1 "$work/off-$c.txt" | median)
+  o_rps=$(cut -d' ' -f1 "$work/off-$c.txt" "$work/off2-$c.txt" | median)
+  paste -d' ' "$work/off-$c.txt" "$work/off2-$c.txt" | awk '{print ($1+$5)/2}' >"$work/offmean-$c.txt"
   for t in $targets; do
     rps=$(cut -d' ' -f1 "$work/$t-$c.txt" | median)
     p50=$(cut -d' ' -f2 "$work/$t-$c.txt" | median)
     p99=$(cut -d' ' -f3 "$work/$t-$c.txt" | median)
     bad=$(cut -d' ' -f4 "$work/$t-$c.txt" | sort -g | tail -1)
     ratio=$(awk -v a="$rps" -v b="$o_rps" 'BEGIN{printf "%.3f", a/b}')
-    printf '%-8s %5s %12s %9s %9s %8s %10s\n' "$t" "$c" "$rps" "$p50" "$p99" "$bad" "$ratio"
-    json="$json{\"target\":\"$t\",\"connections\":$c,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$bad,\"vs_off\":$ratio},"
+    # Per-round ratios to the mean of the same round's two off-mode runs.
+    spread=$(paste -d' ' "$work/$t-$c.txt" "$work/offmean-$c.txt" | awk '{r=$1/$5; if (NR==1||r<lo) lo=r; if (NR==1||r>hi) hi=r} END {printf "%.2f-%.2f", lo, hi}')
+    printf '%-8s %5s %12s %9s %9s %8s %8s %13s\n' "$t" "$c" "$rps" "$p50" "$p99" "$bad" "$ratio" "$spread"
+    json="$json{\"target\":\"$t\",\"connections\":$c,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$bad,\"vs_off\":$ratio,\"round_ratio_range\":\"$spread\"},"
   done
 done
 json="${json%,}]"
 out=bench/results/proxy.json
 [ "$clients" = 0 ] && out=bench/results/proxy-rotating.json
+[ "$pinned" = 1 ] && out="${out%.json}-pinned.json"
 echo "$json" >"$out"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients")"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1 with one worker thread, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")"
