@@ -10,45 +10,65 @@ use smallvec::SmallVec;
 /// Times kept inline before spilling to the heap.
 const INLINE: usize = 4;
 
-/// Times (ms) of events in a sliding window, oldest first.
+/// Times (ms) of events in a sliding window, oldest first: `buf[head..]`. Dropping the oldest
+/// only moves `head`; the buffer is compacted once half of it is dead, so a busy client's window
+/// (hundreds of entries, replayed by training) costs amortised O(1) per event.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Times(SmallVec<[u64; INLINE]>);
+pub(crate) struct Times {
+    buf: SmallVec<[u64; INLINE]>,
+    head: usize,
+}
 
 impl Times {
+    fn live(&self) -> &[u64] {
+        &self.buf[self.head..]
+    }
+
+    fn drop_oldest(&mut self, n: usize) {
+        self.head += n;
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        } else if self.head * 2 >= self.buf.len() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        if self.buf.spilled() && self.buf.len() <= INLINE {
+            self.buf.shrink_to_fit();
+        }
+    }
+
     /// Drops times older than `window` (kept while `now - t < window`).
     pub(crate) fn expire(&mut self, now: u64, window: u64) {
-        let old = self.0.iter().take_while(|&&t| now.saturating_sub(t) >= window).count();
+        let old = self.live().iter().take_while(|&&t| now.saturating_sub(t) >= window).count();
         if old > 0 {
-            self.0.drain(..old);
-            if self.0.spilled() && self.0.len() <= INLINE {
-                self.0.shrink_to_fit();
-            }
+            self.drop_oldest(old);
         }
     }
 
     /// Expires, appends `now` and keeps at most `cap` times (the newest).
     pub(crate) fn push(&mut self, now: u64, window: u64, cap: usize) {
         self.expire(now, window);
-        self.0.push(now);
-        if self.0.len() > cap {
-            let extra = self.0.len() - cap;
-            self.0.drain(..extra);
+        self.buf.push(now);
+        if self.len() > cap {
+            self.drop_oldest(self.len() - cap);
         }
     }
 
     /// Number of times kept.
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.buf.len() - self.head
     }
 
     /// The `i`-th oldest time.
     pub(crate) fn get(&self, i: usize) -> Option<u64> {
-        self.0.get(i).copied()
+        self.live().get(i).copied()
     }
 
     /// Forgets every time.
     pub(crate) fn clear(&mut self) {
-        self.0 = SmallVec::new();
+        self.buf = SmallVec::new();
+        self.head = 0;
     }
 }
 
@@ -64,11 +84,11 @@ mod tests {
         }
         assert_eq!(t.len(), 6, "capped at the newest 6");
         assert_eq!(t.get(0), Some(1_400));
-        assert!(t.0.spilled());
+        assert!(t.buf.spilled());
         // 10 s after 1 500: everything up to and including 1 500 has left the window.
         t.expire(11_500, 10_000);
         assert_eq!((t.len(), t.get(0)), (4, Some(1_600)));
-        assert!(!t.0.spilled(), "back inline once small");
+        assert!(!t.buf.spilled(), "back inline once small");
         t.push(30_000, 10_000, 6);
         assert_eq!((t.len(), t.get(0)), (1, Some(30_000)));
         t.clear();
@@ -83,6 +103,9 @@ mod tests {
         let mut now = 0u64;
         for i in 0..2_000u64 {
             now += (i * 7919) % 900;
+            if i % 500 == 0 {
+                t.expire(now, 3_000);
+            }
             t.push(now, 3_000, 9);
             while d.front().is_some_and(|&x: &u64| now - x >= 3_000) {
                 d.pop_front();
@@ -91,7 +114,7 @@ mod tests {
             while d.len() > 9 {
                 d.pop_front();
             }
-            assert_eq!(t.0.iter().copied().collect::<Vec<_>>(), d.iter().copied().collect::<Vec<_>>());
+            assert_eq!(t.live(), d.iter().copied().collect::<Vec<_>>());
         }
     }
 }
