@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 /// mimalloc: the proxy allocates small, short-lived buffers on every request, from two
 /// runtime threads; glibc's malloc spent ~10 % of block-mode CPU there (bench/proxy.sh, perf).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
