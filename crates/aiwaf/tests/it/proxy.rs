@@ -50,6 +50,15 @@ async fn forwards_method_path_query_headers_and_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_thread_serves_and_blocks() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&up.url(), ProxyOpts { args: vec!["--threads", "1"], ..Default::default() });
+    assert_eq!(get("127.0.21.1", p.addr, "/").await.status, 200);
+    assert_eq!(get("127.0.21.1", p.addr, "/.env").await.status, 403);
+    assert_eq!(up.hits(), 1, "the blocked request never reached the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_on_both_sides() {
     let up = Upstream::start().await;
     let p = Proxy::start(&up.url(), ProxyOpts::default());
