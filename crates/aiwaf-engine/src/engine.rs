@@ -429,9 +429,13 @@ impl Engine {
         }
         let model = state.model_guard();
         let c = &self.config;
+        let looked_up;
         let client = match &ctx.slot {
-            Some(slot) => std::borrow::Cow::Borrowed(slot),
-            None => std::borrow::Cow::Owned(state.client(ctx.client)),
+            Some(slot) => slot,
+            None => {
+                looked_up = state.client(ctx.client);
+                &looked_up
+            }
         };
         let mut cs = client.lock();
         let kw = if model.is_some() || want_features { kw_hits(&state.lists().keywords, &ctx.path) } else { 0 };

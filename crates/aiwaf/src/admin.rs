@@ -175,13 +175,7 @@ impl Admin {
         self.inner.jobs.lock().insert(id, Job::Running { started });
         let me = self.clone();
         tokio::spawn(async move {
-            let req = crate::train::Request {
-                source: crate::train::Source::Auto(Vec::new()),
-                format: aiwaf_train::parse::LogFormat::Auto,
-                since: None,
-                dry_run: false,
-                progress: false,
-            };
+            let req = crate::train::Request::unattended();
             let job = match crate::train::run(&me.inner.config, &me.inner.store, &req).await {
                 Ok(report) => Job::Done { started, report },
                 Err(e) => Job::Failed { started, error: format!("{e:#}") },

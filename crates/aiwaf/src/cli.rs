@@ -273,8 +273,13 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+/// The async runtime; `threads` sizes its workers (default: one per CPU).
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n);
+    }
+    Ok(b.enable_all().build()?)
 }
 
 fn env_lookup(k: &str) -> Option<String> {
@@ -313,15 +318,10 @@ pub fn main() -> Result<ExitCode> {
         over.threads = *threads;
     }
     if let Command::Diagnose = cli.command {
-        return runtime()?.block_on(diagnose(&over));
+        return runtime(None)?.block_on(diagnose(&over));
     }
     let config = Config::load(&over, &env_lookup)?;
-    let rt = match (&cli.command, config.proxy.threads) {
-        (Command::Serve { .. }, Some(n)) => {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?
-        }
-        _ => runtime()?,
-    };
+    let rt = runtime(if matches!(cli.command, Command::Serve { .. }) { config.proxy.threads } else { None })?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve { .. } => crate::serve::run(config).await.map(|()| ExitCode::SUCCESS),

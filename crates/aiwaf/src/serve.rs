@@ -223,13 +223,7 @@ pub async fn run(config: Config) -> Result<()> {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tick.tick().await;
-                let req = crate::train::Request {
-                    source: crate::train::Source::Auto(Vec::new()),
-                    format: aiwaf_train::parse::LogFormat::Auto,
-                    since: None,
-                    dry_run: false,
-                    progress: false,
-                };
+                let req = crate::train::Request::unattended();
                 match crate::train::run(&config, &store, &req).await {
                     Ok(r) => tracing::info!(summary = %crate::train::summary(&r), "Scheduled retraining done."),
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "Scheduled retraining failed."),

@@ -46,6 +46,19 @@ pub struct Request {
     pub progress: bool,
 }
 
+impl Request {
+    /// An unattended run on the configured sources (the scheduler, the dashboard's "retrain now").
+    pub fn unattended() -> Request {
+        Request {
+            source: Source::Auto(Vec::new()),
+            format: LogFormat::Auto,
+            since: None,
+            dry_run: false,
+            progress: false,
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
