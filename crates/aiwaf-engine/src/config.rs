@@ -56,6 +56,8 @@ const HOUR: u64 = 60 * MINUTE;
 pub struct EngineConfig {
     /// Proxies whose forwarding headers are believed (default: none).
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header trusted proxies set to name the client (`X-Forwarded-For`).
+    pub client_ip_header: crate::ip::ClientIpHeader,
     /// `AIWAF_RATE_WINDOW` (10 s).
     pub rate_window_ms: u64,
     /// `AIWAF_RATE_MAX` (20): more requests than this in the window get 429.
@@ -118,6 +120,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             trusted_proxies: Vec::new(),
+            client_ip_header: crate::ip::ClientIpHeader::XForwardedFor,
             rate_window_ms: 10 * SECOND,
             rate_max: 20,
             rate_flood: 40,

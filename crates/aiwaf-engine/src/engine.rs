@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode};
 use crate::features::{FEATURE_NAMES, kw_hits};
-use crate::ip::{ForwardingHeaders, IpSet, resolve_client_ip};
+use crate::ip::{IpSet, resolve_client_ip};
 use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
 use crate::state::{BanState, ClientSlot, ClientState, WafState};
 use crate::verdict::{Action, Ban, Detector, Finding, Verdict};
@@ -116,9 +116,15 @@ impl Engine {
         &self.config
     }
 
-    /// The address a request is charged to (see [`resolve_client_ip`]).
-    pub fn client_ip(&self, peer: IpAddr, headers: &ForwardingHeaders<'_>) -> IpAddr {
-        resolve_client_ip(peer, &self.trusted, headers)
+    /// The address a request is charged to: `values` are those of the configured
+    /// [`EngineConfig::client_ip_header`] (see [`resolve_client_ip`]).
+    pub fn client_ip(&self, peer: IpAddr, values: &[&str]) -> IpAddr {
+        resolve_client_ip(peer, &self.trusted, self.config.client_ip_header, values)
+    }
+
+    /// Whether `peer` is a trusted proxy (its forwarding headers are believed).
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted.contains(peer)
     }
 
     /// Whether the trusted-proxy list is empty (then forwarding headers are never read).

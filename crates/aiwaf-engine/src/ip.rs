@@ -2,8 +2,9 @@
 //!
 //! The seed believed the first `X-Forwarded-For` entry from anyone, so a client could dodge its
 //! ban, impersonate an exempt address or frame a victim. Here the TCP peer is the client unless
-//! the peer is a trusted proxy; then the forwarding chain is walked from the right and the first
-//! hop that is not itself a trusted proxy is the client.
+//! the peer is a trusted proxy; then the one header the operator named ([`ClientIpHeader`]) is
+//! read — never whichever forwarding header the client chose to send — and a chain is walked
+//! from the right: the first hop that is not itself a trusted proxy is the client.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -80,47 +81,92 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The forwarding headers of a request, raw, in the order they appeared.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ForwardingHeaders<'a> {
-    /// Values of every `Forwarded` header (RFC 7239).
-    pub forwarded: &'a [&'a str],
-    /// Values of every `X-Forwarded-For` header.
-    pub x_forwarded_for: &'a [&'a str],
-    /// The `X-Real-IP` header.
-    pub x_real_ip: Option<&'a str>,
+/// The one header that carries the client address, as the operator's proxy sets it (nginx's
+/// `real_ip_header`). Only this header is read, and only from trusted peers: a client that
+/// sends another forwarding header changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`: a chain, appended to by each proxy (the default).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239): a chain of `for=` parameters.
+    Forwarded,
+    /// `X-Real-IP`: one address set by the proxy.
+    XRealIp,
+    /// `CF-Connecting-IP`: one address set by Cloudflare.
+    CfConnectingIp,
+}
+
+impl ClientIpHeader {
+    /// The header's name, lower-case.
+    pub fn header_name(self) -> &'static str {
+        match self {
+            ClientIpHeader::XForwardedFor => "x-forwarded-for",
+            ClientIpHeader::Forwarded => "forwarded",
+            ClientIpHeader::XRealIp => "x-real-ip",
+            ClientIpHeader::CfConnectingIp => "cf-connecting-ip",
+        }
+    }
+
+    /// Whether the header is a chain that each proxy appends to (else one address).
+    pub fn is_chain(self) -> bool {
+        matches!(self, ClientIpHeader::XForwardedFor | ClientIpHeader::Forwarded)
+    }
+}
+
+impl std::str::FromStr for ClientIpHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ClientIpHeader::XForwardedFor),
+            "forwarded" => Ok(ClientIpHeader::Forwarded),
+            "x-real-ip" => Ok(ClientIpHeader::XRealIp),
+            "cf-connecting-ip" => Ok(ClientIpHeader::CfConnectingIp),
+            other => Err(format!(
+                "`{other}` is not a supported client address header \
+                 (expected X-Forwarded-For, Forwarded, X-Real-IP or CF-Connecting-IP)"
+            )),
+        }
+    }
 }
 
 /// The address a request is charged to.
 ///
-/// Forwarding headers count only when `peer` is in `trusted`. Then the chain (`Forwarded`, else
-/// `X-Forwarded-For`, else `X-Real-IP`) is read right to left, skipping trusted proxies; the first
-/// untrusted hop is the client. A hop that does not parse stops the walk and the last good hop
-/// (a trusted proxy) is used, so garbage can never name an arbitrary address.
-pub fn resolve_client_ip(peer: IpAddr, trusted: &IpSet, headers: &ForwardingHeaders<'_>) -> IpAddr {
+/// `values` are the values of the configured `header` (every occurrence, in order). They count
+/// only when `peer` is in `trusted`. A chain (`X-Forwarded-For`, `Forwarded`) is read right to
+/// left, skipping trusted proxies; the first untrusted hop is the client. A single-address
+/// header (`X-Real-IP`, `CF-Connecting-IP`) names the client in its last value. A hop that does
+/// not parse stops the walk and the last good hop (a trusted proxy) is used, so garbage can
+/// never name an arbitrary address.
+pub fn resolve_client_ip(peer: IpAddr, trusted: &IpSet, header: ClientIpHeader, values: &[&str]) -> IpAddr {
     let peer = canonical(peer);
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
     let mut hops: SmallVec<[&str; 4]> = SmallVec::new();
-    if !headers.forwarded.is_empty() {
-        for value in headers.forwarded {
-            for element in value.split(',') {
-                if let Some(for_value) = forwarded_for(element) {
-                    hops.push(for_value);
+    match header {
+        ClientIpHeader::Forwarded => {
+            for value in values {
+                for element in value.split(',') {
+                    match forwarded_for(element) {
+                        Some(for_value) => hops.push(for_value),
+                        // An element without `for=` is a hop we cannot place: stop there.
+                        None if !element.trim().is_empty() => hops.push(""),
+                        None => {}
+                    }
                 }
             }
         }
-    }
-    if hops.is_empty() {
-        for value in headers.x_forwarded_for {
-            hops.extend(value.split(',').map(str::trim).filter(|s| !s.is_empty()));
+        ClientIpHeader::XForwardedFor => {
+            for value in values {
+                hops.extend(value.split(',').map(str::trim).filter(|s| !s.is_empty()));
+            }
         }
-    }
-    if hops.is_empty()
-        && let Some(real) = headers.x_real_ip
-    {
-        hops.push(real.trim());
+        ClientIpHeader::XRealIp | ClientIpHeader::CfConnectingIp => {
+            if let Some(last) = values.last() {
+                return parse_hop(last).unwrap_or(peer);
+            }
+        }
     }
     let mut client = peer;
     for hop in hops.iter().rev() {
@@ -178,51 +224,57 @@ mod tests {
         IpSet::new(nets.iter().map(|n| parse_net(n).unwrap()))
     }
 
+    use ClientIpHeader::*;
+
     #[test]
     fn untrusted_peer_ignores_every_header() {
-        let h = ForwardingHeaders {
-            forwarded: &["for=9.9.9.9"],
-            x_forwarded_for: &["127.0.0.1"],
-            x_real_ip: Some("8.8.8.8"),
-        };
-        assert_eq!(resolve_client_ip(ip("203.0.113.5"), &trusted(&[]), &h), ip("203.0.113.5"));
-        assert_eq!(resolve_client_ip(ip("203.0.113.5"), &trusted(&["10.0.0.0/8"]), &h), ip("203.0.113.5"));
+        for (h, v) in [(XForwardedFor, "127.0.0.1"), (Forwarded, "for=9.9.9.9"), (XRealIp, "8.8.8.8")] {
+            assert_eq!(resolve_client_ip(ip("203.0.113.5"), &trusted(&[]), h, &[v]), ip("203.0.113.5"));
+            assert_eq!(resolve_client_ip(ip("203.0.113.5"), &trusted(&["10.0.0.0/8"]), h, &[v]), ip("203.0.113.5"));
+        }
     }
 
     #[test]
     fn trusted_peer_takes_rightmost_untrusted_hop() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders { x_forwarded_for: &["1.1.1.1, 198.51.100.7", "10.0.0.3"], ..Default::default() };
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("198.51.100.7"));
+        let v = ["1.1.1.1, 198.51.100.7", "10.0.0.3"];
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &v), ip("198.51.100.7"));
     }
 
     #[test]
-    fn forwarded_header_wins_and_handles_ipv6_and_ports() {
+    fn forwarded_header_handles_ipv6_and_ports() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders {
-            forwarded: &["for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.9"],
-            x_forwarded_for: &["5.5.5.5"],
-            ..Default::default()
-        };
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("2001:db8::7"));
-        let h = ForwardingHeaders { forwarded: &["for=192.0.2.60:8080"], ..Default::default() };
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("192.0.2.60"));
+        let v = ["for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.9"];
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, Forwarded, &v), ip("2001:db8::7"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, Forwarded, &["for=192.0.2.60:8080"]), ip("192.0.2.60"));
+        // An element without `for=` cannot be placed: the walk stops at the last good hop.
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, Forwarded, &["for=1.2.3.4, proto=http"]), ip("10.0.0.2"));
     }
 
     #[test]
     fn garbage_hop_cannot_name_an_address() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders { x_forwarded_for: &["1.2.3.4, not-an-ip"], ..Default::default() };
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("10.0.0.2"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &["1.2.3.4, not-an-ip"]), ip("10.0.0.2"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XRealIp, &["not-an-ip"]), ip("10.0.0.2"));
     }
 
     #[test]
-    fn x_real_ip_is_the_last_resort_and_all_trusted_chain_gives_leftmost() {
+    fn single_address_headers_take_the_last_value() {
         let t = trusted(&["10.0.0.0/8"]);
-        let h = ForwardingHeaders { x_real_ip: Some("192.0.2.1"), ..Default::default() };
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("192.0.2.1"));
-        let h = ForwardingHeaders { x_forwarded_for: &["10.1.1.1, 10.2.2.2"], ..Default::default() };
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, &h), ip("10.1.1.1"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XRealIp, &["192.0.2.1"]), ip("192.0.2.1"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, CfConnectingIp, &["198.51.100.1", "192.0.2.9"]), ip("192.0.2.9"));
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XRealIp, &[]), ip("10.0.0.2"));
+        let all_trusted = ["10.1.1.1, 10.2.2.2"];
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &all_trusted), ip("10.1.1.1"));
+    }
+
+    #[test]
+    fn header_names_parse_case_insensitively() {
+        assert_eq!("X-Forwarded-For".parse::<ClientIpHeader>(), Ok(XForwardedFor));
+        assert_eq!("forwarded".parse::<ClientIpHeader>(), Ok(Forwarded));
+        assert_eq!("X-REAL-IP".parse::<ClientIpHeader>(), Ok(XRealIp));
+        assert_eq!("CF-Connecting-IP".parse::<ClientIpHeader>(), Ok(CfConnectingIp));
+        assert!("x-client-ip".parse::<ClientIpHeader>().unwrap_err().contains("x-client-ip"));
     }
 
     #[test]

@@ -17,11 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aiwaf_engine::ip::ForwardingHeaders;
 use aiwaf_engine::{Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
 use bytes::Bytes;
 use http::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, FORWARDED, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
 };
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
@@ -65,6 +64,8 @@ struct Inner {
     request_logging: AtomicBool,
     counters: Counters,
     id_prefix: u32,
+    /// The configured client-address header, parsed once.
+    client_ip_header: HeaderName,
 }
 
 /// The running WAF: engine, in-memory state, mode and the storage channel. Cheap to clone.
@@ -93,6 +94,7 @@ impl Waf {
     /// A WAF whose per-client windows live in shared state (several instances, one memory).
     pub fn with_shared(engine: Engine, mode: Mode, sink: Option<mpsc::Sender<Record>>, shared: Option<Shared>) -> Waf {
         let state = WafState::new(engine.config());
+        let client_ip_header = HeaderName::from_static(engine.config().client_ip_header.header_name());
         let seed = now_ms() ^ (u64::from(std::process::id()) << 32);
         Waf {
             inner: Arc::new(Inner {
@@ -104,6 +106,7 @@ impl Waf {
                 request_logging: AtomicBool::new(false),
                 counters: Counters::default(),
                 id_prefix: (seed ^ (seed >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) as u32,
+                client_ip_header,
             }),
         }
     }
@@ -220,9 +223,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// would hash the name again). Single-valued ones keep their first value.
 #[derive(Default)]
 struct SeenHeaders<'a> {
-    forwarded: SmallVec<[&'a str; 2]>,
-    x_forwarded_for: SmallVec<[&'a str; 2]>,
-    x_real_ip: Option<&'a str>,
+    /// Values of the configured client-address header.
+    client_ip: SmallVec<[&'a str; 2]>,
     content_type: Option<&'a str>,
     accept: Option<&'a str>,
     sec_fetch_dest: Option<&'a str>,
@@ -231,7 +233,7 @@ struct SeenHeaders<'a> {
 }
 
 impl<'a> SeenHeaders<'a> {
-    fn scan(h: &'a HeaderMap) -> SeenHeaders<'a> {
+    fn scan(h: &'a HeaderMap, client_ip_header: &HeaderName) -> SeenHeaders<'a> {
         let mut s = SeenHeaders::default();
         for (name, value) in h {
             let Ok(v) = value.to_str() else { continue };
@@ -246,12 +248,8 @@ impl<'a> SeenHeaders<'a> {
                 first(&mut s.content_type);
             } else if name == REFERER {
                 first(&mut s.referer);
-            } else if name == FORWARDED {
-                s.forwarded.push(v);
-            } else if name == X_FORWARDED_FOR {
-                s.x_forwarded_for.push(v);
-            } else if name == X_REAL_IP {
-                first(&mut s.x_real_ip);
+            } else if name == client_ip_header {
+                s.client_ip.push(v);
             } else if name == SEC_FETCH_DEST {
                 first(&mut s.sec_fetch_dest);
             }
@@ -261,8 +259,6 @@ impl<'a> SeenHeaders<'a> {
 }
 
 // Header names parsed once (a `&str` name is parsed and hashed on every lookup).
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
 const X_AIWAF_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
@@ -396,14 +392,9 @@ where
             // Two clock reads here and one after the upstream answers serve every measure.
             let started = Instant::now();
             let state_now = now_ms();
-            let seen = SeenHeaders::scan(req.headers());
+            let seen = SeenHeaders::scan(req.headers(), &waf.inner.client_ip_header);
             let client = if engine.trusts_proxies() {
-                let fh = ForwardingHeaders {
-                    forwarded: &seen.forwarded,
-                    x_forwarded_for: &seen.x_forwarded_for,
-                    x_real_ip: seen.x_real_ip,
-                };
-                engine.client_ip(peer, &fh)
+                engine.client_ip(peer, &seen.client_ip)
             } else {
                 aiwaf_engine::ip::canonical(peer)
             };

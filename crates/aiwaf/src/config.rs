@@ -118,6 +118,7 @@ struct ServerSection {
     upstream: Option<String>,
     mode: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    client_ip_header: Option<String>,
     upstream_timeout: Option<DurationValue>,
     connect_timeout: Option<DurationValue>,
     header_read_timeout: Option<DurationValue>,
@@ -465,6 +466,9 @@ impl Config {
         if let Some(v) = s.trusted_proxies {
             e.trusted_proxies = nets("server.trusted_proxies", &v)?;
         }
+        if let Some(v) = s.client_ip_header {
+            e.client_ip_header = v.parse().map_err(|err| anyhow::anyhow!("server.client_ip_header: {err}"))?;
+        }
         if let Some(v) = &s.upstream_timeout {
             self.proxy.upstream_timeout = duration("server.upstream_timeout", v)?;
         }
@@ -670,6 +674,9 @@ impl Config {
         if let Some(v) = get("AIWAF_TRUSTED_PROXIES") {
             e.trusted_proxies = nets("AIWAF_TRUSTED_PROXIES", &env_list("AIWAF_TRUSTED_PROXIES", &v)?)?;
         }
+        if let Some(v) = get("AIWAF_CLIENT_IP_HEADER") {
+            e.client_ip_header = v.parse().map_err(|err| anyhow::anyhow!("AIWAF_CLIENT_IP_HEADER: {err}"))?;
+        }
         if let Some(v) = get("AIWAF_MIDDLEWARE_LOGGING") {
             self.request_logging = env_bool("AIWAF_MIDDLEWARE_LOGGING", &v)?;
         }
@@ -803,6 +810,10 @@ mod tests {
         assert!(err.contains("honeypot.min_form_time"), "{err}");
         let err = format!("{:#}", load_text("[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n", &no_env).unwrap_err());
         assert!(err.contains("server.trusted_proxies"), "{err}");
+        let err = format!("{:#}", load_text("[server]\nclient_ip_header = \"X-Client\"\n", &no_env).unwrap_err());
+        assert!(err.contains("server.client_ip_header") && err.contains("X-Client"), "{err}");
+        let c = load_text("[server]\nclient_ip_header = \"CF-Connecting-IP\"\n", &no_env).unwrap();
+        assert_eq!(c.engine.client_ip_header, aiwaf_engine::ip::ClientIpHeader::CfConnectingIp);
         let env = |k: &str| (k == "AIWAF_RATE_MAX").then(|| "lots".to_string());
         let err = format!("{:#}", load_text("", &env).unwrap_err());
         assert!(err.contains("AIWAF_RATE_MAX"), "{err}");

@@ -56,6 +56,18 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// Headers that name the client or the original request to the app behind. Sent by an
+/// untrusted client they are lies the app must not see: they are removed (and `X-Real-IP` set
+/// to the peer), so neither aiwaf nor the upstream can be fooled by them.
+const CLIENT_CLAIMS: [HeaderName; 6] = [
+    header::FORWARDED,
+    X_REAL_IP,
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-client-ip"),
+];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     if h.contains_key(header::CONNECTION) {
@@ -162,6 +174,14 @@ impl ProxyService {
             }
             if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
                 parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+            }
+            if !trusted {
+                for name in CLIENT_CLAIMS {
+                    parts.headers.remove(name);
+                }
+                if let Ok(v) = HeaderValue::from_str(&peer.to_string()) {
+                    parts.headers.insert(X_REAL_IP, v);
+                }
             }
         }
         let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));

@@ -50,6 +50,47 @@ async fn trusted_proxies_pass_the_rightmost_untrusted_hop() {
     assert_eq!(r.status, 200);
 }
 
+/// Issue 10, reproduced: behind a trusted proxy that appends `X-Forwarded-For`, a client added
+/// `Forwarded: for=<exempt address>` and the engine believed it. Only the configured header
+/// counts now, and the claims an untrusted client sends never reach the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_client_header_is_believed() {
+    let up = Upstream::start().await;
+    let config = "[server]\ntrusted_proxies = [\"127.0.0.10/32\"]\n[exemptions]\nips = [\"203.0.113.50\"]\n";
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config.into()), ..Default::default() });
+    let spoof = [("x-forwarded-for", "198.51.100.7"), ("forwarded", "for=203.0.113.50"), ("x-real-ip", "203.0.113.50")];
+    let r = send_from("127.0.0.10", p.addr, "GET", "/.env", &spoof, Bytes::new()).await;
+    assert_eq!(r.status, 403, "a Forwarded header the client added must not make it exempt");
+    eventually(Duration::from_secs(2), async || banned_ips(&p) == ["198.51.100.7"]).await.expect("client banned");
+    let r = send_from("127.0.0.10", p.addr, "GET", "/", &spoof, Bytes::new()).await;
+    assert_eq!(r.status, 403);
+
+    // With `client_ip_header = "X-Real-IP"` only X-Real-IP counts, and X-Forwarded-For is ignored.
+    let config = "[server]\ntrusted_proxies = [\"127.0.0.10/32\"]\nclient_ip_header = \"X-Real-IP\"\n";
+    let q = Proxy::start(&up.url(), ProxyOpts { config: Some(config.into()), ..Default::default() });
+    let h = [("x-real-ip", "198.51.100.9"), ("x-forwarded-for", "203.0.113.77")];
+    assert_eq!(send_from("127.0.0.10", q.addr, "GET", "/.env", &h, Bytes::new()).await.status, 403);
+    eventually(Duration::from_secs(2), async || banned_ips(&q) == ["198.51.100.9"]).await.expect("X-Real-IP client");
+
+    // An untrusted client's claims are removed before the upstream sees the request.
+    let claims = [
+        ("forwarded", "for=203.0.113.50"),
+        ("x-real-ip", "203.0.113.50"),
+        ("cf-connecting-ip", "203.0.113.50"),
+        ("true-client-ip", "203.0.113.50"),
+        ("x-forwarded-host", "evil.example"),
+    ];
+    let r = send_from("127.0.0.12", p.addr, "GET", "/echo", &claims, Bytes::new()).await;
+    let headers = &r.json()["headers"];
+    assert_eq!(headers["x-real-ip"][0], "127.0.0.12", "{headers}");
+    for name in ["forwarded", "cf-connecting-ip", "true-client-ip", "x-forwarded-host"] {
+        assert!(headers.get(name).is_none(), "{name} passed through: {headers}");
+    }
+    // A trusted proxy's headers pass unchanged.
+    let r = send_from("127.0.0.10", p.addr, "GET", "/echo", &[("x-real-ip", "192.0.2.4")], Bytes::new()).await;
+    assert_eq!(r.json()["headers"]["x-real-ip"][0], "192.0.2.4");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemptions_bypass_every_check_and_are_never_banned() {
     let up = Upstream::start().await;
