@@ -262,7 +262,10 @@ mod tests {
     fn single_address_headers_take_the_last_value() {
         let t = trusted(&["10.0.0.0/8"]);
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XRealIp, &["192.0.2.1"]), ip("192.0.2.1"));
-        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, CfConnectingIp, &["198.51.100.1", "192.0.2.9"]), ip("192.0.2.9"));
+        assert_eq!(
+            resolve_client_ip(ip("10.0.0.2"), &t, CfConnectingIp, &["198.51.100.1", "192.0.2.9"]),
+            ip("192.0.2.9")
+        );
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XRealIp, &[]), ip("10.0.0.2"));
         let all_trusted = ["10.1.1.1, 10.2.2.2"];
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &all_trusted), ip("10.1.1.1"));

@@ -51,6 +51,29 @@ pub enum StoreError {
 /// Result alias.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// Whether the database refused the data itself (a constraint, an encoding), as opposed to
+    /// being unreachable: retrying the same records can never succeed.
+    pub fn is_data_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::Database(_)
+                    | sqlx::Error::Encode(_)
+                    | sqlx::Error::ColumnDecode { .. }
+                    | sqlx::Error::Decode(_)
+            ) | StoreError::Invalid(_)
+        )
+    }
+}
+
+/// Text as every backend can store it. PostgreSQL rejects NUL in text ("invalid byte sequence
+/// for encoding UTF8: 0x00"), so one request for `/a%00b` once stopped all storage; NUL is
+/// stored as the four characters `\x00` instead (on every backend, so both read back alike).
+pub fn text(s: &str) -> String {
+    if s.contains('\0') { s.replace('\0', "\\x00") } else { s.to_owned() }
+}
+
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -626,14 +649,14 @@ impl Store {
                         "INSERT INTO events (request_id, ts, ip, method, path, detector, action, reason, evidence, mode) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
-                    .bind(&e.request_id)
+                    .bind(text(&e.request_id))
                     .bind(e.ts as i64)
                     .bind(e.ip.to_string())
-                    .bind(&e.method)
-                    .bind(&e.path)
+                    .bind(text(&e.method))
+                    .bind(text(&e.path))
                     .bind(e.detector.as_str())
                     .bind(e.action)
-                    .bind(&e.reason)
+                    .bind(text(&e.reason))
                     .bind(e.evidence.to_string())
                     .bind(e.mode)
                     .execute(&mut *tx)
@@ -653,7 +676,7 @@ impl Store {
                          WHERE blacklist.expires_at IS NOT NULL AND blacklist.expires_at <= excluded.created_at",
                     )
                     .bind(b.ip.to_string())
-                    .bind(&b.reason)
+                    .bind(text(&b.reason))
                     .bind(b.detector.as_str())
                     .bind(b.evidence.to_string())
                     .bind(b.created_at as i64)
@@ -667,16 +690,16 @@ impl Store {
                         "INSERT INTO request_log (request_id, ts, ip, method, path, query, status, response_time_ms, \
                          user_agent, referer, content_length, blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
-                    .bind(&r.request_id)
+                    .bind(text(&r.request_id))
                     .bind(r.ts as i64)
                     .bind(r.ip.to_string())
-                    .bind(&r.method)
-                    .bind(&r.path)
-                    .bind(&r.query)
+                    .bind(text(&r.method))
+                    .bind(text(&r.path))
+                    .bind(text(&r.query))
                     .bind(r.status as i64)
                     .bind(r.response_time_ms)
-                    .bind(&r.user_agent)
-                    .bind(&r.referer)
+                    .bind(text(&r.user_agent))
+                    .bind(text(&r.referer))
                     .bind(r.content_length.map(|c| c.min(i64::MAX as u64) as i64))
                     .bind(r.blocked)
                     .execute(&mut *tx)
@@ -687,7 +710,7 @@ impl Store {
                         "INSERT INTO known_paths (path, last_ok_at) VALUES ($1, $2) \
                          ON CONFLICT (path) DO UPDATE SET last_ok_at = excluded.last_ok_at",
                     )
-                    .bind(path)
+                    .bind(text(path))
                     .bind(*at as i64)
                     .execute(&mut *tx)
                     .await?;

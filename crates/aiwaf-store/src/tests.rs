@@ -224,3 +224,80 @@ async fn postgres_migrates_from_empty_and_reports_its_backend() {
     assert!(Store::connect(Some("mysql://x"), dir.path()).await.is_err());
     assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
 }
+
+/// Issue 10: one request for `/a%00b` once stopped all storage on PostgreSQL (the batch was
+/// refused and retried forever). Any bytes in any text field are now stored escaped, and a
+/// record the database still refuses is dropped and counted, never blocking the ones after it.
+#[test]
+fn poison_records_never_block_the_writer() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stores = rt.block_on(stores("poison"));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
+    let bytes = proptest::collection::vec(any::<u8>(), 0..300);
+    let strategy = (bytes.clone(), bytes.clone(), bytes.clone(), bytes);
+    let case = std::sync::atomic::AtomicU64::new(0);
+    runner
+        .run(&strategy, |(path, query, header, reason)| {
+            let k = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = format!("/a\0b{}", String::from_utf8_lossy(&path));
+            let query = String::from_utf8_lossy(&query).into_owned();
+            let header = String::from_utf8_lossy(&header).into_owned();
+            let reason = format!("\0{}", String::from_utf8_lossy(&reason));
+            for (store, _) in &stores {
+                rt.block_on(poison_case(store.clone(), k, &path, &query, &header, &reason));
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+async fn poison_case(store: Store, k: u64, path: &str, query: &str, header: &str, reason: &str) {
+    let stats = Arc::new(writer::WriterStats::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let handle = writer::spawn(store.clone(), rx, stats.clone());
+    let at = T0 + k;
+    tx.send(Record::KnownPath { path: path.into(), at }).await.unwrap();
+    tx.send(Record::Request(aiwaf_engine::RequestEntry {
+        request_id: format!("p{k}"),
+        ts: at,
+        ip: ip("10.9.0.1"),
+        method: "GET".into(),
+        path: path.into(),
+        query: query.into(),
+        status: 200,
+        response_time_ms: 1.0,
+        user_agent: header.into(),
+        referer: header.into(),
+        content_length: None,
+        blocked: false,
+    }))
+    .await
+    .unwrap();
+    tx.send(Record::Event(Event {
+        request_id: format!("p{k}"),
+        ts: at,
+        ip: ip("10.9.0.1"),
+        method: "GET".into(),
+        path: path.into(),
+        detector: Detector::Keyword,
+        action: "block",
+        reason: reason.into(),
+        evidence: json!({"path": path, "query": query, "header": header}),
+        mode: "block",
+    }))
+    .await
+    .unwrap();
+    // The ban made after the poison must be stored.
+    let banned = format!("10.9.{}.{}", (k / 250) % 250, k % 250 + 1);
+    tx.send(ban(&banned, at, None, 1, k + 1)).await.unwrap();
+    drop(tx);
+    tokio::time::timeout(std::time::Duration::from_secs(20), handle).await.expect("writer finished").unwrap();
+    let rows = store.blacklist(true, at).await.unwrap();
+    assert!(rows.iter().any(|r| r.ip == banned), "ban after a poison record not stored ({:?})", store.backend());
+    let evs = store.events(&EventFilter { request_id: Some(format!("p{k}")), limit: 5, ..Default::default() }).await;
+    let evs = evs.unwrap();
+    assert_eq!(evs.len(), 1, "event with odd bytes is stored escaped, not dropped");
+    assert!(!evs[0].path.contains('\0'));
+    assert_eq!(stats.poisoned.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

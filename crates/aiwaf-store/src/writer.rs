@@ -36,6 +36,8 @@ pub struct WriterStats {
     pub failures: AtomicU64,
     /// Records dropped from the outage queue (never bans unless over their own cap).
     pub dropped: AtomicU64,
+    /// Records the database refused outright (bad data): dropped so they never block the rest.
+    pub poisoned: AtomicU64,
     /// Records waiting to be written.
     pub queued: AtomicU64,
     /// Whether the last write failed.
@@ -87,6 +89,31 @@ impl Queue {
     }
 }
 
+/// Writes `batch` one record per transaction; a record the database refuses is dropped and
+/// counted. Fails (for a retry of what is left) only when the database becomes unreachable.
+/// `done` counts the records handled before a failure, so only the rest is retried.
+async fn write_singly(store: &Store, batch: &[Record], stats: &WriterStats, done: &mut usize) -> crate::Result<u64> {
+    let mut max_seq = 0;
+    for r in batch {
+        match store.write_batch(std::slice::from_ref(r)).await {
+            Ok(seq) => max_seq = max_seq.max(seq),
+            Err(e) if e.is_data_error() => {
+                let n = stats.poisoned.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Record::Ban(b) = r {
+                    // Still counts as handled, so the server stops holding it as pending.
+                    max_seq = max_seq.max(b.seq);
+                }
+                if n.is_power_of_two() {
+                    tracing::error!(error = %e, refused = n, "Storage refused a record; dropped it.");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        *done += 1;
+    }
+    Ok(max_seq)
+}
+
 /// Spawns the writer on the current tokio runtime. It ends when every sender is dropped and
 /// the queue is written (or, with storage down, after a last try).
 pub fn spawn(store: Store, rx: mpsc::Receiver<Record>, stats: Arc<WriterStats>) -> JoinHandle<()> {
@@ -128,9 +155,22 @@ pub fn spawn_with_audit(
             if let Some(a) = &mut audit {
                 let _ = a.flush();
             }
-            let batch = q.batch();
+            let mut batch = q.batch();
             stats.queued.store(q.len() as u64, Ordering::Relaxed);
-            match store.write_batch(&batch).await {
+            let mut result = store.write_batch(&batch).await;
+            if let Err(e) = &result
+                && e.is_data_error()
+            {
+                // One bad record must not hold the others back: write them one by one and drop
+                // (and count) only what the database refuses.
+                let mut done = 0;
+                result = write_singly(&store, &batch, &stats, &mut done).await;
+                if result.is_err() {
+                    stats.written.fetch_add(done as u64, Ordering::Relaxed);
+                    batch.drain(..done);
+                }
+            }
+            match result {
                 Ok(seq) => {
                     stats.persisted_ban_seq.fetch_max(seq, Ordering::SeqCst);
                     stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -19,9 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aiwaf_engine::{Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
 use bytes::Bytes;
-use http::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
-};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use smallvec::SmallVec;
