@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// The one header trusted proxies set to name the client (`X-Forwarded-For`).
     pub client_ip_header: crate::ip::ClientIpHeader,
+    /// IPv6 clients are counted and banned per prefix of this length (64).
+    pub ipv6_prefix: u8,
     /// `AIWAF_RATE_WINDOW` (10 s).
     pub rate_window_ms: u64,
     /// `AIWAF_RATE_MAX` (20): more requests than this in the window get 429.
@@ -121,6 +123,7 @@ impl Default for EngineConfig {
         EngineConfig {
             trusted_proxies: Vec::new(),
             client_ip_header: crate::ip::ClientIpHeader::XForwardedFor,
+            ipv6_prefix: 64,
             rate_window_ms: 10 * SECOND,
             rate_max: 20,
             rate_flood: 40,
@@ -182,6 +185,9 @@ impl EngineConfig {
         }
         if self.anomaly_min_hits == 0 {
             return Err("anomaly.min_hits must be at least 1".into());
+        }
+        if !(16..=128).contains(&self.ipv6_prefix) {
+            return Err(format!("server.ipv6_prefix ({}) must be between 16 and 128", self.ipv6_prefix));
         }
         if self.client_capacity == 0 {
             return Err("server.client_capacity must be at least 1".into());

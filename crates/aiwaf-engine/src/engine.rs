@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode};
 use crate::features::{FEATURE_NAMES, kw_hits};
-use crate::ip::{IpSet, resolve_client_ip};
+use crate::ip::{IpSet, client_key, resolve_client_ip};
 use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
 use crate::state::{BanState, ClientSlot, ClientState, WafState};
 use crate::verdict::{Action, Ban, Detector, Finding, Verdict};
@@ -122,6 +122,11 @@ impl Engine {
         resolve_client_ip(peer, &self.trusted, self.config.client_ip_header, values)
     }
 
+    /// The key a client's state and bans are kept under (IPv6: its configured prefix).
+    pub fn client_key(&self, ip: IpAddr) -> IpAddr {
+        client_key(ip, self.config.ipv6_prefix)
+    }
+
     /// Whether `peer` is a trusted proxy (its forwarding headers are believed).
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         self.trusted.contains(peer)
@@ -139,7 +144,7 @@ impl Engine {
         let exempt = self.exempt_ips.contains(client)
             || lists.exemptions.contains(client)
             || self.exempt_paths.matches(&path.once);
-        RequestContext { client, path, exempt, raw_path_len: raw_path.len(), slot: None }
+        RequestContext { client: self.client_key(client), path, exempt, raw_path_len: raw_path.len(), slot: None }
     }
 
     /// Whether a normalised path is exempt.
@@ -169,9 +174,10 @@ impl Engine {
         shared: Option<RequestWindows>,
     ) -> Inspection {
         let path = NormalizedPath::new(req.path);
-        let ip = req.client;
         let lists = state.lists();
-        let ip_exempt = self.exempt_ips.contains(ip) || lists.exemptions.contains(ip);
+        let ip_exempt = self.exempt_ips.contains(req.client) || lists.exemptions.contains(req.client);
+        // Windows and bans are kept per client key (IPv6: per prefix); exemptions match the address.
+        let ip = self.client_key(req.client);
         let path_exempt = self.exempt_paths.matches(&path.once);
         let mut context = RequestContext {
             client: ip,
@@ -183,7 +189,10 @@ impl Engine {
         if ip_exempt || mode == Mode::Off {
             return Inspection { verdict: Verdict::ALLOW, context };
         }
-        if let Some(ban) = state.active_ban(ip, now) {
+        // A ban on the prefix, or an operator's ban on this one address.
+        let raw = crate::ip::canonical(req.client);
+        let ban = state.active_ban(ip, now).or_else(|| if raw != ip { state.active_ban(raw, now) } else { None });
+        if let Some(ban) = ban {
             let verdict = Verdict {
                 action: Action::Block,
                 finding: Some(Finding {
@@ -248,7 +257,8 @@ impl Engine {
         if mode == Mode::Off || self.exempt_ips.contains(req.client) || state.lists().exemptions.contains(req.client) {
             return false;
         }
-        if state.active_ban(req.client, now).is_some() {
+        let raw = crate::ip::canonical(req.client);
+        if state.active_ban(self.client_key(raw), now).is_some() || state.active_ban(raw, now).is_some() {
             return false;
         }
         !self.exempt_paths.matches(&NormalizedPath::new(req.path).once)
@@ -522,7 +532,7 @@ impl Engine {
         threshold: f64,
         now: u64,
     ) -> Option<Finding> {
-        let cs = state.client(client);
+        let cs = state.client(self.client_key(client));
         let mut cs = cs.lock();
         self.anomaly_rule(&mut cs, path, features, score, threshold, now)
     }

@@ -81,6 +81,20 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The key a client's windows, counters and bans are kept under: an IPv4 address as it is, an
+/// IPv6 address cut to its first `ipv6_prefix` bits (anyone holding a /64 has 2^64 addresses;
+/// keyed per /128 each of them would be a fresh client with fresh limits).
+pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) if ipv6_prefix < 128 && !v6.is_loopback() => {
+            let bits = u128::from(v6);
+            let mask = if ipv6_prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(ipv6_prefix)) };
+            IpAddr::V6((bits & mask).into())
+        }
+        other => other,
+    }
+}
+
 /// The one header that carries the client address, as the operator's proxy sets it (nginx's
 /// `real_ip_header`). Only this header is read, and only from trusted peers: a client that
 /// sends another forwarding header changes nothing.
@@ -122,9 +136,10 @@ impl std::str::FromStr for ClientIpHeader {
             "forwarded" => Ok(ClientIpHeader::Forwarded),
             "x-real-ip" => Ok(ClientIpHeader::XRealIp),
             "cf-connecting-ip" => Ok(ClientIpHeader::CfConnectingIp),
-            other => Err(format!(
-                "`{other}` is not a supported client address header \
-                 (expected X-Forwarded-For, Forwarded, X-Real-IP or CF-Connecting-IP)"
+            _ => Err(format!(
+                "`{}` is not a supported client address header \
+                 (expected X-Forwarded-For, Forwarded, X-Real-IP or CF-Connecting-IP)",
+                s.trim()
             )),
         }
     }
@@ -269,6 +284,17 @@ mod tests {
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XRealIp, &[]), ip("10.0.0.2"));
         let all_trusted = ["10.1.1.1, 10.2.2.2"];
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &all_trusted), ip("10.1.1.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_prefix() {
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1"), 64), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1"), 48), ip("2001:db8:1::"));
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1"), 128), ip("2001:db8:1:2:aaaa::1"));
+        assert_eq!(client_key(ip("2001:db8::1"), 0), ip("::"));
+        assert_eq!(client_key(ip("::1"), 64), ip("::1"));
+        assert_eq!(client_key(ip("192.0.2.7"), 64), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7"), 64), ip("192.0.2.7"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use http_body_util::{Either, Full};
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
+pub mod body;
 pub mod metrics;
 pub mod shared;
 
@@ -421,7 +422,11 @@ where
             if let Some(shared) = &waf.inner.shared
                 && engine.needs_windows(waf.state(), mode, &info, state_now)
             {
-                match shared.redis.request_windows(client, &engine.window_query(&info), state_now).await {
+                match shared
+                    .redis
+                    .request_windows(engine.client_key(client), &engine.window_query(&info), state_now)
+                    .await
+                {
                     Ok(w) => shared_windows = Some(w),
                     Err(_) if shared.fail_open => {}
                     Err(_) => return Ok(unavailable(&meta.request_id)),

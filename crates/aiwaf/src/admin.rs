@@ -56,6 +56,7 @@ struct Inner {
     waf: Waf,
     config: Config,
     stats: Arc<WriterStats>,
+    conns: crate::conn::ConnLimits,
     sessions: Mutex<HashMap<String, Session>>,
     jobs: Mutex<HashMap<u64, Job>>,
     next_job: AtomicU64,
@@ -97,7 +98,14 @@ fn internal(e: impl std::fmt::Display) -> Response {
 
 impl Admin {
     /// Builds the admin state.
-    pub fn new(token: Option<String>, store: Store, waf: Waf, config: Config, stats: Arc<WriterStats>) -> Admin {
+    pub fn new(
+        token: Option<String>,
+        store: Store,
+        waf: Waf,
+        config: Config,
+        stats: Arc<WriterStats>,
+        conns: crate::conn::ConnLimits,
+    ) -> Admin {
         Admin {
             inner: Arc::new(Inner {
                 token,
@@ -105,6 +113,7 @@ impl Admin {
                 waf,
                 config,
                 stats,
+                conns,
                 sessions: Mutex::new(HashMap::new()),
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU64::new(1),
@@ -212,6 +221,7 @@ impl Admin {
                 "queued": ld(&self.inner.stats.queued),
                 "failures": ld(&self.inner.stats.failures),
                 "dropped": ld(&self.inner.stats.dropped) + c.get(Counter::DroppedRecords),
+                "refused": ld(&self.inner.stats.poisoned),
             },
             "counts": counts,
             "model_loaded": self.inner.waf.state().model().is_some(),
@@ -542,6 +552,21 @@ async fn metrics(State(a): State<Admin>) -> Response {
         out,
         "# HELP aiwaf_store_dropped_total Records dropped (channel or outage queue full).\n# TYPE aiwaf_store_dropped_total counter\naiwaf_store_dropped_total {}",
         ld(&s.dropped) + c.get(Counter::DroppedRecords)
+    );
+    let cn = &a.inner.conns;
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_connections_open Client connections open.\n# TYPE aiwaf_connections_open gauge\naiwaf_connections_open {}\n\
+         # HELP aiwaf_connections_refused_total Connections closed on accept by max_connections / max_connections_per_ip.\n# TYPE aiwaf_connections_refused_total counter\naiwaf_connections_refused_total {}\n\
+         # HELP aiwaf_connections_timed_out_total Connections closed for sending nothing usable within header_read_timeout.\n# TYPE aiwaf_connections_timed_out_total counter\naiwaf_connections_timed_out_total {}",
+        cn.open(),
+        cn.refused(),
+        cn.timed_out()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_store_refused_total Records the database refused as bad data (dropped, never retried).\n# TYPE aiwaf_store_refused_total counter\naiwaf_store_refused_total {}",
+        ld(&s.poisoned)
     );
     let _ = writeln!(
         out,

@@ -127,6 +127,11 @@ struct ServerSection {
     shutdown_grace: Option<DurationValue>,
     client_capacity: Option<u64>,
     threads: Option<usize>,
+    ipv6_prefix: Option<u8>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<u32>,
+    body_read_timeout: Option<DurationValue>,
+    h2_max_concurrent_streams: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +239,14 @@ pub struct ProxySettings {
     pub shutdown_grace: Duration,
     /// Worker threads of the server's runtime (`None`: one per CPU).
     pub threads: Option<usize>,
+    /// Connections open at once, in total (then new ones are closed at once).
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one `ipv6_prefix`).
+    pub max_connections_per_ip: u32,
+    /// Longest gap between two pieces of a request body.
+    pub body_read_timeout: Duration,
+    /// HTTP/2 streams one connection may have open at once.
+    pub h2_max_concurrent_streams: u32,
 }
 
 /// The resolved configuration.
@@ -325,6 +338,10 @@ impl Default for Config {
                 max_body_bytes: 10 * 1024 * 1024,
                 shutdown_grace: Duration::from_secs(10),
                 threads: None,
+                max_connections: 10_000,
+                max_connections_per_ip: 256,
+                body_read_timeout: Duration::from_secs(30),
+                h2_max_concurrent_streams: 128,
             },
             request_logging: false,
             access_log: None,
@@ -489,6 +506,21 @@ impl Config {
         }
         if let Some(v) = s.client_capacity {
             e.client_capacity = v;
+        }
+        if let Some(v) = s.ipv6_prefix {
+            e.ipv6_prefix = v;
+        }
+        if let Some(v) = s.max_connections {
+            self.proxy.max_connections = v;
+        }
+        if let Some(v) = s.max_connections_per_ip {
+            self.proxy.max_connections_per_ip = v;
+        }
+        if let Some(v) = &s.body_read_timeout {
+            self.proxy.body_read_timeout = duration("server.body_read_timeout", v)?;
+        }
+        if let Some(v) = s.h2_max_concurrent_streams {
+            self.proxy.h2_max_concurrent_streams = v;
         }
         if let Some(v) = s.threads {
             self.proxy.threads = Some(v);
@@ -720,6 +752,20 @@ impl Config {
         self.engine.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.proxy.threads == Some(0) {
             bail!("server.threads / AIWAF_THREADS / --threads must be at least 1");
+        }
+        let p = &self.proxy;
+        if p.max_connections == 0 || p.max_connections_per_ip == 0 {
+            bail!("server.max_connections and server.max_connections_per_ip must be at least 1");
+        }
+        if p.h2_max_concurrent_streams == 0 {
+            bail!("server.h2_max_concurrent_streams must be at least 1");
+        }
+        for (key, d) in
+            [("server.header_read_timeout", p.header_read_timeout), ("server.body_read_timeout", p.body_read_timeout)]
+        {
+            if d.is_zero() || d > Duration::from_secs(86_400) {
+                bail!("{key} must be between 1ms and 24h, got {d:?}");
+            }
         }
         if !(0.0..=0.5).contains(&self.contamination) {
             bail!("model.contamination / AIWAF_AI_CONTAMINATION must be between 0 and 0.5, got {}", self.contamination);

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod config;
+mod conn;
 mod proxy;
 mod serve;
 mod train;

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use aiwaf_engine::ip::IpSet;
 use aiwaf_tower::PeerAddr;
+use aiwaf_tower::body::{TimeoutBody, is_body_timeout};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -27,7 +28,7 @@ use crate::config::ProxySettings;
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 struct Inner {
-    client: Client<HttpConnector, Limited<Incoming>>,
+    client: Client<HttpConnector, Limited<TimeoutBody<Incoming>>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     base_path: String,
@@ -184,6 +185,7 @@ impl ProxyService {
                 }
             }
         }
+        let body = TimeoutBody::new(body, s.body_read_timeout);
         let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
         match tokio::time::timeout(s.upstream_timeout, self.inner.client.request(out)).await {
             Ok(Ok(resp)) => {
@@ -194,6 +196,13 @@ impl ProxyService {
                 Response::from_parts(parts, Either::Left(body))
             }
             Ok(Err(e)) => {
+                if is_body_timeout(&e) {
+                    return error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        "the request body paused longer than server.body_read_timeout",
+                    );
+                }
                 if caused_by_limit(&e) {
                     return error_response(
                         StatusCode::PAYLOAD_TOO_LARGE,

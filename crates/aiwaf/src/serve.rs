@@ -237,13 +237,25 @@ pub async fn run(config: Config) -> Result<()> {
     let local = listener.local_addr()?;
     let trusted = IpSet::new(config.engine.trusted_proxies.iter().copied());
     let service = WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone()));
+    let limits = crate::conn::ConnLimits::new(
+        config.proxy.max_connections,
+        config.proxy.max_connections_per_ip,
+        config.engine.ipv6_prefix,
+    );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.proxy.header_read_timeout)
         .max_buf_size(config.proxy.max_header_bytes.max(8192));
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.proxy.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(config.proxy.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(config.proxy.header_read_timeout))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let sniff_limit = config.proxy.header_read_timeout;
     let admin_task = match config.admin_listen {
         Some(addr) => {
             let admin = crate::admin::Admin::new(
@@ -252,6 +264,7 @@ pub async fn run(config: Config) -> Result<()> {
                 waf.clone(),
                 config.clone(),
                 stats.clone(),
+                limits.clone(),
             );
             let l = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (admin)"))?;
             let _ = writeln!(std::io::stdout(), "aiwaf admin on http://{}", l.local_addr()?);
@@ -293,15 +306,35 @@ pub async fn run(config: Config) -> Result<()> {
                         continue;
                     }
                 };
+                // Limits count the TCP peer: a trusted proxy in front holds many connections, so
+                // give it an exemption-sized budget through `server.max_connections_per_ip`.
+                let guard = match limits.admit(peer.ip()) {
+                    Ok(g) => g,
+                    Err(why) => {
+                        let n = limits.refused();
+                        if n.is_power_of_two() {
+                            tracing::warn!(peer = %peer, reason = ?why, refused = n, "Connection limit reached; connection closed.");
+                        }
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let svc = service.clone().map_request(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
                     req
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc)).into_owned();
-                let conn = graceful.watch(conn);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let limits = limits.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let _guard = guard;
+                    // The protocol sniff has the header timeout too: a silent socket is closed.
+                    if !crate::conn::sniff(&stream, sniff_limit).await {
+                        limits.count_timeout();
+                        return;
+                    }
+                    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %e, "Connection ended with an error.");
                     }
                 });

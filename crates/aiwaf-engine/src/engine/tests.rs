@@ -331,3 +331,39 @@ fn anomaly_model_bans_with_attack_signs_only() {
         assert!(o.ban.is_none());
     }
 }
+
+/// Issue 10: IPv6 clients were keyed per /128, so anyone holding a /64 had 2^64 fresh
+/// identities. Windows and bans are now per prefix (default /64); exemptions keep their CIDRs.
+#[test]
+fn ipv6_clients_share_limits_and_bans_per_prefix() {
+    let (e, s) = engine(|c| c.rate_max = 5);
+    for n in 0..5u64 {
+        let addr = format!("2001:db8:7:1::{:x}", n + 1);
+        assert!(e.inspect(&s, Mode::Block, &get(&addr, "/page"), T0 + n).verdict.is_allow());
+    }
+    let i = e.inspect(&s, Mode::Block, &get("2001:db8:7:1:ffff::9", "/page"), T0 + 10);
+    assert!(matches!(i.verdict.action, Action::RateLimit { .. }), "a sixth address in the /64 is over the limit");
+    assert!(e.inspect(&s, Mode::Block, &get("2001:db8:7:2::1", "/page"), T0 + 11).verdict.is_allow());
+    // A ban reaches the whole prefix.
+    let i = e.inspect(&s, Mode::Block, &get("2001:db8:9:1::1", "/.env"), T0 + 20);
+    assert_eq!(i.verdict.ban.as_ref().map(|b| b.ip), Some(ip("2001:db8:9:1::")));
+    let i = e.inspect(&s, Mode::Block, &get("2001:db8:9:1::abcd", "/"), T0 + 30);
+    assert_eq!(detector(&i), Some(Detector::Blacklist));
+    // An operator's ban on one address of a prefix holds for that address only.
+    s.add_pending_ban(
+        ip("2001:db8:5::7"),
+        crate::state::BanState {
+            reason: "manual".into(),
+            detector: "manual".into(),
+            created_at: T0,
+            expires_at: None,
+            offences: 1,
+        },
+    );
+    assert_eq!(detector(&e.inspect(&s, Mode::Block, &get("2001:db8:5::7", "/"), T0 + 40)), Some(Detector::Blacklist));
+    assert!(e.inspect(&s, Mode::Block, &get("2001:db8:5::8", "/"), T0 + 41).verdict.is_allow());
+    // With /128 every address is its own client.
+    let (e, s) = engine(|c| c.ipv6_prefix = 128);
+    e.inspect(&s, Mode::Block, &get("2001:db8:9:1::1", "/.env"), T0);
+    assert!(e.inspect(&s, Mode::Block, &get("2001:db8:9:1::2", "/"), T0 + 1).verdict.is_allow());
+}

@@ -117,3 +117,94 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let r = slow.await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "slow done"));
 }
+
+/// A raw TCP connection from `src` (no request sent).
+async fn raw_conn(src: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(src.parse().unwrap(), 0)).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the server has closed `s` (EOF or reset) within `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // e.g. a 408 before the close
+        }
+    }
+}
+
+/// Issue 10, reproduced: silent connections (the protocol sniff had no timeout) were held
+/// forever, and nothing capped connections per address. Now silent, partial-preface and
+/// half-sent-header connections are closed within the header timeout, one address cannot hold
+/// more than its share, and other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_slow_connections_are_closed_and_capped() {
+    use tokio::io::AsyncWriteExt;
+    let up = Upstream::start().await;
+    let config = "[server]\nheader_read_timeout = \"1s\"\nmax_connections_per_ip = 40\n";
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config.into()), ..Default::default() });
+    let mut held = Vec::new();
+    // 100 silent connections from one address: 40 admitted, the rest closed at once.
+    for _ in 0..100 {
+        held.push(raw_conn("127.0.31.1", p.addr).await);
+    }
+    let mut closed_at_once = 0;
+    for s in held.iter_mut().skip(40) {
+        if closed_within(s, Duration::from_millis(300)).await {
+            closed_at_once += 1;
+        }
+    }
+    assert_eq!(closed_at_once, 60, "connections over the per-address cap must be closed");
+    // Partial HTTP/2 preface and partial HTTP/1 head from other addresses.
+    let mut partial = Vec::new();
+    for i in 0..20 {
+        let mut s = raw_conn(&format!("127.0.32.{}", i + 1), p.addr).await;
+        let bytes: &[u8] = if i % 2 == 0 { b"PRI * HTTP/2.0\r\n" } else { b"GET / HTTP/1.1\r\nHost: a" };
+        s.write_all(bytes).await.unwrap();
+        partial.push(s);
+    }
+    // Legitimate requests are served meanwhile.
+    let t = Instant::now();
+    for i in 0..10 {
+        assert_eq!(get(&format!("127.0.33.{}", i + 1), p.addr, "/").await.status, 200);
+    }
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // Everything silent or half-sent is closed within the header timeout (1 s, plus slack).
+    for s in held.iter_mut().take(40).chain(partial.iter_mut()) {
+        assert!(closed_within(s, Duration::from_secs(3)).await, "a silent connection was kept open");
+    }
+    // An idle keep-alive connection is closed too.
+    let mut s = raw_conn("127.0.34.1", p.addr).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n").await.unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(4)).await, "idle keep-alive connection kept open");
+    // The address that held 40 gets its budget back.
+    assert_eq!(get("127.0.31.1", p.addr, "/").await.status, 200);
+}
+
+/// A client that sends its headers and then trickles (or stops sending) its body is answered
+/// 408 once it pauses longer than `server.body_read_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_body_is_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let config = "[server]\nbody_read_timeout = \"500ms\"\n";
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config.into()), ..Default::default() });
+    let mut s = raw_conn("127.0.35.1", p.addr).await;
+    let t = Instant::now();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nhalf",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("answered").unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
