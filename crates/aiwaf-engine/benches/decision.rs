@@ -27,6 +27,8 @@ fn bench(c: &mut Criterion) {
                 content_type: None,
                 accept: Some("text/html"),
                 sec_fetch_dest: None,
+                referer: None,
+                host: None,
             };
             let now = 1_700_000_000_000 + n * 10;
             let i = engine.inspect(&state, Mode::Block, black_box(&req), now);
@@ -53,6 +55,8 @@ fn bench_new_clients(c: &mut Criterion) {
                 content_type: None,
                 accept: Some("text/html"),
                 sec_fetch_dest: None,
+                referer: None,
+                host: None,
             };
             let now = 1_700_000_000_000 + n;
             let i = engine.inspect(&state, Mode::Block, black_box(&req), now);
@@ -82,6 +86,8 @@ fn bench_pool(c: &mut Criterion) {
                 content_type: None,
                 accept: Some("text/html"),
                 sec_fetch_dest: None,
+                referer: None,
+                host: None,
             };
             let now = 1_700_000_000_000 + n * 30 / 1000;
             let i = engine.inspect(&state, Mode::Block, black_box(&req), now);

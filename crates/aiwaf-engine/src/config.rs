@@ -47,6 +47,45 @@ pub const DEFAULT_STATIC_KEYWORDS: &[&str] =
 pub const BUILTIN_EXEMPT_PATHS: &[&str] =
     &["/admin/login/", "/admin/", "/login/", "/accounts/login/", "/auth/login/", "/signin/"];
 
+/// Path prefixes served as static assets by common frameworks (Django, Rails, most SPAs).
+pub const DEFAULT_ASSET_PREFIXES: &[&str] = &["/static/", "/media/", "/assets/"];
+
+/// File extensions of static assets a page loads.
+pub const DEFAULT_ASSET_EXTENSIONS: &[&str] = &[
+    ".js", ".mjs", ".css", ".map", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".webp", ".avif", ".bmp", ".woff",
+    ".woff2", ".ttf", ".otf", ".eot", ".mp4", ".webm", ".mp3", ".ogg", ".wav",
+];
+
+/// Paths browsers and crawlers request on their own (nobody typed them): never a 404-flood
+/// count, never keyword-blocked, never learned. Prefixes; matched on the normalised path.
+pub const BROWSER_AUTO_PATHS: &[&str] = &[
+    "/favicon.ico",
+    "/favicon.png",
+    "/favicon.svg",
+    "/apple-touch-icon",
+    "/android-chrome-",
+    "/mstile-",
+    "/robots.txt",
+    "/sitemap.xml",
+    "/.well-known/",
+    "/browserconfig.xml",
+    "/manifest.json",
+    "/site.webmanifest",
+    "/manifest.webmanifest",
+    "/ads.txt",
+    "/app-ads.txt",
+    "/humans.txt",
+    "/security.txt",
+];
+
+/// Whether a normalised path is one browsers or crawlers fetch by themselves.
+pub fn is_browser_auto_path(normalized: &str) -> bool {
+    BROWSER_AUTO_PATHS.iter().any(|p| {
+        normalized.starts_with(p)
+            && (p.ends_with('/') || p.ends_with('-') || *p == "/apple-touch-icon" || normalized.len() == p.len())
+    })
+}
+
 const SECOND: u64 = 1000;
 const MINUTE: u64 = 60 * SECOND;
 const HOUR: u64 = 60 * MINUTE;
@@ -78,13 +117,25 @@ pub struct EngineConfig {
     pub min_form_time_ms: u64,
     /// How long a GET is remembered for the honeypot (1 h; the seed's 300 s banned slow humans).
     pub form_memory_ms: u64,
+    /// Honeypot signals (a form POST too fast after, or without, a GET of its page) within
+    /// `honeypot_window_ms` that ban a client (5): one fast submit is a person with a password
+    /// manager; five are a bot.
+    pub honeypot_min_hits: u32,
+    /// Window for counting honeypot signals (10 min).
+    pub honeypot_window_ms: u64,
+    /// Path prefixes of static assets (`/static/`, `/media/`, `/assets/`): a page's sub-resources
+    /// are not counted by the rate limit, which counts what a person does, not what a browser
+    /// fetches.
+    pub asset_prefixes: Vec<String>,
+    /// File extensions of static assets (same treatment as `asset_prefixes`).
+    pub asset_extensions: Vec<String>,
     /// UUID-tamper scoring window (60 s).
     pub uuid_window_ms: u64,
     /// UUID-tamper score that bans (5).
     pub uuid_threshold: i32,
     /// Weight of a 404 on a well-formed UUID (1).
     pub uuid_not_found_weight: i32,
-    /// Weight of a 404 on a malformed near-UUID (5).
+    /// Weight of a 404 on a malformed near-UUID (2: the seed's 5 banned on one mistyped link).
     pub uuid_malformed_weight: i32,
     /// Score removed by a 2xx answer on a UUID path (2).
     pub uuid_success_decay: i32,
@@ -133,10 +184,14 @@ impl Default for EngineConfig {
             extension_threshold: 3,
             min_form_time_ms: SECOND,
             form_memory_ms: HOUR,
+            honeypot_min_hits: 5,
+            honeypot_window_ms: 10 * MINUTE,
+            asset_prefixes: DEFAULT_ASSET_PREFIXES.iter().map(|s| s.to_string()).collect(),
+            asset_extensions: DEFAULT_ASSET_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
             uuid_window_ms: 60 * SECOND,
             uuid_threshold: 5,
             uuid_not_found_weight: 1,
-            uuid_malformed_weight: 5,
+            uuid_malformed_weight: 2,
             uuid_success_decay: 2,
             exempt_paths: Vec::new(),
             builtin_exempt_paths: true,
@@ -182,6 +237,12 @@ impl EngineConfig {
         }
         if self.ban_durations.is_empty() {
             return Err("bans.durations must name at least one duration".into());
+        }
+        if self.honeypot_min_hits == 0 {
+            return Err("honeypot.min_hits must be at least 1".into());
+        }
+        if self.honeypot_window_ms == 0 {
+            return Err("honeypot.window must be positive".into());
         }
         if self.anomaly_min_hits == 0 {
             return Err("anomaly.min_hits must be at least 1".into());

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode};
+use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode, is_browser_auto_path};
 use crate::features::{FEATURE_NAMES, kw_hits};
 use crate::ip::{IpSet, client_key, resolve_client_ip};
 use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
-use crate::state::{BanState, ClientSlot, ClientState, WafState};
+use crate::state::{BanState, ClientSlot, ClientState, WafState, fingerprint};
 use crate::verdict::{Action, Ban, Detector, Finding, Verdict};
 
 /// The request facts the engine needs. Plain strings: the engine never sees an HTTP type.
@@ -27,6 +27,10 @@ pub struct RequestInfo<'a> {
     pub accept: Option<&'a str>,
     /// `Sec-Fetch-Dest`.
     pub sec_fetch_dest: Option<&'a str>,
+    /// `Referer` (the honeypot times a form POST from the GET of the page it names).
+    pub referer: Option<&'a str>,
+    /// `Host` (or the `:authority`), to tell a same-site `Referer`.
+    pub host: Option<&'a str>,
 }
 
 /// What the response phase needs to remember about a request.
@@ -77,6 +81,7 @@ pub struct Engine {
     exempt_ips: IpSet,
     exempt_paths: ExemptPaths,
     extensions: Vec<String>,
+    asset_extensions: Vec<String>,
 }
 
 fn secs(ms: u64) -> f64 {
@@ -108,7 +113,8 @@ impl Engine {
         let exempt_paths =
             ExemptPaths::new(builtin.iter().copied().chain(config.exempt_paths.iter().map(String::as_str)));
         let extensions = config.file_extensions.iter().map(|e| e.to_lowercase()).collect();
-        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions })
+        let asset_extensions = config.asset_extensions.iter().map(|e| e.to_lowercase()).collect();
+        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions, asset_extensions })
     }
 
     /// The settings.
@@ -214,18 +220,31 @@ impl Engine {
             return Inspection { verdict: Verdict::ALLOW, context };
         }
 
+        // Browser auto-requests (favicon, robots.txt, …) and a page's sub-resources are not
+        // what a person does: they are not rate-limited, and auto-requests are never keywords.
+        let auto = is_browser_auto_path(&context.path.once);
+        let asset = auto || self.is_asset(&context.path.once);
+        let client = state.client(ip);
         let windows = match shared {
-            Some(w) => w,
-            None => {
-                let client = state.client(ip);
-                let w = self.local_request_windows(&mut client.lock(), &self.window_query(req), now);
-                context.slot = Some(client);
-                w
-            }
+            _ if asset => None,
+            Some(w) => Some(w),
+            None => Some(self.local_request_windows(&mut client.lock(), &self.window_query(req), now)),
         };
-        let rate = self.rate(&windows, now);
-        let finding =
-            self.keyword(state, &lists, &context.path).or_else(|| self.honeypot(&windows, req, now)).or(rate.ban);
+        let honeypot = self.honeypot(state, &client, req, &context.path, now);
+        // Any GET of a page starts its form timer (an XHR GET of the same path is rare, and a
+        // missed GET would make an honest POST look like a bot's).
+        if !asset && req.method.eq_ignore_ascii_case("GET") {
+            client.lock().note_page_get(fingerprint(&context.path.once), now, self.config.form_memory_ms);
+        }
+        context.slot = Some(client);
+        let rate = windows.map_or(RateOutcome { ban: None, limited: None }, |w| self.rate(&w, now));
+        let keyword = if auto { None } else { self.keyword(state, &lists, &context.path) };
+        let (honeypot_ban, honeypot_signal) = match honeypot {
+            Some((f, true)) => (Some(f), None),
+            Some((f, false)) => (None, Some(f)),
+            None => (None, None),
+        };
+        let finding = keyword.or(honeypot_ban).or(rate.ban);
         if let Some(finding) = finding {
             let ban = self.ban(state, mode, ip, &finding, now);
             let verdict = Verdict { action: Action::Block, finding: Some(finding), ban };
@@ -235,20 +254,21 @@ impl Engine {
             let verdict = Verdict { action: Action::RateLimit { retry_after_s }, finding: Some(finding), ban: None };
             return Inspection { verdict, context };
         }
+        if let Some(signal) = honeypot_signal {
+            // A weak signal: the request passes, the event is recorded (action `flag`).
+            return Inspection {
+                verdict: Verdict { action: Action::Allow, finding: Some(signal), ban: None },
+                context,
+            };
+        }
         Inspection { verdict: Verdict::ALLOW, context }
     }
 
     /// What the per-client request windows need to know about a request (for shared state).
     pub fn window_query(&self, req: &RequestInfo<'_>) -> WindowQuery {
         let c = &self.config;
-        WindowQuery {
-            rate_window_ms: c.rate_window_ms,
-            rate_max: c.rate_max,
-            rate_keep: c.rate_flood + 1,
-            is_get: req.method.eq_ignore_ascii_case("GET"),
-            is_page: is_page_view(req),
-            form_memory_ms: c.form_memory_ms,
-        }
+        let _ = req;
+        WindowQuery { rate_window_ms: c.rate_window_ms, rate_max: c.rate_max, rate_keep: c.rate_flood + 1 }
     }
 
     /// Whether a request needs the per-client windows at all (not exempt, not banned, not off):
@@ -261,7 +281,23 @@ impl Engine {
         if state.active_ban(self.client_key(raw), now).is_some() || state.active_ban(raw, now).is_some() {
             return false;
         }
-        !self.exempt_paths.matches(&NormalizedPath::new(req.path).once)
+        let path = NormalizedPath::new(req.path);
+        !self.exempt_paths.matches(&path.once) && !is_browser_auto_path(&path.once) && !self.is_asset(&path.once)
+    }
+
+    /// Whether a normalised path is a static asset (by prefix or extension).
+    pub fn is_asset(&self, normalized: &str) -> bool {
+        let c = &self.config;
+        c.asset_prefixes.iter().any(|p| normalized.starts_with(p.as_str()))
+            || has_extension(normalized, &self.asset_extensions)
+    }
+
+    /// The upstream served `ctx`'s path as an HTML page to a GET: forms posted from it are
+    /// timed by the honeypot (endpoints never served as a page — webhooks, API posts — are not).
+    pub fn note_html_page(&self, state: &WafState, ctx: &RequestContext) {
+        if !ctx.exempt {
+            state.add_form_page(&ctx.path.once);
+        }
     }
 
     /// The request windows kept in this process (the same rules the Redis script applies).
@@ -272,14 +308,7 @@ impl Engine {
             Some(t) if count > q.rate_max => t + q.rate_window_ms,
             _ => now,
         };
-        let w =
-            RequestWindows { rate_count: count, rate_clear_at, last_get: cs.last_get, last_page_get: cs.last_page_get };
-        if q.is_get {
-            cs.last_get = Some(now);
-            if q.is_page {
-                cs.last_page_get = Some(now);
-            }
-        }
+        let w = RequestWindows { rate_count: count, rate_clear_at };
         if count > self.config.rate_flood {
             // The flood is punished; start counting afresh.
             cs.requests.clear();
@@ -346,7 +375,8 @@ impl Engine {
             _ if ok => Some(-c.uuid_success_decay),
             _ => None,
         };
-        let not_found = status == 404;
+        // Browser auto-requests (`/favicon.ico` on a site without one) are nobody's probing.
+        let not_found = status == 404 && !is_browser_auto_path(&ctx.path.once);
         if !not_found && uuid_delta.is_none() {
             return None;
         }
@@ -363,6 +393,10 @@ impl Engine {
         let c = &self.config;
         let mut w = ResponseWindows::default();
         let count = |dq: &mut VecDeque<(u64, Box<str>)>, threshold: u32| -> (u32, Vec<String>) {
+            // Distinct paths: the same missing page asked for again is not a new probe.
+            if let Some(i) = dq.iter().position(|e| *e.1 == *q.path) {
+                dq.remove(i);
+            }
             push_window(dq, (now, q.path.as_str().into()), now, c.window_ms, threshold as usize, |e| e.0);
             let n = dq.len() as u32;
             if n >= threshold {
@@ -550,29 +584,54 @@ impl Engine {
         })
     }
 
-    fn honeypot(&self, w: &RequestWindows, req: &RequestInfo<'_>, now: u64) -> Option<Finding> {
+    /// The timing honeypot. A form POST is timed from this client's oldest unmatched GET of
+    /// the page it was posted from (the same-site `Referer`, else its own path), and only when
+    /// the upstream has served that page as HTML. Too fast, or with no GET at all, is a signal;
+    /// `honeypot_min_hits` signals within `honeypot_window_ms` are a ban. Returns the finding
+    /// and whether it bans.
+    fn honeypot(
+        &self,
+        state: &WafState,
+        client: &ClientSlot,
+        req: &RequestInfo<'_>,
+        target: &NormalizedPath,
+        now: u64,
+    ) -> Option<(Finding, bool)> {
         let c = &self.config;
         if !req.method.eq_ignore_ascii_case("POST") || !is_form(req.content_type) {
             return None;
         }
-        let within = |t: &u64| now.saturating_sub(*t) <= c.form_memory_ms;
-        let Some(last_get) = w.last_get.filter(within) else {
-            return Some(Finding {
-                detector: Detector::Honeypot,
-                reason: "Form POST without a preceding GET".into(),
-                evidence: json!({"last_get": w.last_get, "form_memory_s": secs(c.form_memory_ms)}),
-            });
-        };
-        let reference = w.last_page_get.filter(within).unwrap_or(last_get);
-        let elapsed = now.saturating_sub(reference);
-        if elapsed < c.min_form_time_ms {
-            return Some(Finding {
-                detector: Detector::Honeypot,
-                reason: format!("Form submitted too quickly ({:.2}s)", secs(elapsed)),
-                evidence: json!({"since_get_s": secs(elapsed), "min_form_time_s": secs(c.min_form_time_ms)}),
-            });
+        let referer = same_site_referer_path(req.referer, req.host).map(NormalizedPath::new);
+        let page = referer.as_ref().map_or(target.once.as_str(), |p| p.once.as_str());
+        if !state.is_form_page(page) {
+            return None;
         }
-        None
+        let mut cs = client.lock();
+        let (reason, elapsed) = match cs.take_page_get(fingerprint(page), now, c.form_memory_ms) {
+            None => ("Form POST without a GET of its page".to_string(), None),
+            Some(t) if now.saturating_sub(t) < c.min_form_time_ms => {
+                let e = now.saturating_sub(t);
+                (format!("Form submitted too quickly ({:.2}s)", secs(e)), Some(e))
+            }
+            Some(_) => return None,
+        };
+        push_window(&mut cs.honeypot_hits, now, now, c.honeypot_window_ms, c.honeypot_min_hits as usize, |t| *t);
+        let hits = cs.honeypot_hits.len() as u32;
+        let bans = hits >= c.honeypot_min_hits;
+        if bans {
+            cs.honeypot_hits.clear();
+        }
+        let finding = Finding {
+            detector: Detector::Honeypot,
+            reason: if bans {
+                format!("{reason}: {hits} suspicious form posts within {}s", secs(c.honeypot_window_ms))
+            } else {
+                reason
+            },
+            evidence: json!({"page": page, "since_get_s": elapsed.map(secs), "min_form_time_s": secs(c.min_form_time_ms),
+                "signals": hits, "min_hits": c.honeypot_min_hits, "window_s": secs(c.honeypot_window_ms)}),
+        };
+        Some((finding, bans))
     }
 
     fn rate(&self, w: &RequestWindows, now: u64) -> RateOutcome {
@@ -637,12 +696,6 @@ pub struct WindowQuery {
     pub rate_max: u32,
     /// Timestamps to keep (flood + 1: enough to tell a flood).
     pub rate_keep: u32,
-    /// A GET (updates the honeypot's last GET).
-    pub is_get: bool,
-    /// A page view (updates the last page GET).
-    pub is_page: bool,
-    /// How long the last GET is remembered.
-    pub form_memory_ms: u64,
 }
 
 /// The per-client request windows after counting this request.
@@ -652,10 +705,6 @@ pub struct RequestWindows {
     pub rate_count: u32,
     /// When the client is back under the limit (ms since the epoch), when over it.
     pub rate_clear_at: u64,
-    /// The client's latest GET before this request.
-    pub last_get: Option<u64>,
-    /// The client's latest page GET before this request.
-    pub last_page_get: Option<u64>,
 }
 
 /// What the response-phase windows need to know.
@@ -703,13 +752,20 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A GET that loads a page (not an asset or XHR): `Sec-Fetch-Dest: document`, or an `Accept`
-/// that asks for HTML.
-fn is_page_view(req: &RequestInfo<'_>) -> bool {
-    match req.sec_fetch_dest {
-        Some(d) => d.eq_ignore_ascii_case("document") || d.eq_ignore_ascii_case("iframe"),
-        None => req.accept.is_some_and(|a| a.contains("text/html")),
-    }
+/// The path of a `Referer` that points at this site (relative, or with the request's host).
+fn same_site_referer_path<'a>(referer: Option<&'a str>, host: Option<&str>) -> Option<&'a str> {
+    let r = referer?.trim();
+    let path = if r.starts_with('/') && !r.starts_with("//") {
+        r
+    } else {
+        let rest = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://"))?;
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+        if !host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
+            return None;
+        }
+        path
+    };
+    Some(path.split(['?', '#']).next().unwrap_or("/"))
 }
 
 /// Form posts are url-encoded or multipart; JSON and other API bodies are not.

@@ -214,9 +214,12 @@ fn classify_segment(seg: &str) -> UuidShape {
         for start in 0..=b.len() - 36 {
             if is_uuid(&b[start..start + 36]) {
                 let rest: Vec<u8> = b[..start].iter().chain(&b[start + 36..]).copied().collect();
-                let benign_suffix =
+                // `<uuid>.json` is a format suffix; `<uuid>)` or `<uuid>.` is a pasted link that
+                // kept the punctuation around it: a typo, not tampering.
+                let format_suffix =
                     start == 0 && rest.first() == Some(&b'.') && rest[1..].iter().all(u8::is_ascii_alphanumeric);
-                return if benign_suffix { UuidShape::Valid } else { UuidShape::Malformed };
+                let paste_junk = start == 0 && rest.len() <= 3 && rest.iter().all(|c| b").,;:!]>".contains(c));
+                return if format_suffix || paste_junk { UuidShape::Valid } else { UuidShape::Malformed };
             }
         }
     }

@@ -102,10 +102,6 @@ pub struct PendingBan {
 pub struct ClientState {
     /// Request times in the rate window.
     pub(crate) requests: Times,
-    /// Latest GET of any kind.
-    pub(crate) last_get: Option<u64>,
-    /// Latest GET of a page (a navigation, not an asset or XHR).
-    pub(crate) last_page_get: Option<u64>,
     /// History for the model's features.
     pub(crate) features: FeatureWindow,
     /// 404s on non-exempt paths: time and path.
@@ -116,13 +112,40 @@ pub struct ClientState {
     pub(crate) uuid_events: VecDeque<(u64, i32)>,
     /// Times of anomalous requests with attack signs.
     pub(crate) anomalies: VecDeque<u64>,
+    /// Page GETs not yet matched by a form POST: (page fingerprint, time), oldest first. A
+    /// POST takes the oldest GET of its page, so people sharing an address (an office NAT, two
+    /// tabs) each keep their own timer.
+    pub(crate) page_gets: smallvec::SmallVec<[(u64, u64); 4]>,
+    /// Times of honeypot signals.
+    pub(crate) honeypot_hits: VecDeque<u64>,
+}
+
+/// Page GETs remembered per client for the honeypot.
+pub(crate) const MAX_PAGE_GETS: usize = 16;
+
+impl ClientState {
+    /// Remembers a page GET (the oldest is forgotten beyond [`MAX_PAGE_GETS`]).
+    pub(crate) fn note_page_get(&mut self, page: u64, now: u64, memory_ms: u64) {
+        self.page_gets.retain(|e| now.saturating_sub(e.1) <= memory_ms);
+        if self.page_gets.len() >= MAX_PAGE_GETS {
+            self.page_gets.remove(0);
+        }
+        self.page_gets.push((page, now));
+    }
+
+    /// Takes the oldest remembered GET of `page` (within `memory_ms`).
+    pub(crate) fn take_page_get(&mut self, page: u64, now: u64, memory_ms: u64) -> Option<u64> {
+        self.page_gets.retain(|e| now.saturating_sub(e.1) <= memory_ms);
+        let i = self.page_gets.iter().position(|e| e.0 == page)?;
+        Some(self.page_gets.remove(i).1)
+    }
 }
 
 /// Slots of the known-path fingerprint filter (a power of two).
 const KNOWN_RECENT_SLOTS: usize = 4096;
 
 /// A 64-bit fingerprint of a path (never 0, the empty slot).
-fn fingerprint(path: &str) -> u64 {
+pub(crate) fn fingerprint(path: &str) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0x6169_7761_665f_6b70).hash_one(path) | 1
 }
@@ -137,6 +160,8 @@ pub struct WafState {
     pending_cap: usize,
     clients: quick_cache::sync::Cache<IpAddr, ClientSlot>,
     known_paths: quick_cache::sync::Cache<Box<str>, ()>,
+    /// Fingerprints of pages the upstream served as HTML to a GET (the pages forms live on).
+    form_pages: quick_cache::sync::Cache<u64, ()>,
     /// Fingerprints of recently confirmed known paths, in front of `known_paths` (a path is
     /// known when either holds it): most responses are for paths already known, and this
     /// answers them with one plain atomic load (the cache's shard lock is a read-modify-write
@@ -164,6 +189,7 @@ impl WafState {
             pending_cap: config.client_capacity.min(1 << 20) as usize,
             clients: quick_cache::sync::Cache::new(config.client_capacity as usize),
             known_paths: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
+            form_pages: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
             known_recent: (0..KNOWN_RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             ban_seq: AtomicU64::new(0),
             model: arc_swap::ArcSwapOption::empty(),
@@ -285,6 +311,19 @@ impl WafState {
         }
         slot.store(fp, Ordering::Relaxed);
         !known
+    }
+
+    /// Marks a page (normalised path) as served as HTML.
+    pub fn add_form_page(&self, path: &str) {
+        let fp = fingerprint(path);
+        if !self.form_pages.contains_key(&fp) {
+            self.form_pages.insert(fp, ());
+        }
+    }
+
+    /// Whether the upstream has served this page as HTML.
+    pub fn is_form_page(&self, path: &str) -> bool {
+        self.form_pages.contains_key(&fingerprint(path))
     }
 
     /// Seeds known paths from storage at start-up.

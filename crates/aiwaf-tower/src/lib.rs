@@ -19,7 +19,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aiwaf_engine::{Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT};
+use http::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
+};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use smallvec::SmallVec;
@@ -229,6 +231,7 @@ struct SeenHeaders<'a> {
     sec_fetch_dest: Option<&'a str>,
     user_agent: Option<&'a str>,
     referer: Option<&'a str>,
+    host: Option<&'a str>,
 }
 
 impl<'a> SeenHeaders<'a> {
@@ -247,6 +250,8 @@ impl<'a> SeenHeaders<'a> {
                 first(&mut s.content_type);
             } else if name == REFERER {
                 first(&mut s.referer);
+            } else if name == HOST {
+                first(&mut s.host);
             } else if name == client_ip_header {
                 s.client_ip.push(v);
             } else if name == SEC_FETCH_DEST {
@@ -404,6 +409,8 @@ where
                 content_type: seen.content_type,
                 accept: seen.accept,
                 sec_fetch_dest: seen.sec_fetch_dest,
+                referer: seen.referer,
+                host: seen.host.or_else(|| req.uri().authority().map(|a| a.as_str())),
             };
             let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
             let logging = waf.request_logging();
@@ -447,6 +454,7 @@ where
             if let Some(finding) = &verdict.finding {
                 waf.inner.counters.finding(finding.detector);
                 let action = match (mode, verdict.action, verdict.ban.is_some()) {
+                    (_, Action::Allow, _) => "flag",
                     (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
                     (Mode::Block, _, true) => "ban",
                     (Mode::Block, _, false) => "block",
@@ -481,10 +489,21 @@ where
 
             req.headers_mut().insert(X_AIWAF_REQUEST_ID, meta.request_id.clone());
             let context = inspection.context;
+            let is_get = req.method() == http::Method::GET;
             let mut resp = inner.call(req).await?;
             let answered = Instant::now();
             waf.inner.counters.observe(Histogram::Upstream, (answered - decided).as_secs_f64());
             let status = resp.status().as_u16();
+            if is_get
+                && (200..300).contains(&status)
+                && resp
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
+            {
+                engine.note_html_page(waf.state(), &context);
+            }
             let elapsed = answered - started;
             let now = state_now + elapsed.as_millis() as u64;
             let mut shared_windows = None;

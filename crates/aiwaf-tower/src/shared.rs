@@ -1,9 +1,11 @@
 //! Per-client windows shared by several instances through Redis.
 //!
 //! Two Lua scripts, one per phase, apply the engine's window rules atomically on the server
-//! (sorted sets of timestamps per client, a hash for the honeypot's last GETs, a list for UUID
+//! (sorted sets of timestamps per client, sorted sets of distinct 404 paths, a list for UUID
 //! score changes), with TTLs equal to the windows so Redis memory stays bounded. The engine then
-//! decides on the returned counts exactly as it does on its local windows.
+//! decides on the returned counts exactly as it does on its local windows. The honeypot's
+//! per-page GET times stay in each instance (a POST landing on another instance than its GET is
+//! at most a weak signal, never a ban on its own).
 //!
 //! A request never waits longer than `timeout` on Redis. After a failure Redis is left alone for
 //! a second (no reconnect storm per request) and the caller falls back as configured:
@@ -22,7 +24,7 @@ local window = tonumber(ARGV[2])
 local keep = tonumber(ARGV[3])
 local max = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZADD', KEYS[1], now, ARGV[8])
+redis.call('ZADD', KEYS[1], now, ARGV[5])
 local n = redis.call('ZCARD', KEYS[1])
 if n > keep then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - keep - 1)
@@ -37,15 +39,7 @@ redis.call('PEXPIRE', KEYS[1], window)
 if n >= keep then
   redis.call('DEL', KEYS[1])
 end
-local g = redis.call('HMGET', KEYS[2], 'g', 'p')
-if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[2], 'g', now)
-  if ARGV[6] == '1' then
-    redis.call('HSET', KEYS[2], 'p', now)
-  end
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))
-end
-return {n, clear_at, tonumber(g[1]) or -1, tonumber(g[2]) or -1}
+return {n, clear_at}
 "#;
 
 const RESPONSE_SCRIPT: &str = r#"
@@ -196,26 +190,11 @@ impl RedisWindows {
 
     /// Counts a request in the shared windows and returns them.
     pub async fn request_windows(&self, ip: IpAddr, q: &WindowQuery, now: u64) -> Result<RequestWindows, SharedError> {
-        let (r, g) = (self.key(ip, "r"), self.key(ip, "g"));
+        let r = self.key(ip, "r");
         let mut inv = self.request.prepare_invoke();
-        inv.key(&r)
-            .key(&g)
-            .arg(now)
-            .arg(q.rate_window_ms)
-            .arg(q.rate_keep)
-            .arg(q.rate_max)
-            .arg(if q.is_get { "1" } else { "0" })
-            .arg(if q.is_page { "1" } else { "0" })
-            .arg(q.form_memory_ms)
-            .arg(self.member());
-        let (n, clear_at, g, p): (i64, i64, i64, i64) = self.run(inv, now).await?;
-        let opt = |v: i64| (v >= 0).then_some(v as u64);
-        Ok(RequestWindows {
-            rate_count: n.clamp(0, u32::MAX as i64) as u32,
-            rate_clear_at: clear_at.max(0) as u64,
-            last_get: opt(g),
-            last_page_get: opt(p),
-        })
+        inv.key(&r).arg(now).arg(q.rate_window_ms).arg(q.rate_keep).arg(q.rate_max).arg(self.member());
+        let (n, clear_at): (i64, i64) = self.run(inv, now).await?;
+        Ok(RequestWindows { rate_count: n.clamp(0, u32::MAX as i64) as u32, rate_clear_at: clear_at.max(0) as u64 })
     }
 
     /// Counts a response in the shared windows and returns them.
@@ -245,13 +224,14 @@ impl RedisWindows {
             .arg(q.uuid_delta.map(|d| d.to_string()).unwrap_or_default())
             .arg(uuid_window_ms)
             .arg(uuid_threshold)
-            .arg(format!("{}|{}", self.member(), q.path));
+            // The path alone is the member: the windows count distinct paths, as the engine does.
+            .arg(&q.path);
         let (nf, nfp, ex, exp, score): (i64, String, i64, String, i64) = self.run(inv, now).await?;
         let paths = |s: String| -> Vec<String> {
             if s.is_empty() {
                 return Vec::new();
             }
-            s.split('\n').map(|m| m.split_once('|').map_or(m, |(_, p)| p).to_string()).collect()
+            s.split('\n').map(str::to_string).collect()
         };
         Ok(ResponseWindows {
             not_found: nf.max(0) as u32,

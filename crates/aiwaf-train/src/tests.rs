@@ -30,8 +30,21 @@ fn site_log(tail: &dyn Fn(u32) -> String) -> String {
         }
     }
     for k in 0..12u32 {
-        let target = ["/phpmyadmin/index", "/phpmyadmin/setup", "/dbadmin/login", "/backup/site", "/phpmyadmin/config"]
-            [k as usize % 5];
+        // Distinct paths: a 404 flood counts distinct paths (a reader retrying one is not a scan).
+        let target = [
+            "/phpmyadmin/index",
+            "/phpmyadmin/setup",
+            "/dbadmin/login",
+            "/backup/site",
+            "/phpmyadmin/config",
+            "/phpmyadmin/scripts",
+            "/dbadmin/setup",
+            "/backup/db",
+            "/phpmyadmin/sql",
+            "/dbadmin/index",
+            "/backup/old",
+            "/phpmyadmin/tmp",
+        ][k as usize];
         out.push_str(&line("203.0.113.66", 300 + k, "GET", target, 404, &tail(300 + k)));
     }
     out

@@ -150,6 +150,8 @@ struct RateSection {
     window: Option<DurationValue>,
     max: Option<u32>,
     flood: Option<u32>,
+    asset_prefixes: Option<Vec<String>>,
+    asset_extensions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +197,8 @@ struct NotFoundSection {
 struct HoneypotSection {
     min_form_time: Option<DurationValue>,
     form_memory: Option<DurationValue>,
+    min_hits: Option<u32>,
+    window: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -575,6 +579,15 @@ impl Config {
         if let Some(v) = f.rate_limit.flood {
             e.rate_flood = v;
         }
+        if let Some(v) = f.rate_limit.asset_prefixes {
+            if let Some(bad) = v.iter().find(|p| !p.starts_with('/')) {
+                bail!("rate_limit.asset_prefixes: `{bad}` must start with /");
+            }
+            e.asset_prefixes = v.iter().map(|p| p.to_lowercase()).collect();
+        }
+        if let Some(v) = f.rate_limit.asset_extensions {
+            e.asset_extensions = extensions(v);
+        }
         if let Some(v) = f.bans.durations {
             e.ban_durations = v.iter().map(|d| ban_step("bans.durations", d)).collect::<Result<_>>()?;
         }
@@ -616,6 +629,12 @@ impl Config {
         }
         if let Some(v) = &f.honeypot.form_memory {
             e.form_memory_ms = ms(duration("honeypot.form_memory", v)?);
+        }
+        if let Some(v) = f.honeypot.min_hits {
+            e.honeypot_min_hits = v;
+        }
+        if let Some(v) = &f.honeypot.window {
+            e.honeypot_window_ms = ms(duration("honeypot.window", v)?);
         }
         let u = f.uuid;
         if let Some(v) = &u.window {

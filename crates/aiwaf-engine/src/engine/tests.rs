@@ -28,6 +28,8 @@ fn get<'a>(client: &str, path: &'a str) -> RequestInfo<'a> {
         content_type: None,
         accept: Some("text/html"),
         sec_fetch_dest: None,
+        referer: None,
+        host: Some("app.test"),
     }
 }
 
@@ -39,6 +41,8 @@ fn post_form(client: &str, path: &'static str) -> RequestInfo<'static> {
         content_type: Some("application/x-www-form-urlencoded"),
         accept: None,
         sec_fetch_dest: None,
+        referer: None,
+        host: Some("app.test"),
     }
 }
 
@@ -145,31 +149,89 @@ fn keywords_skip_paths_the_upstream_serves() {
     assert!(e.inspect(&s, Mode::Block, &get("10.0.0.3", "/en/Profile/index"), T0).verdict.ban.is_some());
 }
 
+/// Makes `path` a page the upstream served as HTML.
+fn serve_page(e: &Engine, s: &WafState, path: &str) {
+    let ctx = e.context(s, ip("10.255.0.1"), path);
+    e.note_html_page(s, &ctx);
+}
+
+fn post_from(client: &str, path: &'static str, referer: &'static str) -> RequestInfo<'static> {
+    RequestInfo { referer: Some(referer), ..post_form(client, path) }
+}
+
+fn signal(i: &Inspection) -> bool {
+    i.verdict.is_allow() && detector(i) == Some(Detector::Honeypot)
+}
+
 #[test]
 fn honeypot_rules() {
     let (e, s) = engine(|_| {});
-    // Form POST with no GET at all.
-    let i = e.inspect(&s, Mode::Block, &post_form("10.0.0.1", "/contact/"), T0);
+    serve_page(&e, &s, "/contact/");
+    // One form POST with no GET is a signal, not a ban; five are a ban.
+    for n in 1..=4 {
+        assert!(signal(&e.inspect(&s, Mode::Block, &post_form("10.0.0.1", "/contact/"), T0 + n)), "{n}");
+    }
+    let i = e.inspect(&s, Mode::Block, &post_form("10.0.0.1", "/contact/"), T0 + 5);
     assert_eq!(detector(&i), Some(Detector::Honeypot));
-    // GET then POST too fast.
+    assert!(i.verdict.ban.is_some());
+    // GET then POST too fast: a signal.
     e.inspect(&s, Mode::Block, &get("10.0.0.2", "/contact/"), T0);
-    let i = e.inspect(&s, Mode::Block, &post_form("10.0.0.2", "/contact/"), T0 + 300);
-    assert_eq!(detector(&i), Some(Detector::Honeypot));
+    assert!(signal(&e.inspect(&s, Mode::Block, &post_form("10.0.0.2", "/contact/"), T0 + 300)));
     // A human: GET, read for 5 s, POST; XHR polling in between does not reset the clock.
     e.inspect(&s, Mode::Block, &get("10.0.0.3", "/contact/"), T0);
     let poll = RequestInfo { accept: Some("application/json"), ..get("10.0.0.3", "/api/poll") };
     e.inspect(&s, Mode::Block, &poll, T0 + 4800);
-    assert!(e.inspect(&s, Mode::Block, &post_form("10.0.0.3", "/contact/"), T0 + 5000).verdict.is_allow());
+    let i = e.inspect(&s, Mode::Block, &post_form("10.0.0.3", "/contact/"), T0 + 5000);
+    assert!(i.verdict.is_allow() && i.verdict.finding.is_none());
     // A form kept open for 20 minutes is still fine (the seed banned after 300 s).
     e.inspect(&s, Mode::Block, &get("10.0.0.4", "/contact/"), T0);
-    assert!(e.inspect(&s, Mode::Block, &post_form("10.0.0.4", "/contact/"), T0 + 1_200_000).verdict.is_allow());
+    let i = e.inspect(&s, Mode::Block, &post_form("10.0.0.4", "/contact/"), T0 + 1_200_000);
+    assert!(i.verdict.finding.is_none());
     // JSON API posts are not form posts.
     let api = RequestInfo { content_type: Some("application/json"), ..post_form("10.0.0.5", "/api/items") };
-    assert!(e.inspect(&s, Mode::Block, &api, T0).verdict.is_allow());
-    // After form_memory the GET is forgotten.
+    assert!(e.inspect(&s, Mode::Block, &api, T0).verdict.finding.is_none());
+    // After form_memory the GET is forgotten: a signal again.
     e.inspect(&s, Mode::Block, &get("10.0.0.6", "/contact/"), T0);
-    let i = e.inspect(&s, Mode::Block, &post_form("10.0.0.6", "/contact/"), T0 + 3_600_001);
-    assert_eq!(detector(&i), Some(Detector::Honeypot));
+    assert!(signal(&e.inspect(&s, Mode::Block, &post_form("10.0.0.6", "/contact/"), T0 + 3_600_001)));
+}
+
+/// Issue 11: webhooks and logout endpoints never answered a GET with a page, so there is no
+/// form to time; the timer is per page, so people behind one address keep their own.
+#[test]
+fn honeypot_times_pages_not_addresses() {
+    let (e, s) = engine(|_| {});
+    serve_page(&e, &s, "/contact/");
+    serve_page(&e, &s, "/blog/");
+    // A webhook: urlencoded POSTs to an endpoint never served as a page, retried fast.
+    for n in 0..20 {
+        let i = e.inspect(&s, Mode::Block, &post_form("10.1.0.1", "/paypal/ipn"), T0 + n * 100);
+        assert!(i.verdict.finding.is_none(), "webhook post {n}");
+    }
+    // Office NAT: Alice opens the contact form (and its 20 assets); Bob opens it 6.6 s later;
+    // Alice sends at 7 s.
+    e.inspect(&s, Mode::Block, &get("10.1.0.2", "/contact/"), T0);
+    for k in 0..20 {
+        e.inspect(&s, Mode::Block, &get("10.1.0.2", &format!("/static/c{k}.css")), T0 + k);
+    }
+    e.inspect(&s, Mode::Block, &get("10.1.0.2", "/contact/"), T0 + 6600);
+    let i = e.inspect(&s, Mode::Block, &post_from("10.1.0.2", "/contact/send", "http://app.test/contact/"), T0 + 7000);
+    assert!(i.verdict.finding.is_none(), "Alice is timed from her own GET: {:?}", i.verdict.finding);
+    // Bob sends 10 s later: his own GET is still there.
+    let i = e.inspect(&s, Mode::Block, &post_from("10.1.0.2", "/contact/send", "/contact/"), T0 + 17_000);
+    assert!(i.verdict.finding.is_none());
+    // Someone opening another page just before does not shorten anyone's timer.
+    e.inspect(&s, Mode::Block, &get("10.1.0.3", "/contact/"), T0);
+    e.inspect(&s, Mode::Block, &get("10.1.0.3", "/blog/"), T0 + 6600);
+    let i = e.inspect(&s, Mode::Block, &post_from("10.1.0.3", "/contact/", "https://app.test/contact/?x=1"), T0 + 7000);
+    assert!(i.verdict.finding.is_none());
+    // A cross-site Referer is not this site's page: the POST target is timed instead.
+    let i = e.inspect(&s, Mode::Block, &post_from("10.1.0.4", "/contact/", "https://evil.example/contact/"), T0);
+    assert!(signal(&i));
+    // A form bot posting again and again without GETs is banned on its fifth post.
+    let bans: Vec<bool> = (0..6)
+        .map(|n| e.inspect(&s, Mode::Block, &post_form("10.1.0.9", "/contact/"), T0 + n * 200).verdict.ban.is_some())
+        .collect();
+    assert_eq!(bans, [false, false, false, false, true, false]);
 }
 
 fn observe_n(e: &Engine, s: &WafState, client: &str, path: &str, status: u16, n: u64, t0: u64) -> Vec<Observation> {
@@ -193,6 +255,13 @@ fn not_found_flood_bans_on_the_sixth() {
             assert_eq!(o.finding.unwrap().detector, Detector::NotFoundFlood);
         }
     }
+    // Browser auto-requests never count (seven favicon misses from one office address).
+    let (e, s) = engine(|_| {});
+    for k in 0..7u64 {
+        let p = if k % 2 == 0 { "/favicon.ico" } else { "/apple-touch-icon-precomposed.png" };
+        let i = e.inspect(&s, Mode::Block, &get("10.0.0.9", p), T0 + k * 100);
+        assert!(e.observe(&s, Mode::Block, &i.context, 404, 0.01, T0 + k * 100).ban.is_none());
+    }
     // Spread over more than the window: no ban.
     let (e, s) = engine(|_| {});
     for k in 0..10u64 {
@@ -204,9 +273,16 @@ fn not_found_flood_bans_on_the_sixth() {
 #[test]
 fn extension_probing_bans_on_the_third() {
     let (e, s) = engine(|c| c.static_keywords.clear());
-    let obs = observe_n(&e, &s, "10.0.0.1", "/setup.asp", 404, 3, T0);
+    let obs: Vec<Observation> = ["/setup.asp", "/admin.asp", "/login.asp"]
+        .iter()
+        .enumerate()
+        .map(|(k, p)| observe_n(&e, &s, "10.0.0.1", p, 404, 1, T0 + k as u64 * 100).remove(0))
+        .collect();
     assert!(obs[0].ban.is_none() && obs[1].ban.is_none());
     assert_eq!(obs[2].finding.as_ref().unwrap().detector, Detector::ExtensionProbe);
+    // The same missing page asked for again and again is one probe, not many.
+    let obs = observe_n(&e, &s, "10.0.0.3", "/setup.asp", 404, 5, T0);
+    assert!(obs.iter().all(|o| o.ban.is_none()));
     // 404s on other paths do not count as probes.
     let obs = observe_n(&e, &s, "10.0.0.2", "/missing.html", 404, 3, T0);
     assert!(obs.iter().all(|o| o.ban.is_none()));
@@ -222,9 +298,14 @@ fn uuid_tamper_scores() {
     let obs = observe_n(&e, &s, "10.0.0.2", good, 404, 5, T0);
     assert!(obs[..4].iter().all(|o| o.ban.is_none()));
     assert_eq!(obs[4].finding.as_ref().unwrap().detector, Detector::UuidTamper);
-    // One malformed UUID is enough.
-    let obs = observe_n(&e, &s, "10.0.0.3", "/items/550e8400-e29b-41d4-a716-4466554400zz", 404, 1, T0);
-    assert!(obs[0].ban.is_some());
+    // One malformed UUID is a typo, not a ban (issue 11); three within the window are tampering.
+    let obs = observe_n(&e, &s, "10.0.0.3", "/items/550e8400-e29b-41d4-a716-4466554400zz", 404, 3, T0);
+    assert!(obs[0].ban.is_none() && obs[1].ban.is_none());
+    assert_eq!(obs[2].finding.as_ref().unwrap().detector, Detector::UuidTamper);
+    // A pasted link that kept its closing parenthesis is the UUID itself, not a malformed one.
+    let obs = observe_n(&e, &s, "10.0.0.5", "/items/550e8400-e29b-41d4-a716-446655440001)", 404, 1, T0);
+    assert!(obs[0].ban.is_none());
+    assert_eq!(crate::path::uuid_shape("/items/550e8400-e29b-41d4-a716-446655440001)"), UuidShape::Valid);
     // Successes decay the score: miss, hit, miss, hit... never bans (5 misses stay under the
     // 404-flood threshold of 6).
     let (e, s) = engine(|_| {});
@@ -366,4 +447,38 @@ fn ipv6_clients_share_limits_and_bans_per_prefix() {
     let (e, s) = engine(|c| c.ipv6_prefix = 128);
     e.inspect(&s, Mode::Block, &get("2001:db8:9:1::1", "/.env"), T0);
     assert!(e.inspect(&s, Mode::Block, &get("2001:db8:9:1::2", "/"), T0 + 1).verdict.is_allow());
+}
+
+/// Issue 11: an admin page loads ~20 scripts and styles; the rate limit counts what a person
+/// does (pages, API calls), not what their browser fetches.
+#[test]
+fn assets_and_browser_auto_requests_are_not_rate_limited_or_keyword_blocked() {
+    let (e, s) = engine(|_| {});
+    let mut t = T0;
+    for page in 0..3 {
+        t += 1000;
+        assert!(e.inspect(&s, Mode::Block, &get("10.2.0.1", "/admin/blog/post/add/"), t).verdict.is_allow());
+        for k in 0..20 {
+            let asset = format!("/static/admin/js/file{page}_{k}.js");
+            let i = e.inspect(&s, Mode::Block, &get("10.2.0.1", &asset), t + k);
+            assert!(i.verdict.finding.is_none(), "asset {asset}: {:?}", i.verdict.finding);
+        }
+        let img = e.inspect(&s, Mode::Block, &get("10.2.0.1", "/uploads/photo.webp"), t + 30);
+        assert!(img.verdict.is_allow());
+    }
+    // A flood of pages is still a flood.
+    let (e, s) = engine(|_| {});
+    let last = (0..41).map(|k| e.inspect(&s, Mode::Block, &get("10.2.0.2", "/page"), T0 + k)).last().unwrap();
+    assert_eq!(detector(&last), Some(Detector::Flood));
+    // Learned keywords never block a browser's own requests.
+    let (e, s) = engine(|_| {});
+    s.install_lists(
+        Lists::new(e.config(), IpSet::default(), [], vec!["favicon".into(), "robots".into(), "apple".into()]),
+        0,
+        T0,
+    );
+    for p in ["/favicon.ico", "/robots.txt", "/apple-touch-icon.png", "/.well-known/security.txt"] {
+        assert!(e.inspect(&s, Mode::Block, &get("10.2.0.3", p), T0).verdict.finding.is_none(), "{p}");
+    }
+    assert!(e.inspect(&s, Mode::Block, &get("10.2.0.4", "/robots-admin"), T0).verdict.ban.is_some());
 }

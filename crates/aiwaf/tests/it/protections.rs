@@ -274,14 +274,19 @@ async fn timing_honeypot_for_form_posts() {
     let p = Proxy::start(&up.url(), ProxyOpts::default());
     let form = [("content-type", "application/x-www-form-urlencoded"), ("accept", "text/html")];
     let body = || Bytes::from_static(b"name=a&msg=b");
-    // A bot posting straight away.
+    // Someone has loaded the form page, so the upstream serves it as HTML.
+    assert_eq!(get("127.0.8.9", p.addr, "/contact/").await.status, 200);
+    // A bot posting straight away, again and again: four signals pass, the fifth is a ban.
+    for n in 0..4 {
+        let r = send_from("127.0.8.1", p.addr, "POST", "/contact/", &form, body()).await;
+        assert_eq!(r.status, 200, "post {n}");
+    }
     let r = send_from("127.0.8.1", p.addr, "POST", "/contact/", &form, body()).await;
     assert_eq!(r.status, 403);
-    // GET then an instant POST.
+    // GET then an instant POST (a password manager): a signal, not a ban.
     assert_eq!(get("127.0.8.2", p.addr, "/contact/").await.status, 200);
     let r = send_from("127.0.8.2", p.addr, "POST", "/contact/", &form, body()).await;
-    assert_eq!(r.status, 403);
-    assert!(r.text().contains("Form submitted too quickly"));
+    assert_eq!(r.status, 200);
     // A human reads the form first.
     assert_eq!(get("127.0.8.3", p.addr, "/contact/").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -298,7 +303,12 @@ async fn timing_honeypot_for_form_posts() {
     )
     .await;
     assert_eq!(r.status, 200);
-    eventually(Duration::from_secs(2), async || events(&p, &["--detector", "honeypot"]).len() == 2).await.unwrap();
+    // Five flags and a ban for the bot, one flag for the fast human.
+    let n = eventually(Duration::from_secs(2), async || events(&p, &["--detector", "honeypot"]).len() == 6).await;
+    assert!(n.is_some(), "{:#?}", events(&p, &["--detector", "honeypot"]));
+    let evs = events(&p, &["--detector", "honeypot", "--ip", "127.0.8.2"]);
+    assert_eq!(evs[0]["action"], "flag");
+    assert!(evs[0]["reason"].as_str().is_some_and(|r| r.contains("Form submitted too quickly")), "{evs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,9 +325,15 @@ async fn uuid_tampering_scores_404s() {
         assert_eq!(r.status, 404);
     }
     assert_eq!(get("127.0.9.2", p.addr, "/").await.status, 403);
-    // A malformed UUID (injection attempt) is enough on its own.
-    assert_eq!(get("127.0.9.3", p.addr, &format!("/items/{KNOWN_UUID}'%20or%201=1")).await.status, 404);
-    assert_eq!(get("127.0.9.3", p.addr, "/").await.status, 403);
+    // One mistyped link is not a ban (a pasted `)` is not even malformed) ...
+    assert_eq!(get("127.0.9.3", p.addr, &format!("/items/{KNOWN_UUID}zz")).await.status, 404);
+    assert_eq!(get("127.0.9.3", p.addr, &format!("/items/{KNOWN_UUID})")).await.status, 404);
+    assert_eq!(get("127.0.9.3", p.addr, "/").await.status, 200);
+    // ... three malformed UUIDs within the window are tampering.
+    for junk in ["'%20or%201=1", "--", ")%20union"] {
+        assert_eq!(get("127.0.9.4", p.addr, &format!("/items/{KNOWN_UUID}{junk}")).await.status, 404);
+    }
+    assert_eq!(get("127.0.9.4", p.addr, "/").await.status, 403);
     eventually(Duration::from_secs(2), async || events(&p, &["--detector", "uuid_tamper"]).len() == 2).await.unwrap();
 }
 

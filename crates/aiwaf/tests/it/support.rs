@@ -84,7 +84,9 @@ async fn route(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
     {
         return Ok(text(404, "not found".into()));
     }
-    Ok(text(200, format!("ok {path}")))
+    let mut r = text(200, format!("ok {path}"));
+    r.headers_mut().insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+    Ok(r)
 }
 
 impl Upstream {
