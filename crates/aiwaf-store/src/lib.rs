@@ -74,6 +74,24 @@ pub fn text(s: &str) -> String {
     if s.contains('\0') { s.replace('\0', "\\x00") } else { s.to_owned() }
 }
 
+fn lift_key(ip: &str) -> String {
+    format!("lifted|{ip}")
+}
+
+/// Records that an operator lifted the ban on `ip` at `now` (kept with the training evidence:
+/// training consults it before re-creating a ban).
+async fn remember_lift(tx: &mut sqlx::Transaction<'_, sqlx::Any>, ip: &str, now: u64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO training_evidence (key, created_at) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at",
+    )
+    .bind(lift_key(ip))
+    .bind(now as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -453,9 +471,17 @@ impl Store {
     }
 
     /// Removes a ban (and its offence history). Returns whether it existed.
-    pub async fn remove_ban(&self, ip: IpAddr) -> Result<bool> {
+    ///
+    /// An operator's unban is remembered (`now`), so training never re-creates the ban from
+    /// evidence older than the decision to lift it.
+    pub async fn remove_ban(&self, ip: IpAddr, now: u64) -> Result<bool> {
         let ip = aiwaf_engine::ip::canonical(ip);
-        let r = sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(ip.to_string()).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(ip.to_string()).execute(&mut *tx).await?;
+        if r.rows_affected() > 0 {
+            remember_lift(&mut tx, &ip.to_string(), now).await?;
+        }
+        tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -469,9 +495,9 @@ impl Store {
             .collect()
     }
 
-    /// Adds an exemption and lifts bans on the addresses it covers. Returns false when the
-    /// exemption already existed.
-    pub async fn add_exemption(&self, net: IpNet, reason: &str, now: u64) -> Result<bool> {
+    /// Adds an exemption and lifts bans on the addresses it covers. Returns whether the
+    /// exemption is new, and the bans it lifted.
+    pub async fn add_exemption(&self, net: IpNet, reason: &str, now: u64) -> Result<(bool, Vec<String>)> {
         let key = host_or_net(net);
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
@@ -483,13 +509,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist").fetch_all(&mut *tx).await?;
+        let mut lifted = Vec::new();
         for ip in banned {
             if IpAddr::from_str(&ip).is_ok_and(|a| net.contains(&a)) {
                 sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(&ip).execute(&mut *tx).await?;
+                remember_lift(&mut tx, &ip, now).await?;
+                lifted.push(ip);
             }
         }
         tx.commit().await?;
-        Ok(r.rows_affected() > 0)
+        Ok((r.rows_affected() > 0, lifted))
     }
 
     /// Removes an exemption. Returns whether it existed.
@@ -782,6 +811,15 @@ impl Store {
                 .await?
                 .rows_affected()
                 > 0;
+        // Evidence from before an operator lifted a ban on this address never re-creates it.
+        let lifted_at: Option<i64> = sqlx::query_scalar("SELECT created_at FROM training_evidence WHERE key = $1")
+            .bind(lift_key(&ip.to_string()))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if lifted_at.is_some_and(|t| finding_at as i64 <= t) {
+            tx.commit().await?;
+            return Ok(false);
+        }
         if !fresh {
             tx.rollback().await?;
             return Ok(false);

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 pub mod body;
 pub mod metrics;
+pub mod page;
 pub mod shared;
 
 pub use metrics::{Counter, Counters, DETECTORS, Histogram, HistogramSnapshot, LATENCY_BUCKETS, SCORE_BUCKETS};
@@ -67,6 +68,8 @@ struct Inner {
     id_prefix: u32,
     /// The configured client-address header, parsed once.
     client_ip_header: HeaderName,
+    /// The operator's block-page template (`None`: [`page::DEFAULT_TEMPLATE`]).
+    block_page: arc_swap::ArcSwapOption<String>,
 }
 
 /// The running WAF: engine, in-memory state, mode and the storage channel. Cheap to clone.
@@ -108,6 +111,7 @@ impl Waf {
                 counters: Counters::default(),
                 id_prefix: (seed ^ (seed >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) as u32,
                 client_ip_header,
+                block_page: arc_swap::ArcSwapOption::empty(),
             }),
         }
     }
@@ -125,6 +129,12 @@ impl Waf {
     /// The mode.
     pub fn mode(&self) -> Mode {
         self.inner.mode
+    }
+
+    /// Sets the HTML page shown to blocked browsers (see [`page::DEFAULT_TEMPLATE`] for its
+    /// placeholders); `None` restores the default.
+    pub fn set_block_page(&self, template: Option<String>) {
+        self.inner.block_page.store(template.map(Arc::new));
     }
 
     /// Turns the request log on or off.
@@ -322,44 +332,31 @@ impl Meta {
     }
 }
 
-fn block_response<B>(
-    status: StatusCode,
-    finding: &Finding,
-    request_id: &HeaderValue,
-    html: bool,
-    retry_after: Option<u64>,
-) -> Response<WafBody<B>> {
+fn block_response<B>(face: &page::Face, request_id: &HeaderValue, html: Option<&str>) -> Response<WafBody<B>> {
     let id = request_id.to_str().unwrap_or_default();
-    let (body, ctype) = if html {
-        let reason = escape_html(&finding.reason);
-        (
-            format!(
-                "<!doctype html><html><head><meta charset=\"utf-8\"><title>{code} {text}</title></head>\
-                 <body><h1>{code} {text}</h1><p>This request was blocked by aiwaf: {reason}.</p>\
-                 <p>Request id: <code>{id}</code></p></body></html>\n",
-                code = status.as_u16(),
-                text = status.canonical_reason().unwrap_or(""),
-            ),
-            "text/html; charset=utf-8",
-        )
-    } else {
-        let json = serde_json::json!({"blocked": true, "reason": finding.reason, "request_id": id});
-        (format!("{json}\n"), "application/json")
+    let (body, ctype) = match html {
+        Some(template) => (page::render(template, face, id), "text/html; charset=utf-8"),
+        None => {
+            let mut json = serde_json::json!({"blocked": true, "reason": face.title, "request_id": id});
+            if let Some(s) = face.retry_after_s {
+                json["retry_after_s"] = s.into();
+            }
+            if face.banned {
+                json["banned"] = true.into();
+            }
+            (format!("{json}\n"), "application/json")
+        }
     };
     let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
-    *resp.status_mut() = status;
+    *resp.status_mut() = face.status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(X_AIWAF_REQUEST_ID, request_id.clone());
-    if let Some(s) = retry_after {
+    if let Some(s) = face.retry_after_s {
         h.insert(RETRY_AFTER, HeaderValue::from(s));
     }
     resp
-}
-
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for WafService<S>
@@ -465,21 +462,18 @@ where
                 waf.emit(meta.event(finding, action, mode));
             }
             if mode == Mode::Block && !verdict.is_allow() {
-                let finding = verdict.finding.as_ref().expect("a block always carries its finding");
-                let (status, retry) = match verdict.action {
-                    Action::RateLimit { retry_after_s } => {
-                        waf.inner.counters.add(Counter::RateLimited);
-                        (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s))
-                    }
-                    _ => {
-                        waf.inner.counters.add(Counter::Blocked);
-                        (StatusCode::FORBIDDEN, None)
-                    }
-                };
-                let resp = block_response(status, finding, &meta.request_id, wants_html, retry);
+                let face = page::face(&verdict, state_now);
+                if face.status == StatusCode::TOO_MANY_REQUESTS {
+                    waf.inner.counters.add(Counter::RateLimited);
+                } else {
+                    waf.inner.counters.add(Counter::Blocked);
+                }
+                let template = waf.inner.block_page.load();
+                let html = wants_html.then(|| template.as_deref().map_or(page::DEFAULT_TEMPLATE, String::as_str));
+                let resp = block_response(&face, &meta.request_id, html);
                 if logging {
                     let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-                    waf.emit(meta.log_entry(status.as_u16(), len, true, decided));
+                    waf.emit(meta.log_entry(face.status.as_u16(), len, true, decided));
                 }
                 return Ok(resp);
             }

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aiwaf_engine::config::is_browser_auto_path;
 use aiwaf_engine::model::TrainingInfo;
 use aiwaf_engine::path::tokens;
 use aiwaf_engine::{Detector, Engine, EngineConfig, Lists, Model, Observation, RequestContext, WafState};
@@ -201,6 +202,50 @@ pub struct Report {
     pub model_skipped: Option<String>,
     /// Wall time of each phase, in milliseconds.
     pub timings_ms: std::collections::BTreeMap<String, u64>,
+    /// Findings on addresses training never bans (loopback, trusted proxies), with why.
+    pub not_banned: Vec<String>,
+    /// Things the operator should know about the input (e.g. a log written behind a proxy).
+    pub warnings: Vec<String>,
+}
+
+/// The few most frequent clients of a stream, in O(1) memory (Misra–Gries): any client with
+/// more than 1/(K+1) of the rows is among them, its count a lower bound.
+#[derive(Debug, Default)]
+struct HeavyHitters {
+    slots: Vec<(IpAddr, u64)>,
+    total: u64,
+}
+
+impl HeavyHitters {
+    const K: usize = 8;
+
+    fn add(&mut self, ip: IpAddr) {
+        self.total += 1;
+        if let Some(s) = self.slots.iter_mut().find(|s| s.0 == ip) {
+            s.1 += 1;
+        } else if self.slots.len() < Self::K {
+            self.slots.push((ip, 1));
+        } else {
+            for s in &mut self.slots {
+                s.1 -= 1;
+            }
+            self.slots.retain(|s| s.1 > 0);
+        }
+    }
+
+    /// The client with the largest share, when it made at least `min_share` of at least
+    /// `min_rows` rows.
+    fn dominant(&self, min_share: f64, min_rows: u64) -> Option<(IpAddr, f64)> {
+        let (ip, n) = self.slots.iter().max_by_key(|s| s.1)?;
+        let share = *n as f64 / self.total.max(1) as f64;
+        (self.total >= min_rows && share >= min_share).then_some((*ip, share))
+    }
+}
+
+/// Whether a token can never be a keyword: numbers, hex and UUID fragments (`4c1d`, `5b8e` —
+/// from ids, not attacks).
+fn is_id_fragment(t: &str) -> bool {
+    t.bytes().all(|b| b.is_ascii_hexdigit()) && t.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// A run's result: the report, the model and what to store.
@@ -436,7 +481,9 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         report.timings_ms.insert(name.to_string(), clock.elapsed().as_millis() as u64);
     };
     let state = training_state(config, lists);
+    let mut heavy = HeavyHitters::default();
     replay(engine, &state, input, opts, Some(&mut report), &mut |s: Seen<'_>| {
+        heavy.add(s.ctx.client);
         if let Some(f) = &s.obs.features {
             seen_rows += 1;
             if sample.len() < opts.sample {
@@ -459,7 +506,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
                 at: s.ts,
             });
         }
-        if !s.ctx.exempt {
+        if !s.ctx.exempt && !is_browser_auto_path(&s.ctx.path.once) {
             let p = &s.ctx.path.once;
             if (200..400).contains(&s.status) {
                 if ok_paths.len() < PATH_CAP || ok_paths.contains(p) {
@@ -476,6 +523,14 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
     })?;
     report.feature_rows = seen_rows;
     report.clients = state.client_count();
+    if let Some((ip, share)) = heavy.dominant(0.5, 200) {
+        report.warnings.push(format!(
+            "one address ({ip}) made at least {:.0}% of the {} requests: this log is probably written behind a proxy. \
+             Add the proxy to server.trusted_proxies (its X-Forwarded-For then names the client) or train on the proxy's own log",
+            share * 100.0,
+            report.rows
+        ));
+    }
     drop(state);
     lap(&mut report, "1_replay");
 
@@ -551,6 +606,19 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         });
         model = Some(m);
     }
+    // Never a ban on loopback (health checks, the app's own calls) or on a trusted proxy (it
+    // speaks for every client behind it); nor are keywords learned from them.
+    bans.retain(|ip, b| {
+        let why = if ip.is_loopback() {
+            "loopback"
+        } else if engine.is_trusted_proxy(*ip) {
+            "a trusted proxy"
+        } else {
+            return true;
+        };
+        report.not_banned.push(format!("{ip} ({why}): {}", b.reason));
+        false
+    });
     // Keywords: tokens of the paths that banned clients failed on and that were never served,
     // minus every token of a served path (the site's own vocabulary), static keywords and
     // allowed words. A broken link that honest readers hit teaches nothing.
@@ -566,6 +634,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         for t in tokens(p) {
             if served_vocab.contains(t)
                 || t.chars().all(|c| c.is_ascii_digit())
+                || is_id_fragment(t)
                 || config.static_keywords.iter().any(|k| k == t)
                 || config.allowed_path_keywords.iter().any(|a| a.eq_ignore_ascii_case(t))
                 || !per_path.insert(t)

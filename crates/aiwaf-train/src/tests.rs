@@ -187,3 +187,37 @@ fn stored_request_log_input() {
     assert_eq!(out.report.bans_by_reason.get("not_found_flood"), Some(&1));
     assert_eq!(out.report.sources[0].source, "request log");
 }
+
+/// Issue 11: gunicorn behind the proxy logs every request from 127.0.0.1. Training saw one
+/// client, banned it (health checks then got 403) and learned `favicon`, `robots` and UUID
+/// fragments. Now loopback and trusted proxies are never banned, the operator is told the log
+/// is written behind a proxy, and browser paths and id fragments are never keywords.
+#[test]
+fn a_log_written_behind_a_proxy_bans_nobody_and_learns_no_site_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gunicorn.log");
+    let mut out = String::new();
+    let mut t = 0u32;
+    for k in 0..300u32 {
+        let order = format!("/orders/{:08x}-4c1d-5b8e-a716-4466554400{:02}/", k * 7919, k % 100);
+        for (path, status) in [
+            ("/", 200),
+            ("/favicon.ico", 404),
+            ("/robots.txt", 404),
+            ("/apple-touch-icon-precomposed.png", 404),
+            (order.as_str(), if k % 3 == 0 { 404 } else { 200 }),
+        ] {
+            t += 1;
+            out.push_str(&line("127.0.0.1", t / 4, "GET", path, status, " 0.004"));
+        }
+    }
+    std::fs::write(&p, out).unwrap();
+    let r = run(vec![p], &opts()).report;
+    assert!(r.bans.is_empty(), "{:?}", r.bans);
+    assert!(r.not_banned.iter().any(|n| n.starts_with("127.0.0.1 (loopback)")), "{:?}", r.not_banned);
+    assert!(r.warnings.iter().any(|w| w.contains("behind a proxy") && w.contains("127.0.0.1")), "{:?}", r.warnings);
+    let words: Vec<&str> = r.keywords.iter().map(|(k, _)| k.as_str()).collect();
+    for never in ["favicon", "robots", "apple", "touch", "precomposed", "4c1d", "5b8e", "a716"] {
+        assert!(!words.contains(&never), "learned {never}: {words:?}");
+    }
+}

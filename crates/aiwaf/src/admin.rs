@@ -323,7 +323,7 @@ async fn api_ban(State(a): State<Admin>, body: Bytes) -> Response {
 
 async fn api_unban(State(a): State<Admin>, Path(ip): Path<String>) -> Response {
     let Ok(addr) = ip.parse::<IpAddr>() else { return bad("ip", &format!("`{ip}` is not an IP address")) };
-    match a.inner.store.remove_ban(addr).await {
+    match a.inner.store.remove_ban(addr, now_ms()).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not banned", "field": "ip"}))).into_response(),
         Err(e) => internal(e),
@@ -351,9 +351,10 @@ async fn api_exempt(State(a): State<Admin>, body: Bytes) -> Response {
         Err(e) => return bad("ip", &e),
     };
     match a.inner.store.add_exemption(n, reason, now_ms()).await {
-        Ok(created) => {
+        Ok((created, lifted)) => {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            (status, axum::Json(json!({"ip": net, "reason": reason, "created": created}))).into_response()
+            let body = json!({"ip": net, "reason": reason, "created": created, "lifted_bans": lifted});
+            (status, axum::Json(body)).into_response()
         }
         Err(e) => internal(e),
     }

@@ -380,7 +380,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             }
             BlacklistCmd::Remove { ip } => {
                 let ip = parse_ip(&ip)?;
-                if store.remove_ban(ip).await? {
+                if store.remove_ban(ip, now).await? {
                     println!("Unbanned {ip}.");
                 } else {
                     println!("{ip} was not banned.");
@@ -408,10 +408,14 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             }
             ExemptCmd::Add { net, reason } => {
                 let n = parse_net(&net).map_err(anyhow::Error::msg)?;
-                if store.add_exemption(n, &reason, now).await? {
+                let (new, lifted) = store.add_exemption(n, &reason, now).await?;
+                if new {
                     println!("Exempted {n}.");
                 } else {
                     println!("{n} is already exempt.");
+                }
+                if !lifted.is_empty() {
+                    println!("Lifted {} ban(s): {}.", lifted.len(), lifted.join(", "));
                 }
             }
             ExemptCmd::Remove { net } => {

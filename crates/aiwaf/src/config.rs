@@ -132,6 +132,7 @@ struct ServerSection {
     max_connections_per_ip: Option<u32>,
     body_read_timeout: Option<DurationValue>,
     h2_max_concurrent_streams: Option<u32>,
+    block_page: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +300,8 @@ pub struct Config {
     pub exempt_ips: Vec<IpNet>,
     /// Proxy settings.
     pub proxy: ProxySettings,
+    /// `server.block_page`: the HTML shown to blocked browsers (read at start).
+    pub block_page: Option<String>,
     /// `logging.requests` / `AIWAF_MIDDLEWARE_LOGGING` (the stored switch wins once set).
     pub request_logging: bool,
     /// `logging.access_log` / `AIWAF_ACCESS_LOG`.
@@ -339,7 +342,7 @@ impl Default for Config {
                 connect_timeout: Duration::from_secs(5),
                 header_read_timeout: Duration::from_secs(30),
                 max_header_bytes: 64 * 1024,
-                max_body_bytes: 10 * 1024 * 1024,
+                max_body_bytes: 100 * 1024 * 1024,
                 shutdown_grace: Duration::from_secs(10),
                 threads: None,
                 max_connections: 10_000,
@@ -347,6 +350,7 @@ impl Default for Config {
                 body_read_timeout: Duration::from_secs(30),
                 h2_max_concurrent_streams: 128,
             },
+            block_page: None,
             request_logging: false,
             access_log: None,
             model_path: None,
@@ -525,6 +529,17 @@ impl Config {
         }
         if let Some(v) = s.h2_max_concurrent_streams {
             self.proxy.h2_max_concurrent_streams = v;
+        }
+        if let Some(p) = s.block_page {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("server.block_page: cannot read `{}`", p.display()))?;
+            if !text.contains("{{request_id}}") {
+                bail!(
+                    "server.block_page: `{}` has no {{{{request_id}}}} placeholder (people need it to report a mistake)",
+                    p.display()
+                );
+            }
+            self.block_page = Some(text);
         }
         if let Some(v) = s.threads {
             self.proxy.threads = Some(v);

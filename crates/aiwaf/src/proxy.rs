@@ -88,12 +88,37 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-fn error_response(status: StatusCode, error: &str, detail: &str) -> Response<ProxyBody> {
-    let body = serde_json::json!({"error": error, "detail": detail});
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{body}\n")))));
+/// An error of ours: a small page for browsers (as nginx answers), JSON for everyone else.
+fn error_response(status: StatusCode, error: &str, detail: &str, html: bool) -> Response<ProxyBody> {
+    let (body, ctype) = if html {
+        let title = status.canonical_reason().unwrap_or("Error");
+        let page = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title>\
+             <style>body{{font:16px/1.5 system-ui,sans-serif;background:#f5f6f8;color:#1f2430}}\
+             main{{max-width:34rem;margin:12vh auto;padding:2rem;background:#fff;border-radius:12px}}</style></head>\
+             <body><main><h1>{code} {title}</h1><p>{detail}.</p></main></body></html>\n",
+            code = status.as_u16(),
+            detail = human_detail(error),
+        );
+        (page, "text/html; charset=utf-8")
+    } else {
+        (format!("{}\n", serde_json::json!({"error": error, "detail": detail})), "application/json")
+    };
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
+}
+
+/// What a person is told (no upstream addresses or internals on a page).
+fn human_detail(error: &str) -> &'static str {
+    match error {
+        "payload_too_large" => "The file or form you sent is larger than this site accepts",
+        "request_timeout" => "Your browser stopped sending the request before it was complete",
+        "gateway_timeout" => "The site did not answer in time; please try again shortly",
+        "bad_request" => "The request could not be understood",
+        _ => "The site is temporarily unreachable; please try again shortly",
+    }
 }
 
 impl ProxyService {
@@ -122,12 +147,15 @@ impl ProxyService {
 
     async fn forward(self, req: Request<Incoming>) -> Response<ProxyBody> {
         let s = &self.inner.settings;
+        let html =
+            req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
         let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > s.max_body_bytes) {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "request body exceeds server.max_body_bytes",
+                html,
             );
         }
         let (mut parts, body) = req.into_parts();
@@ -141,7 +169,7 @@ impl ProxyService {
             .path_and_query(target)
             .build();
         let Ok(uri) = uri else {
-            return error_response(StatusCode::BAD_REQUEST, "bad_request", "request target cannot be forwarded");
+            return error_response(StatusCode::BAD_REQUEST, "bad_request", "request target cannot be forwarded", html);
         };
         if !parts.headers.contains_key(header::HOST)
             && let Some(a) = parts.uri.authority()
@@ -201,6 +229,7 @@ impl ProxyService {
                         StatusCode::REQUEST_TIMEOUT,
                         "request_timeout",
                         "the request body paused longer than server.body_read_timeout",
+                        html,
                     );
                 }
                 if caused_by_limit(&e) {
@@ -208,6 +237,7 @@ impl ProxyService {
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "payload_too_large",
                         "request body exceeds server.max_body_bytes",
+                        html,
                     );
                 }
                 tracing::warn!(error = %describe(&e), upstream = %self.inner.authority, "Upstream request failed.");
@@ -215,11 +245,12 @@ impl ProxyService {
                     StatusCode::BAD_GATEWAY,
                     "bad_gateway",
                     &format!("upstream unreachable: {}", describe(&e)),
+                    html,
                 )
             }
             Err(_) => {
                 tracing::warn!(upstream = %self.inner.authority, "Upstream timed out.");
-                error_response(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream did not answer in time")
+                error_response(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream did not answer in time", html)
             }
         }
     }

@@ -261,6 +261,16 @@ pub fn summary(r: &serde_json::Value) -> String {
     if r["dry_run"].as_bool().unwrap_or(false) {
         s += " (dry run: nothing written)";
     }
+    if let Some(a) = r["not_banned"].as_array().filter(|a| !a.is_empty()) {
+        for x in a {
+            s += &format!("\n  not banned: {}", x.as_str().unwrap_or(""));
+        }
+    }
+    if let Some(a) = r["warnings"].as_array().filter(|a| !a.is_empty()) {
+        for x in a {
+            s += &format!("\n  warning: {}", x.as_str().unwrap_or(""));
+        }
+    }
     if let Some(samples) = r["skipped_samples"].as_array().filter(|a| !a.is_empty()) {
         for x in samples {
             s += &format!(

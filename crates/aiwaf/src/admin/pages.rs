@@ -320,7 +320,7 @@ async fn blacklist_remove(State(a): State<Admin>, h: HeaderMap, Form(f): Form<Pa
         return r;
     }
     if let Some(ip) = f.get("ip").and_then(|s| s.parse().ok()) {
-        let _ = a.inner.store.remove_ban(ip).await;
+        let _ = a.inner.store.remove_ban(ip, now_ms()).await;
     }
     to("/blacklist")
 }

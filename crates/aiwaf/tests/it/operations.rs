@@ -19,6 +19,10 @@ async fn block_response_format_and_the_why() {
     assert_eq!(r.status, 403);
     assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(r.text().contains(r.headers["x-aiwaf-request-id"].to_str().unwrap()));
+    // The page says how long the ban lasts, and nothing an attacker could tune to.
+    assert!(r.text().contains("The block ends in about 15 minutes"), "{}", r.text());
+    assert!(!r.text().contains(".env") && !r.text().to_lowercase().contains("keyword"), "{}", r.text());
+    assert_eq!(r.headers["retry-after"], "900");
     // "Why was I blocked?" — answered from the request id alone.
     eventually(Duration::from_secs(2), async || !events(&p, &["--request-id", &id]).is_empty()).await.unwrap();
     let ev = &events(&p, &["--request-id", &id])[0];
@@ -211,4 +215,40 @@ fn diagnose_reports_and_fails_on_problems() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Issue 11: the block page is the operator's own template; an upload over the limit gets a page
+/// in a browser (as nginx answers), JSON for API clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_page_template_and_413_page() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("blocked.html");
+    std::fs::write(&tpl, "<html><h1>Nope: {{title}}</h1><p>{{retry}}</p><small>{{request_id}}</small></html>").unwrap();
+    let config = format!("[server]\nblock_page = \"{}\"\nmax_body_bytes = 1000\n", tpl.display());
+    let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
+    let browser = [("accept", "text/html,application/xhtml+xml")];
+    let r = send_from("127.0.36.1", p.addr, "GET", "/.env", &browser, Bytes::new()).await;
+    assert_eq!(r.status, 403);
+    let id = r.headers["x-aiwaf-request-id"].to_str().unwrap();
+    assert_eq!(
+        r.text(),
+        format!(
+            "<html><h1>Nope: Access blocked</h1><p>The block ends in about 15 minutes.</p><small>{id}</small></html>"
+        )
+    );
+    let r = send_from("127.0.36.2", p.addr, "POST", "/upload", &browser, Bytes::from(vec![b'x'; 5000])).await;
+    assert_eq!(r.status, 413);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().contains("larger than this site accepts"), "{}", r.text());
+    let r = send_from("127.0.36.3", p.addr, "POST", "/upload", &[], Bytes::from(vec![b'x'; 5000])).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (413, Some("payload_too_large")));
+    // A template without the request id refuses to start, naming the key.
+    std::fs::write(&tpl, "<html>blocked</html>").unwrap();
+    let conf = dir.path().join("c.toml");
+    std::fs::write(&conf, format!("[server]\nblock_page = \"{}\"\n", tpl.display())).unwrap();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"];
+    let (code, _, err) = cli_in(dir.path(), Some(&conf), &args);
+    assert_ne!(code, 0);
+    assert!(err.contains("server.block_page"), "{err}");
 }

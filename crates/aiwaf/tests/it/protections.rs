@@ -160,7 +160,11 @@ async fn blacklist_blocks_at_once_and_ttl_expires() {
     let hits = up.hits();
     let r = get("127.0.2.1", p.addr, "/anything").await;
     assert_eq!(r.status, 403);
-    assert!(r.json()["reason"].as_str().unwrap().contains("abuse report"));
+    // The client learns it is banned and for how long, not the operator's note.
+    let j = r.json();
+    assert_eq!((j["banned"].as_bool(), j["reason"].as_str()), (Some(true), Some("Access blocked")), "{j}");
+    assert!(!r.text().contains("abuse report"));
+    assert!(r.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() <= 2);
     assert_eq!(up.hits(), hits, "a blocked request must not reach the upstream");
     let b = &blacklist(&p)[0];
     assert_eq!(b["reason"], "abuse report");
