@@ -28,6 +28,8 @@ fn bench(c: &mut Criterion) {
                 accept: Some("text/html"),
                 sec_fetch_dest: None,
                 referer: None,
+                query: None,
+                headers: &[],
                 host: None,
             };
             let now = 1_700_000_000_000 + n * 10;
@@ -56,6 +58,8 @@ fn bench_new_clients(c: &mut Criterion) {
                 accept: Some("text/html"),
                 sec_fetch_dest: None,
                 referer: None,
+                query: None,
+                headers: &[],
                 host: None,
             };
             let now = 1_700_000_000_000 + n;
@@ -87,6 +91,8 @@ fn bench_pool(c: &mut Criterion) {
                 accept: Some("text/html"),
                 sec_fetch_dest: None,
                 referer: None,
+                query: None,
+                headers: &[],
                 host: None,
             };
             let now = 1_700_000_000_000 + n * 30 / 1000;

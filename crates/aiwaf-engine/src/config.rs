@@ -157,6 +157,13 @@ pub struct EngineConfig {
     pub client_capacity: u64,
     /// Maximum number of upstream-confirmed paths kept in memory (100 000).
     pub known_path_capacity: u64,
+    /// Payload inspection: targets, decoding, detectors, paranoia, threshold, exclusions.
+    pub payload: aiwaf_payload::PayloadConfig,
+    /// Blocked payload requests from one client within `payload_ban_window_ms` that ban it (3):
+    /// one false positive is a blocked request, never a ban.
+    pub payload_ban_hits: u32,
+    /// Window for counting blocked payload requests (10 min).
+    pub payload_ban_window_ms: u64,
     /// Anomalous requests (with attack signs) within `anomaly_window_ms` that ban a client (3).
     pub anomaly_min_hits: u32,
     /// Window for counting anomalous requests (60 s).
@@ -202,6 +209,9 @@ impl Default for EngineConfig {
             offence_memory_ms: 30 * 24 * HOUR,
             client_capacity: 100_000,
             known_path_capacity: 100_000,
+            payload: aiwaf_payload::PayloadConfig::default(),
+            payload_ban_hits: 3,
+            payload_ban_window_ms: 10 * MINUTE,
             anomaly_min_hits: 3,
             anomaly_window_ms: 60 * SECOND,
             anomaly_min_404: 3,
@@ -237,6 +247,10 @@ impl EngineConfig {
         }
         if self.ban_durations.is_empty() {
             return Err("bans.durations must name at least one duration".into());
+        }
+        self.payload.validate()?;
+        if self.payload_ban_hits == 0 {
+            return Err("payload.ban_hits must be at least 1".into());
         }
         if self.honeypot_min_hits == 0 {
             return Err("honeypot.min_hits must be at least 1".into());

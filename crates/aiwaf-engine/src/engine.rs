@@ -31,6 +31,11 @@ pub struct RequestInfo<'a> {
     pub referer: Option<&'a str>,
     /// `Host` (or the `:authority`), to tell a same-site `Referer`.
     pub host: Option<&'a str>,
+    /// The query string (without `?`).
+    pub query: Option<&'a str>,
+    /// Every request header, name and raw value, for payload inspection (may be empty when
+    /// payload inspection is off: see [`Engine::wants_headers`]).
+    pub headers: &'a [(&'a str, &'a [u8])],
 }
 
 /// What the response phase needs to remember about a request.
@@ -47,6 +52,10 @@ pub struct RequestContext {
     /// The client's state as the request phase found it, so the response phase does not look
     /// it up again (one client-table lookup per request).
     slot: Option<ClientSlot>,
+    /// Payload findings so far (request-headers and request-body phases); only when any.
+    pub payload: Option<Box<aiwaf_payload::Report>>,
+    /// The request carries a body the body phase should inspect ([`Engine::inspect_body`]).
+    pub wants_body: bool,
 }
 
 /// Result of the request phase.
@@ -82,6 +91,7 @@ pub struct Engine {
     exempt_paths: ExemptPaths,
     extensions: Vec<String>,
     asset_extensions: Vec<String>,
+    payload: Option<aiwaf_payload::Inspector>,
 }
 
 fn secs(ms: u64) -> f64 {
@@ -114,7 +124,9 @@ impl Engine {
             ExemptPaths::new(builtin.iter().copied().chain(config.exempt_paths.iter().map(String::as_str)));
         let extensions = config.file_extensions.iter().map(|e| e.to_lowercase()).collect();
         let asset_extensions = config.asset_extensions.iter().map(|e| e.to_lowercase()).collect();
-        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions, asset_extensions })
+        let payload =
+            if config.payload.enabled { Some(aiwaf_payload::Inspector::new(config.payload.clone())?) } else { None };
+        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions, asset_extensions, payload })
     }
 
     /// The settings.
@@ -150,7 +162,15 @@ impl Engine {
         let exempt = self.exempt_ips.contains(client)
             || lists.exemptions.contains(client)
             || self.exempt_paths.matches(&path.once);
-        RequestContext { client: self.client_key(client), path, exempt, raw_path_len: raw_path.len(), slot: None }
+        RequestContext {
+            client: self.client_key(client),
+            path,
+            exempt,
+            raw_path_len: raw_path.len(),
+            slot: None,
+            payload: None,
+            wants_body: false,
+        }
     }
 
     /// Whether a normalised path is exempt.
@@ -191,6 +211,8 @@ impl Engine {
             exempt: ip_exempt || path_exempt,
             raw_path_len: req.path.len(),
             slot: None,
+            payload: None,
+            wants_body: false,
         };
         if ip_exempt || mode == Mode::Off {
             return Inspection { verdict: Verdict::ALLOW, context };
@@ -216,8 +238,22 @@ impl Engine {
             };
             return Inspection { verdict, context };
         }
+        // Payload inspection of the request line and headers. It runs on exempt paths too
+        // (a login form is where SQL injection is tried); exclusions are per route and target.
+        context.payload = self.inspect_payload_head(req);
+        context.wants_body = self.wants_body(req);
         if path_exempt {
-            return Inspection { verdict: Verdict::ALLOW, context };
+            // The path itself is exempt (no hidden-file or traversal verdict on it); what the
+            // request carries in its query, headers and body is still inspected.
+            if let Some(r) = context.payload.take() {
+                let mut kept = aiwaf_payload::Report::default();
+                for f in r.findings.into_iter().filter(|f| f.location != aiwaf_payload::Location::Path) {
+                    kept.push(f);
+                }
+                context.payload = (!kept.is_clean()).then(|| Box::new(kept));
+            }
+            let verdict = self.payload_verdict(state, mode, &mut context, now).unwrap_or(Verdict::ALLOW);
+            return Inspection { verdict, context };
         }
 
         // Browser auto-requests (favicon, robots.txt, …) and a page's sub-resources are not
@@ -250,6 +286,10 @@ impl Engine {
             let verdict = Verdict { action: Action::Block, finding: Some(finding), ban };
             return Inspection { verdict, context };
         }
+        let payload = self.payload_verdict(state, mode, &mut context, now);
+        if let Some(v) = payload.as_ref().filter(|v| !v.is_allow()) {
+            return Inspection { verdict: v.clone(), context };
+        }
         if let Some((retry_after_s, finding)) = rate.limited {
             let verdict = Verdict { action: Action::RateLimit { retry_after_s }, finding: Some(finding), ban: None };
             return Inspection { verdict, context };
@@ -262,6 +302,118 @@ impl Engine {
             };
         }
         Inspection { verdict: Verdict::ALLOW, context }
+    }
+
+    /// Whether the layer should hand the request's headers to the engine (payload inspection on).
+    pub fn wants_headers(&self) -> bool {
+        self.payload.is_some()
+    }
+
+    /// The payload settings in force.
+    pub fn payload_config(&self) -> Option<&aiwaf_payload::PayloadConfig> {
+        self.payload.as_ref().map(|p| p.config())
+    }
+
+    fn inspect_payload_head(&self, req: &RequestInfo<'_>) -> Option<Box<aiwaf_payload::Report>> {
+        let insp = self.payload.as_ref()?;
+        let mut report = aiwaf_payload::Report::default();
+        let head =
+            aiwaf_payload::HeadParts { method: req.method, path: req.path, query: req.query, headers: req.headers };
+        insp.inspect_head(&head, &mut report);
+        (!report.is_clean()).then(|| Box::new(report))
+    }
+
+    /// Whether a request carries a body worth inspecting: a method with a body, and a content
+    /// type that is text (forms, multipart fields, JSON, XML, text) or none at all. Uploads of
+    /// images, archives and other binary types stream through uninspected.
+    pub fn wants_body(&self, req: &RequestInfo<'_>) -> bool {
+        if self.payload.is_none() || matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE") {
+            return false;
+        }
+        let Some(ct) = req.content_type else { return true };
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        mime.is_empty()
+            || mime.starts_with("text/")
+            || matches!(
+                mime.as_str(),
+                "application/x-www-form-urlencoded"
+                    | "multipart/form-data"
+                    | "multipart/mixed"
+                    | "application/json"
+                    | "application/xml"
+                    | "application/graphql"
+                    | "application/javascript"
+                    | "application/x-ndjson"
+            )
+            || mime.ends_with("+json")
+            || mime.ends_with("+xml")
+    }
+
+    /// Request-body phase: inspects the first bytes of the body (`truncated`: it was longer)
+    /// together with what the headers phase found. `path` is the raw request path.
+    #[allow(clippy::too_many_arguments)] // The facts of one body.
+    pub fn inspect_body(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        ctx: &mut RequestContext,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        truncated: bool,
+        now: u64,
+    ) -> Verdict {
+        let Some(insp) = &self.payload else { return Verdict::ALLOW };
+        if mode == Mode::Off || !ctx.wants_body {
+            return Verdict::ALLOW;
+        }
+        ctx.wants_body = false;
+        let mut report = ctx.payload.take().unwrap_or_default();
+        insp.inspect_body(path, content_type, body, truncated, &mut report);
+        ctx.payload = (!report.is_clean()).then_some(report);
+        self.payload_verdict(state, mode, ctx, now).unwrap_or(Verdict::ALLOW)
+    }
+
+    /// The verdict on the payload findings so far: a block when the score reaches the
+    /// threshold (a ban when the client keeps sending them), a flag when there are findings
+    /// below it, nothing when clean. While a body is still to come, only a block is decided.
+    fn payload_verdict(&self, state: &WafState, mode: Mode, ctx: &mut RequestContext, now: u64) -> Option<Verdict> {
+        let report = ctx.payload.as_ref()?;
+        let cfg = self.payload.as_ref()?.config();
+        let blocks = report.should_block(cfg);
+        if !blocks && ctx.wants_body {
+            return None;
+        }
+        let mut evidence = report.to_json();
+        evidence["threshold"] = cfg.threshold.into();
+        evidence["paranoia"] = cfg.paranoia.into();
+        let finding =
+            Finding { detector: Detector::Payload, reason: format!("Payload: {}", report.summary()), evidence };
+        if !blocks {
+            return Some(Verdict { action: Action::Allow, finding: Some(finding), ban: None });
+        }
+        // Repeat senders are banned; one false positive is a blocked request, never a ban.
+        let c = &self.config;
+        let hits = {
+            let client = ctx.slot.get_or_insert_with(|| state.client(ctx.client));
+            let mut cs = client.lock();
+            push_window(&mut cs.payload_hits, now, now, c.payload_ban_window_ms, c.payload_ban_hits as usize, |t| *t);
+            let n = cs.payload_hits.len() as u32;
+            if n >= c.payload_ban_hits {
+                cs.payload_hits.clear();
+            }
+            n
+        };
+        let ban = if hits >= c.payload_ban_hits {
+            let f = Finding {
+                reason: format!("{} ({hits} payload blocks within {}s)", finding.reason, secs(c.payload_ban_window_ms)),
+                ..finding.clone()
+            };
+            self.ban(state, mode, ctx.client, &f, now)
+        } else {
+            None
+        };
+        Some(Verdict { action: Action::Block, finding: Some(finding), ban })
     }
 
     /// What the per-client request windows need to know about a request (for shared state).
@@ -503,11 +655,13 @@ impl Engine {
         }
         // A request without attack signs can never count towards a ban, so it is not scored
         // (most traffic; the forest walk is the costliest step of the response phase).
-        if let Some(m) = model.as_ref().filter(|_| c.attack_signs(&features)) {
+        // A payload finding is an attack sign too.
+        let signs = c.attack_signs(&features) || ctx.payload.as_ref().is_some_and(|r| r.score > 0);
+        if let Some(m) = model.as_ref().filter(|_| signs) {
             let score = m.score(&features);
             out.score = Some(score);
             if finding.is_none() {
-                finding = self.anomaly_rule(&mut cs, &ctx.path.once, &features, score, m.threshold(), now);
+                finding = self.anomaly_rule(&mut cs, &ctx.path.once, &features, score, m.threshold(), signs, now);
             }
         }
         drop(cs);
@@ -520,6 +674,7 @@ impl Engine {
 
     /// The live anomaly rule: an anomalous request with attack signs counts; enough of them
     /// within the window make a finding.
+    #[allow(clippy::too_many_arguments)] // The facts of one scored request.
     fn anomaly_rule(
         &self,
         cs: &mut ClientState,
@@ -527,10 +682,11 @@ impl Engine {
         features: &crate::features::Features,
         score: f64,
         threshold: f64,
+        signs: bool,
         now: u64,
     ) -> Option<Finding> {
         let c = &self.config;
-        if score <= threshold || !c.attack_signs(features) {
+        if score <= threshold || !signs {
             return None;
         }
         push_window(&mut cs.anomalies, now, now, c.anomaly_window_ms, c.anomaly_min_hits as usize, |t| *t);
@@ -568,7 +724,8 @@ impl Engine {
     ) -> Option<Finding> {
         let cs = state.client(self.client_key(client));
         let mut cs = cs.lock();
-        self.anomaly_rule(&mut cs, path, features, score, threshold, now)
+        let signs = self.config.attack_signs(features);
+        self.anomaly_rule(&mut cs, path, features, score, threshold, signs, now)
     }
 
     fn keyword(&self, state: &WafState, lists: &crate::state::Lists, path: &NormalizedPath) -> Option<Finding> {

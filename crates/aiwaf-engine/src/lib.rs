@@ -20,6 +20,7 @@ pub mod state;
 pub mod verdict;
 mod window;
 
+pub use aiwaf_payload as payload;
 pub use config::{EngineConfig, Mode};
 pub use engine::{
     Engine, Inspection, Observation, RequestContext, RequestInfo, RequestWindows, ResponseQuery, ResponseWindows,

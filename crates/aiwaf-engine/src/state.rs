@@ -118,6 +118,8 @@ pub struct ClientState {
     pub(crate) page_gets: smallvec::SmallVec<[(u64, u64); 4]>,
     /// Times of honeypot signals.
     pub(crate) honeypot_hits: VecDeque<u64>,
+    /// Times of blocked payload requests.
+    pub(crate) payload_hits: VecDeque<u64>,
 }
 
 /// Page GETs remembered per client for the honeypot.

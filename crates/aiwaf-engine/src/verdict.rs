@@ -27,6 +27,9 @@ pub enum Detector {
     ExtensionProbe,
     /// The anomaly model, with attack signs.
     Anomaly,
+    /// Payload inspection (SQL injection, XSS, traversal, command injection, …) scored over
+    /// the request's query, body, headers and cookies.
+    Payload,
     /// Added by an operator.
     Manual,
 }
@@ -44,6 +47,7 @@ impl Detector {
             Detector::NotFoundFlood => "not_found_flood",
             Detector::ExtensionProbe => "extension_probe",
             Detector::Anomaly => "anomaly",
+            Detector::Payload => "payload",
             Detector::Manual => "manual",
         }
     }

@@ -102,7 +102,7 @@ async fn exemptions(store: Store) {
     assert!(lists.exemptions.contains(ip("2001:db8::99")));
     assert!(store.add_ban(ip("10.9.9.9"), "x", None, T0).await.is_err());
     assert!(store.remove_exemption(parse_net("10.0.0.0/8").unwrap()).await.unwrap());
-    assert_eq!(store.exemptions().await.unwrap().len(), 1);
+    assert_eq!(store.exemptions().await.unwrap().len(), 2);
 }
 
 #[tokio::test]

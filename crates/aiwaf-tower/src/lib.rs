@@ -13,11 +13,10 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aiwaf_engine::{Action, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
+use aiwaf_engine::{Action, Detector, Engine, Event, Finding, Mode, Record, RequestEntry, RequestInfo, WafState};
 use bytes::Bytes;
 use http::header::{
     ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, REFERER, RETRY_AFTER, USER_AGENT,
@@ -70,6 +69,8 @@ struct Inner {
     client_ip_header: HeaderName,
     /// The operator's block-page template (`None`: [`page::DEFAULT_TEMPLATE`]).
     block_page: arc_swap::ArcSwapOption<String>,
+    /// Longest pause allowed while the body phase reads a body.
+    body_read_timeout_ms: AtomicU64,
 }
 
 /// The running WAF: engine, in-memory state, mode and the storage channel. Cheap to clone.
@@ -112,6 +113,7 @@ impl Waf {
                 id_prefix: (seed ^ (seed >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) as u32,
                 client_ip_header,
                 block_page: arc_swap::ArcSwapOption::empty(),
+                body_read_timeout_ms: AtomicU64::new(30_000),
             }),
         }
     }
@@ -135,6 +137,11 @@ impl Waf {
     /// placeholders); `None` restores the default.
     pub fn set_block_page(&self, template: Option<String>) {
         self.inner.block_page.store(template.map(Arc::new));
+    }
+
+    /// Sets the longest pause allowed while the body phase reads a request body (30 s).
+    pub fn set_body_read_timeout(&self, d: std::time::Duration) {
+        self.inner.body_read_timeout_ms.store(d.as_millis().clamp(1, u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
     /// Turns the request log on or off.
@@ -236,6 +243,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 struct SeenHeaders<'a> {
     /// Values of the configured client-address header.
     client_ip: SmallVec<[&'a str; 2]>,
+    /// Every header (name, raw value), when payload inspection wants them.
+    all: SmallVec<[(&'a str, &'a [u8]); 16]>,
     content_type: Option<&'a str>,
     accept: Option<&'a str>,
     sec_fetch_dest: Option<&'a str>,
@@ -245,9 +254,12 @@ struct SeenHeaders<'a> {
 }
 
 impl<'a> SeenHeaders<'a> {
-    fn scan(h: &'a HeaderMap, client_ip_header: &HeaderName) -> SeenHeaders<'a> {
+    fn scan(h: &'a HeaderMap, client_ip_header: &HeaderName, all: bool) -> SeenHeaders<'a> {
         let mut s = SeenHeaders::default();
         for (name, value) in h {
+            if all {
+                s.all.push((name.as_str(), value.as_bytes()));
+            }
             let Ok(v) = value.to_str() else { continue };
             let first = |slot: &mut Option<&'a str>| {
                 slot.get_or_insert(v);
@@ -332,7 +344,7 @@ impl Meta {
     }
 }
 
-fn block_response<B>(face: &page::Face, request_id: &HeaderValue, html: Option<&str>) -> Response<WafBody<B>> {
+fn block_response(face: &page::Face, request_id: &HeaderValue, html: Option<&str>) -> Response<Full<Bytes>> {
     let id = request_id.to_str().unwrap_or_default();
     let (body, ctype) = match html {
         Some(template) => (page::render(template, face, id), "text/html; charset=utf-8"),
@@ -347,7 +359,7 @@ fn block_response<B>(face: &page::Face, request_id: &HeaderValue, html: Option<&
             (format!("{json}\n"), "application/json")
         }
     };
-    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = face.status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -359,201 +371,14 @@ fn block_response<B>(face: &page::Face, request_id: &HeaderValue, html: Option<&
     resp
 }
 
-impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for WafService<S>
-where
-    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqB: Send + 'static,
-    ResB: Send + 'static,
-{
-    type Response = Response<WafBody<ResB>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        // The clone may not be ready; call the instance that was polled (tower's usual dance).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let waf = self.waf.clone();
-        let mode = waf.mode();
-        waf.inner.counters.add(Counter::Requests);
-        if mode == Mode::Off {
-            return Box::pin(async move { Ok(inner.call(req).await?.map(Either::Right)) });
-        }
-        let peer = (self.peer)(req.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        // Everything else happens in the future, which owns the request: the engine's view of
-        // it borrows the request's own strings, even across a wait on shared state.
-        Box::pin(async move {
-            let engine = waf.engine();
-            // Two clock reads here and one after the upstream answers serve every measure.
-            let started = Instant::now();
-            let state_now = now_ms();
-            let seen = SeenHeaders::scan(req.headers(), &waf.inner.client_ip_header);
-            let client = if engine.trusts_proxies() {
-                engine.client_ip(peer, &seen.client_ip)
-            } else {
-                aiwaf_engine::ip::canonical(peer)
-            };
-            let info = RequestInfo {
-                client,
-                method: req.method().as_str(),
-                path: req.uri().path(),
-                content_type: seen.content_type,
-                accept: seen.accept,
-                sec_fetch_dest: seen.sec_fetch_dest,
-                referer: seen.referer,
-                host: seen.host.or_else(|| req.uri().authority().map(|a| a.as_str())),
-            };
-            let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
-            let logging = waf.request_logging();
-            let meta = Meta {
-                request_id: waf.next_request_id(),
-                client,
-                method: req.method().clone(),
-                path_and_query: req.uri().path_and_query().cloned(),
-                user_agent: if logging { seen.user_agent.unwrap_or("").to_string() } else { String::new() },
-                referer: if logging { seen.referer.unwrap_or("").to_string() } else { String::new() },
-                ts: state_now,
-                started,
-            };
-            drop(seen);
-            let mut shared_windows = None;
-            if let Some(shared) = &waf.inner.shared
-                && engine.needs_windows(waf.state(), mode, &info, state_now)
-            {
-                match shared
-                    .redis
-                    .request_windows(engine.client_key(client), &engine.window_query(&info), state_now)
-                    .await
-                {
-                    Ok(w) => shared_windows = Some(w),
-                    Err(_) if shared.fail_open => {}
-                    Err(_) => return Ok(unavailable(&meta.request_id)),
-                }
-            }
-            // The decision's time excludes a wait on shared state.
-            let decide = if shared_windows.is_some() { Instant::now() } else { started };
-            let inspection = engine.inspect_with(waf.state(), mode, &info, state_now, shared_windows);
-            let decided = Instant::now();
-            waf.inner.counters.observe(Histogram::Decision, (decided - decide).as_secs_f64());
-
-            let verdict = inspection.verdict;
-            if let Some(ban) = &verdict.ban {
-                waf.inner.counters.add(Counter::Bans);
-                tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
-                waf.emit(Record::Ban(ban.clone()));
-            }
-            if let Some(finding) = &verdict.finding {
-                waf.inner.counters.finding(finding.detector);
-                let action = match (mode, verdict.action, verdict.ban.is_some()) {
-                    (_, Action::Allow, _) => "flag",
-                    (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
-                    (Mode::Block, _, true) => "ban",
-                    (Mode::Block, _, false) => "block",
-                    (_, Action::RateLimit { .. }, _) => "would_rate_limit",
-                    (_, _, _) if finding.detector == aiwaf_engine::Detector::Blacklist => "would_block",
-                    _ => "would_ban",
-                };
-                waf.emit(meta.event(finding, action, mode));
-            }
-            if mode == Mode::Block && !verdict.is_allow() {
-                let face = page::face(&verdict, state_now);
-                if face.status == StatusCode::TOO_MANY_REQUESTS {
-                    waf.inner.counters.add(Counter::RateLimited);
-                } else {
-                    waf.inner.counters.add(Counter::Blocked);
-                }
-                let template = waf.inner.block_page.load();
-                let html = wants_html.then(|| template.as_deref().map_or(page::DEFAULT_TEMPLATE, String::as_str));
-                let resp = block_response(&face, &meta.request_id, html);
-                if logging {
-                    let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-                    waf.emit(meta.log_entry(face.status.as_u16(), len, true, decided));
-                }
-                return Ok(resp);
-            }
-            if mode == Mode::Detect && !verdict.is_allow() {
-                waf.inner.counters.add(Counter::WouldBlock);
-            }
-
-            req.headers_mut().insert(X_AIWAF_REQUEST_ID, meta.request_id.clone());
-            let context = inspection.context;
-            let is_get = req.method() == http::Method::GET;
-            let mut resp = inner.call(req).await?;
-            let answered = Instant::now();
-            waf.inner.counters.observe(Histogram::Upstream, (answered - decided).as_secs_f64());
-            let status = resp.status().as_u16();
-            if is_get
-                && (200..300).contains(&status)
-                && resp
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
-            {
-                engine.note_html_page(waf.state(), &context);
-            }
-            let elapsed = answered - started;
-            let now = state_now + elapsed.as_millis() as u64;
-            let mut shared_windows = None;
-            if let Some(shared) = &waf.inner.shared
-                && let Some(q) = engine.response_query(&context, status)
-            {
-                let c = engine.config();
-                let w = shared
-                    .redis
-                    .response_windows(
-                        context.client,
-                        &q,
-                        c.window_ms,
-                        c.not_found_threshold,
-                        c.extension_threshold,
-                        c.uuid_window_ms,
-                        c.uuid_threshold,
-                        now,
-                    )
-                    .await;
-                // On failure the local windows count instead (the answer is already on its way).
-                shared_windows = w.ok();
-            }
-            let obs =
-                engine.observe_with(waf.state(), mode, &context, status, elapsed.as_secs_f64(), now, shared_windows);
-            if obs.new_known_path {
-                waf.emit(Record::KnownPath { path: context.path.once.clone(), at: now });
-            }
-            if let Some(score) = obs.score {
-                waf.inner.counters.observe(Histogram::AnomalyScore, score);
-            }
-            if let Some(finding) = &obs.finding {
-                waf.inner.counters.finding(finding.detector);
-                if let Some(ban) = &obs.ban {
-                    waf.inner.counters.add(Counter::Bans);
-                    tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
-                    waf.emit(Record::Ban(ban.clone()));
-                }
-                let action = if mode == Mode::Block { "ban" } else { "would_ban" };
-                waf.emit(meta.event(finding, action, mode));
-            }
-            if logging {
-                let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-                waf.emit(meta.log_entry(status, len, false, answered));
-            }
-            resp.headers_mut().insert(X_AIWAF_REQUEST_ID, meta.request_id.clone());
-            Ok(resp.map(Either::Right))
-        })
-    }
-}
+mod service;
+pub use service::RequestBody;
 
 /// 503 when shared state is unreachable and `on_backend_error = "closed"`.
-fn unavailable<B>(request_id: &HeaderValue) -> Response<WafBody<B>> {
+fn unavailable(request_id: &HeaderValue) -> Response<Full<Bytes>> {
     let id = request_id.to_str().unwrap_or_default();
     let body = serde_json::json!({"blocked": true, "reason": "shared state unavailable", "request_id": id});
-    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(format!("{body}\n")))));
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));

@@ -28,6 +28,7 @@ pub const DETECTORS: &[Detector] = &[
     Detector::NotFoundFlood,
     Detector::ExtensionProbe,
     Detector::Anomaly,
+    Detector::Payload,
     Detector::Manual,
 ];
 

@@ -10,12 +10,17 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::*;
 
-type Inner = tower::util::BoxCloneService<Request<()>, Response<Full<Bytes>>, Infallible>;
+type Body = http_body_util::Full<Bytes>;
+type Inner = tower::util::BoxCloneService<Request<RequestBody<Body>>, Response<Full<Bytes>>, Infallible>;
 
+/// The app behind the layer: 404 under `/missing`, otherwise 200 with the body it received
+/// (so tests see that the body phase passes the whole body on).
 fn inner() -> Inner {
-    tower::util::BoxCloneService::new(tower::service_fn(|req: Request<()>| async move {
+    tower::util::BoxCloneService::new(tower::service_fn(|req: Request<RequestBody<Body>>| async move {
         let status = if req.uri().path().starts_with("/missing") { 404 } else { 200 };
-        let mut r = Response::new(Full::new(Bytes::from_static(b"upstream")));
+        let got = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = if got.is_empty() { Bytes::from_static(b"upstream") } else { got };
+        let mut r = Response::new(Full::new(body));
         *r.status_mut() = StatusCode::from_u16(status).unwrap();
         Ok::<_, Infallible>(r)
     }))
@@ -29,13 +34,13 @@ fn setup(mode: Mode, f: impl FnOnce(&mut EngineConfig)) -> (WafService<Inner>, m
     (WafLayer::new(waf).layer(inner()), rx)
 }
 
-fn req(peer: &str, path: &str, accept: &str) -> Request<()> {
-    let mut r = Request::builder().uri(path).header("accept", accept).body(()).unwrap();
+fn req(peer: &str, path: &str, accept: &str) -> Request<Body> {
+    let mut r = Request::builder().uri(path).header("accept", accept).body(Body::default()).unwrap();
     r.extensions_mut().insert(PeerAddr(SocketAddr::new(peer.parse().unwrap(), 5555)));
     r
 }
 
-async fn send(svc: &mut WafService<Inner>, r: Request<()>) -> (u16, HeaderMap, String) {
+async fn send(svc: &mut WafService<Inner>, r: Request<Body>) -> (u16, HeaderMap, String) {
     let resp = svc.ready().await.unwrap().call(r).await.unwrap();
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -57,7 +62,7 @@ async fn blocks_with_json_or_html_and_records_why() {
     assert_eq!(status, 403);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["blocked"], true);
-    assert_eq!(json["reason"], "Keyword block: .env");
+    assert_eq!(json["reason"], "Access blocked");
     let id = headers[REQUEST_ID_HEADER].to_str().unwrap().to_string();
     assert_eq!(json["request_id"], id.as_str());
     let recs = drain(&mut rx);
@@ -67,7 +72,7 @@ async fn blocks_with_json_or_html_and_records_why() {
     let (status, headers, body) = send(&mut svc, req("10.0.0.1", "/", "text/html")).await;
     assert_eq!(status, 403);
     assert!(headers[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    assert!(body.contains("blocked by aiwaf"));
+    assert!(body.contains("Access blocked") && !body.contains(".env"));
     // Others pass, and get a request id too.
     let (status, headers, body) = send(&mut svc, req("10.0.0.2", "/", "*/*")).await;
     assert_eq!((status, body.as_str()), (200, "upstream"));
@@ -129,4 +134,51 @@ async fn full_channel_drops_and_counts_instead_of_waiting() {
         send(&mut svc, req("10.0.0.1", "/", "*/*")).await;
     }
     assert!(waf.dropped_records() >= 3);
+}
+
+fn post(peer: &str, path: &str, ctype: &str, body: &'static [u8]) -> Request<Body> {
+    let mut r = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", ctype)
+        .body(Body::new(Bytes::from_static(body)))
+        .unwrap();
+    r.extensions_mut().insert(PeerAddr(SocketAddr::new(peer.parse().unwrap(), 5555)));
+    r
+}
+
+/// Issue 12: the body phase inspects the first bytes of a body and passes the whole body on.
+#[tokio::test]
+async fn body_phase_blocks_payloads_and_passes_clean_bodies_whole() {
+    let (mut svc, mut rx) = setup(Mode::Block, |_| {});
+    let (status, _, body) = send(
+        &mut svc,
+        post(
+            "10.0.0.1",
+            "/comment",
+            "application/x-www-form-urlencoded",
+            b"name=Tom&text=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E",
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let recs = drain(&mut rx);
+    let ev = recs
+        .iter()
+        .find_map(|r| match r {
+            Record::Event(e) => Some(e),
+            _ => None,
+        })
+        .expect("an event");
+    assert_eq!((ev.detector, ev.action), (Detector::Payload, "block"));
+    assert!(ev.evidence["findings"].to_string().contains("body.text"), "{}", ev.evidence);
+    // A clean JSON body reaches the app byte for byte.
+    let clean: &[u8] = br#"{"name": "O'Brien", "note": "select a product, then pay"}"#;
+    let (status, _, body) = send(&mut svc, post("10.0.0.2", "/api/orders", "application/json", clean)).await;
+    assert_eq!((status, body.as_bytes()), (200, clean));
+    // A body over the inspection limit is inspected by its prefix and still passed whole.
+    let (mut svc, _rx) = setup(Mode::Block, |c| c.payload.max_body_bytes = 16);
+    let long: &[u8] = b"a=0123456789abcdefghijklmnopqrstuvwxyz&b=fine";
+    let (status, _, body) = send(&mut svc, post("10.0.0.3", "/f", "application/x-www-form-urlencoded", long)).await;
+    assert_eq!((status, body.as_bytes()), (200, long));
 }

@@ -82,6 +82,7 @@ struct FileConfig {
     state: StateSection,
     #[serde(default)]
     admin: AdminSection,
+    payload: Option<aiwaf_engine::payload::PayloadConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +161,8 @@ struct RateSection {
 struct BanSection {
     durations: Option<Vec<String>>,
     offence_memory: Option<DurationValue>,
+    payload_hits: Option<u32>,
+    payload_window: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -609,6 +612,15 @@ impl Config {
         if let Some(v) = &f.bans.offence_memory {
             e.offence_memory_ms = ms(duration("bans.offence_memory", v)?);
         }
+        if let Some(v) = f.bans.payload_hits {
+            e.payload_ban_hits = v;
+        }
+        if let Some(v) = &f.bans.payload_window {
+            e.payload_ban_window_ms = ms(duration("bans.payload_window", v)?);
+        }
+        if let Some(p) = f.payload {
+            e.payload = p;
+        }
         if let Some(v) = f.exemptions.ips {
             self.exempt_ips = nets("exemptions.ips", &v)?;
         }
@@ -899,6 +911,19 @@ mod tests {
         assert!(err.contains("AIWAF_RATE_MAX"), "{err}");
         let err = format!("{:#}", load_text("[rate_limit]\nmax = 50\n", &no_env).unwrap_err());
         assert!(err.contains("rate_limit.flood"), "{err}");
+    }
+
+    #[test]
+    fn payload_section() {
+        let text = "[payload]\nparanoia = 2\nthreshold = 7\n[[payload.exclusions]]\npath_prefix = \"/admin/posts/\"\n\
+                    detectors = [\"xss\"]\ntargets = [\"body.content\"]\n[bans]\npayload_hits = 5\n";
+        let c = load_text(text, &no_env).unwrap();
+        assert_eq!((c.engine.payload.paranoia, c.engine.payload.threshold, c.engine.payload_ban_hits), (2, 7, 5));
+        assert_eq!(c.engine.payload.exclusions[0].targets, ["body.content"]);
+        let err = format!("{:#}", load_text("[payload]\nparanoia = 9\n", &no_env).unwrap_err());
+        assert!(err.contains("payload.paranoia"), "{err}");
+        let err = format!("{:#}", load_text("[payload]\nparanoya = 2\n", &no_env).unwrap_err());
+        assert!(err.contains("paranoya"), "{err}");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use aiwaf_engine::ip::IpSet;
-use aiwaf_tower::PeerAddr;
 use aiwaf_tower::body::{TimeoutBody, is_body_timeout};
+use aiwaf_tower::{PeerAddr, RequestBody};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -28,7 +28,7 @@ use crate::config::ProxySettings;
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 struct Inner {
-    client: Client<HttpConnector, Limited<TimeoutBody<Incoming>>>,
+    client: Client<HttpConnector, Limited<TimeoutBody<RequestBody<Incoming>>>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     base_path: String,
@@ -145,7 +145,7 @@ impl ProxyService {
         }
     }
 
-    async fn forward(self, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn forward(self, req: Request<RequestBody<Incoming>>) -> Response<ProxyBody> {
         let s = &self.inner.settings;
         let html =
             req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
@@ -278,7 +278,7 @@ fn describe(e: &(dyn StdError + 'static)) -> String {
     s
 }
 
-impl tower::Service<Request<Incoming>> for ProxyService {
+impl tower::Service<Request<RequestBody<Incoming>>> for ProxyService {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -287,7 +287,7 @@ impl tower::Service<Request<Incoming>> for ProxyService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody<Incoming>>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.forward(req).await) })
     }

@@ -233,6 +233,7 @@ pub async fn run(config: Config) -> Result<()> {
     });
 
     waf.set_block_page(config.block_page.clone());
+    waf.set_body_read_timeout(config.proxy.body_read_timeout);
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;

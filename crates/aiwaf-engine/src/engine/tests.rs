@@ -29,6 +29,8 @@ fn get<'a>(client: &str, path: &'a str) -> RequestInfo<'a> {
         accept: Some("text/html"),
         sec_fetch_dest: None,
         referer: None,
+        query: None,
+        headers: &[],
         host: Some("app.test"),
     }
 }
@@ -42,6 +44,8 @@ fn post_form(client: &str, path: &'static str) -> RequestInfo<'static> {
         accept: None,
         sec_fetch_dest: None,
         referer: None,
+        query: None,
+        headers: &[],
         host: Some("app.test"),
     }
 }
@@ -481,4 +485,68 @@ fn assets_and_browser_auto_requests_are_not_rate_limited_or_keyword_blocked() {
         assert!(e.inspect(&s, Mode::Block, &get("10.2.0.3", p), T0).verdict.finding.is_none(), "{p}");
     }
     assert!(e.inspect(&s, Mode::Block, &get("10.2.0.4", "/robots-admin"), T0).verdict.ban.is_some());
+}
+
+fn with_query<'a>(client: &str, path: &'a str, query: &'a str) -> RequestInfo<'a> {
+    RequestInfo { query: Some(query), ..get(client, path) }
+}
+
+/// Issue 12: payload inspection in the request phases. One payload request is a block (with
+/// every finding in the evidence), repeat senders are banned, clean traffic costs nothing.
+#[test]
+fn payload_blocks_explains_and_bans_repeat_senders() {
+    let (e, s) = engine(|_| {});
+    let clean = e.inspect(&s, Mode::Block, &with_query("10.3.0.1", "/search", "q=select+a+product"), T0);
+    assert!(clean.verdict.finding.is_none() && clean.context.payload.is_none());
+    let i = e.inspect(&s, Mode::Block, &with_query("10.3.0.2", "/item", "id=1%27%20OR%20%271%27%3D%271"), T0);
+    assert_eq!(i.verdict.action, Action::Block);
+    let f = i.verdict.finding.as_ref().unwrap();
+    assert_eq!(f.detector, Detector::Payload);
+    assert!(f.reason.contains("query.id"), "{}", f.reason);
+    assert!(f.evidence["score"].as_u64().unwrap() >= 5);
+    assert!(f.evidence["findings"][0]["rule"].as_str().unwrap().starts_with("sqli"), "{}", f.evidence);
+    assert!(i.verdict.ban.is_none(), "one payload request is not a ban");
+    // The third within the window bans.
+    e.inspect(&s, Mode::Block, &with_query("10.3.0.2", "/item", "id=1+union+select+password+from+users"), T0 + 1);
+    let i = e.inspect(&s, Mode::Block, &with_query("10.3.0.2", "/x", "q=<script>alert(1)</script>"), T0 + 2);
+    assert_eq!(i.verdict.ban.as_ref().map(|b| b.detector), Some(Detector::Payload));
+    // Detect mode records, never bans.
+    let (e, s) = engine(|_| {});
+    for k in 0..5 {
+        let i = e.inspect(&s, Mode::Detect, &with_query("10.3.0.3", "/i", "id=1'+or+'1'='1"), T0 + k);
+        assert!(i.verdict.ban.is_none());
+    }
+    // Payload inspection runs on exempt login paths too.
+    let (e, s) = engine(|_| {});
+    let i = e.inspect(&s, Mode::Block, &with_query("10.3.0.4", "/admin/login/", "next=' or 1=1--"), T0);
+    assert_eq!(detector(&i), Some(Detector::Payload));
+}
+
+#[test]
+fn payload_in_the_body_phase() {
+    let (e, s) = engine(|_| {});
+    let post = RequestInfo { method: "POST", content_type: Some("application/json"), ..get("10.3.1.1", "/api/run") };
+    let mut i = e.inspect(&s, Mode::Block, &post, T0);
+    assert!(i.verdict.is_allow() && i.context.wants_body);
+    let v = e.inspect_body(
+        &s,
+        Mode::Block,
+        &mut i.context,
+        "/api/run",
+        Some("application/json"),
+        br#"{"cmd": "ls; cat /etc/passwd"}"#,
+        false,
+        T0,
+    );
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(v.finding.unwrap().evidence["findings"].to_string().contains("body.cmd"));
+    // A rich-text field with <b> and an Irish name passes.
+    let mut i = e.inspect(&s, Mode::Block, &RequestInfo { client: ip("10.3.1.2"), ..post }, T0);
+    let body = br#"{"name": "O'Brien", "bio": "<b>Hello</b> I like SQL tutorials: select a product"}"#;
+    let v = e.inspect_body(&s, Mode::Block, &mut i.context, "/api/run", Some("application/json"), body, false, T0);
+    assert!(v.is_allow(), "{v:?}");
+    // Binary uploads are not bodies to inspect.
+    let png = RequestInfo { content_type: Some("image/png"), ..post };
+    assert!(!e.wants_body(&png));
+    assert!(!e.wants_body(&get("10.3.1.3", "/")));
 }

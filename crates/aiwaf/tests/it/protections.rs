@@ -334,10 +334,12 @@ async fn uuid_tampering_scores_404s() {
     assert_eq!(get("127.0.9.3", p.addr, &format!("/items/{KNOWN_UUID})")).await.status, 404);
     assert_eq!(get("127.0.9.3", p.addr, "/").await.status, 200);
     // ... three malformed UUIDs within the window are tampering.
-    for junk in ["'%20or%201=1", "--", ")%20union"] {
+    for junk in ["zz", "-x1", "_00"] {
         assert_eq!(get("127.0.9.4", p.addr, &format!("/items/{KNOWN_UUID}{junk}")).await.status, 404);
     }
     assert_eq!(get("127.0.9.4", p.addr, "/").await.status, 403);
+    // An injection riding on a UUID is a payload, blocked at once.
+    assert_eq!(get("127.0.9.5", p.addr, &format!("/items/{KNOWN_UUID}'%20or%20'1'='1")).await.status, 403);
     eventually(Duration::from_secs(2), async || events(&p, &["--detector", "uuid_tamper"]).len() == 2).await.unwrap();
 }
 

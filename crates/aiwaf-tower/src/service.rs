@@ -1,0 +1,444 @@
+//! The request's phases, driven in order for every request by [`WafService`]:
+//!
+//! 1. **request headers** — client address, shared windows (Redis, when configured), the
+//!    engine's request phase (behaviour detectors and payload inspection of the request line,
+//!    query, cookies and headers);
+//! 2. **request body** — only when the engine asks for it: the first `payload.max_body_bytes`
+//!    of the body are buffered (each pause bounded by the body read timeout) and inspected; the
+//!    whole body then streams to the inner service unchanged ([`RequestBody`]);
+//! 3. the inner service (the proxied upstream, or the app);
+//! 4. **response headers** — the engine's response phase (404 windows, known paths, forms,
+//!    anomaly score); with shared windows it runs in a task of its own, off the response path;
+//! 5. **logging** — the request log entry.
+//!
+//! One [`Transaction`] carries what the phases share. The layer only drives phases and turns
+//! verdicts into responses; the engine decides.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use aiwaf_engine::RequestContext;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::*;
+
+/// Errors of a [`RequestBody`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body the inner service receives: the bytes the body phase buffered for
+/// inspection, then the rest of the client's body, as it arrives.
+#[derive(Debug)]
+pub struct RequestBody<B> {
+    prefix: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    inner: Option<B>,
+}
+
+impl<B> RequestBody<B> {
+    /// A body passed through untouched.
+    pub fn new(inner: B) -> RequestBody<B> {
+        RequestBody { prefix: None, trailers: None, inner: Some(inner) }
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(p) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        if let Some(inner) = &mut this.inner {
+            return Pin::new(inner).poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into)));
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.trailers.is_none() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let pre = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let inner = self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint());
+        let mut h = SizeHint::new();
+        if let Some(u) = inner.upper() {
+            h.set_upper(u.saturating_add(pre));
+        }
+        h.set_lower(inner.lower().saturating_add(pre));
+        h
+    }
+}
+
+/// Why the body phase could not read the body.
+enum BodyError {
+    /// The client paused longer than the body read timeout.
+    Timeout,
+    /// The client's body failed (reset, malformed chunking).
+    Broken,
+}
+
+/// Reads up to `limit + 1` bytes of `body` (each frame within `gap`): the bytes, whether the
+/// body is longer than `limit`, and the body to pass on.
+async fn buffer_body<B>(mut body: B, limit: usize, gap: Duration) -> Result<(Bytes, bool, RequestBody<B>), BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut buf = bytes::BytesMut::new();
+    let mut trailers = None;
+    let mut ended = body.is_end_stream();
+    while !ended && buf.len() <= limit {
+        match tokio::time::timeout(gap, body.frame()).await {
+            Err(_) => return Err(BodyError::Timeout),
+            Ok(None) => ended = true,
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => buf.extend_from_slice(&data),
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    ended = true;
+                }
+            },
+        }
+    }
+    let truncated = buf.len() > limit;
+    let bytes = buf.freeze();
+    let passed = RequestBody { prefix: Some(bytes.clone()), trailers, inner: (!ended).then_some(body) };
+    Ok((bytes, truncated, passed))
+}
+
+/// What the phases of one request share.
+struct Transaction {
+    meta: Meta,
+    mode: Mode,
+    context: RequestContext,
+    wants_html: bool,
+    logging: bool,
+    /// When the last request-phase decision was made.
+    decided: Instant,
+    /// `Content-Type`, kept only when the body phase will need it.
+    content_type: Option<String>,
+}
+
+/// The request-headers phase's outcome.
+enum Headers {
+    /// Answer at once (blocked, or shared state unavailable and failing closed).
+    Answer(Response<Full<Bytes>>),
+    /// Go on to the body phase and the inner service.
+    Continue(Box<Transaction>),
+}
+
+impl Waf {
+    /// Events, bans and counters for a verdict.
+    fn record_verdict(&self, meta: &Meta, mode: Mode, verdict: &aiwaf_engine::Verdict) {
+        if let Some(ban) = &verdict.ban {
+            self.inner.counters.add(Counter::Bans);
+            tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
+            self.emit(Record::Ban(ban.clone()));
+        }
+        if let Some(finding) = &verdict.finding {
+            self.inner.counters.finding(finding.detector);
+            let would_ban = !matches!(finding.detector, Detector::Blacklist | Detector::Payload);
+            let action = match (mode, verdict.action, verdict.ban.is_some()) {
+                (_, Action::Allow, _) => "flag",
+                (Mode::Block, Action::RateLimit { .. }, _) => "rate_limit",
+                (Mode::Block, _, true) => "ban",
+                (Mode::Block, _, false) => "block",
+                (_, Action::RateLimit { .. }, _) => "would_rate_limit",
+                _ if would_ban => "would_ban",
+                _ => "would_block",
+            };
+            self.emit(meta.event(finding, action, mode));
+        }
+        if mode == Mode::Detect && !verdict.is_allow() {
+            self.inner.counters.add(Counter::WouldBlock);
+        }
+    }
+
+    /// The answer to a blocking verdict (in block mode).
+    fn answer(
+        &self,
+        meta: &Meta,
+        verdict: &aiwaf_engine::Verdict,
+        wants_html: bool,
+        logging: bool,
+    ) -> Response<Full<Bytes>> {
+        let face = page::face(verdict, meta.ts);
+        if face.status == StatusCode::TOO_MANY_REQUESTS {
+            self.inner.counters.add(Counter::RateLimited);
+        } else {
+            self.inner.counters.add(Counter::Blocked);
+        }
+        let template = self.inner.block_page.load();
+        let html = wants_html.then(|| template.as_deref().map_or(page::DEFAULT_TEMPLATE, String::as_str));
+        let resp = block_response(&face, &meta.request_id, html);
+        if logging {
+            let len = resp.body().size_hint().exact();
+            self.emit(meta.log_entry(face.status.as_u16(), len, true, Instant::now()));
+        }
+        resp
+    }
+
+    /// Phase 1: request headers.
+    async fn request_headers(&self, req: &http::request::Parts, peer: IpAddr) -> Headers {
+        let engine = self.engine();
+        let mode = self.mode();
+        // Two clock reads here and one after the upstream answers serve every measure.
+        let started = Instant::now();
+        let now = now_ms();
+        let seen = SeenHeaders::scan(&req.headers, &self.inner.client_ip_header, engine.wants_headers());
+        let client = if engine.trusts_proxies() {
+            engine.client_ip(peer, &seen.client_ip)
+        } else {
+            aiwaf_engine::ip::canonical(peer)
+        };
+        let info = RequestInfo {
+            client,
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            content_type: seen.content_type,
+            accept: seen.accept,
+            sec_fetch_dest: seen.sec_fetch_dest,
+            referer: seen.referer,
+            host: seen.host.or_else(|| req.uri.authority().map(|a| a.as_str())),
+            query: req.uri.query(),
+            headers: &seen.all,
+        };
+        let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
+        let logging = self.request_logging();
+        let meta = Meta {
+            request_id: self.next_request_id(),
+            client,
+            method: req.method.clone(),
+            path_and_query: req.uri.path_and_query().cloned(),
+            user_agent: if logging { seen.user_agent.unwrap_or("").to_string() } else { String::new() },
+            referer: if logging { seen.referer.unwrap_or("").to_string() } else { String::new() },
+            ts: now,
+            started,
+        };
+        let mut windows = None;
+        if let Some(shared) = &self.inner.shared
+            && engine.needs_windows(self.state(), mode, &info, now)
+        {
+            match shared.redis.request_windows(engine.client_key(client), &engine.window_query(&info), now).await {
+                Ok(w) => windows = Some(w),
+                Err(_) if shared.fail_open => {}
+                Err(_) => {
+                    return Headers::Answer(unavailable(&meta.request_id));
+                }
+            }
+        }
+        // The decision's time excludes a wait on shared state.
+        let decide = if windows.is_some() { Instant::now() } else { started };
+        let inspection = engine.inspect_with(self.state(), mode, &info, now, windows);
+        let decided = Instant::now();
+        self.inner.counters.observe(Histogram::Decision, (decided - decide).as_secs_f64());
+        let content_type = inspection.context.wants_body.then(|| info.content_type.unwrap_or("").to_string());
+        drop(seen);
+        self.record_verdict(&meta, mode, &inspection.verdict);
+        if mode == Mode::Block && !inspection.verdict.is_allow() {
+            return Headers::Answer(self.answer(&meta, &inspection.verdict, wants_html, logging));
+        }
+        Headers::Continue(Box::new(Transaction {
+            meta,
+            mode,
+            context: inspection.context,
+            wants_html,
+            logging,
+            decided,
+            content_type,
+        }))
+    }
+
+    /// Phase 2: request body (only when the engine asked for it).
+    async fn request_body<B>(&self, tx: &mut Transaction, body: B) -> Result<RequestBody<B>, Response<Full<Bytes>>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+    {
+        if !tx.context.wants_body {
+            return Ok(RequestBody::new(body));
+        }
+        let engine = self.engine();
+        let limit = engine.payload_config().map_or(0, |c| c.max_body_bytes);
+        let gap = Duration::from_millis(self.inner.body_read_timeout_ms.load(Ordering::Relaxed));
+        let (bytes, truncated, passed) = match buffer_body(body, limit, gap).await {
+            Ok(b) => b,
+            Err(e) => {
+                let (status, what) = match e {
+                    BodyError::Timeout => (StatusCode::REQUEST_TIMEOUT, "request body read timed out"),
+                    BodyError::Broken => (StatusCode::BAD_REQUEST, "request body could not be read"),
+                };
+                return Err(plain_error(status, what, &tx.meta.request_id));
+            }
+        };
+        let path = tx.meta.path_and_query.as_ref().map_or("/", |p| p.path());
+        let verdict = engine.inspect_body(
+            self.state(),
+            tx.mode,
+            &mut tx.context,
+            path,
+            tx.content_type.as_deref().filter(|c| !c.is_empty()),
+            &bytes[..bytes.len().min(limit)],
+            truncated,
+            now_ms(),
+        );
+        tx.decided = Instant::now();
+        self.record_verdict(&tx.meta, tx.mode, &verdict);
+        if tx.mode == Mode::Block && !verdict.is_allow() {
+            return Err(self.answer(&tx.meta, &verdict, tx.wants_html, tx.logging));
+        }
+        Ok(passed)
+    }
+
+    /// Phase 4 (response headers) and 5 (logging).
+    fn response<B>(&self, tx: Transaction, resp: &Response<B>, is_get: bool)
+    where
+        B: Body,
+    {
+        let engine = self.engine();
+        let answered = Instant::now();
+        self.inner.counters.observe(Histogram::Upstream, (answered - tx.decided).as_secs_f64());
+        let status = resp.status().as_u16();
+        if is_get
+            && (200..300).contains(&status)
+            && resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
+        {
+            engine.note_html_page(self.state(), &tx.context);
+        }
+        let elapsed = answered - tx.meta.started;
+        let now = tx.meta.ts + elapsed.as_millis() as u64;
+        if tx.logging {
+            let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+            self.emit(tx.meta.log_entry(status, len, false, answered));
+        }
+        let query = if self.inner.shared.is_some() { engine.response_query(&tx.context, status) } else { None };
+        match query {
+            // Counting in Redis takes a round trip: it runs in a task of its own, so the answer
+            // is not held back (a ban it decides applies to the client's next request).
+            Some(q) => {
+                let waf = self.clone();
+                tokio::spawn(async move {
+                    let engine = waf.engine();
+                    let shared = waf.inner.shared.as_ref().expect("checked above");
+                    let c = engine.config();
+                    let w = shared
+                        .redis
+                        .response_windows(
+                            tx.context.client,
+                            &q,
+                            c.window_ms,
+                            c.not_found_threshold,
+                            c.extension_threshold,
+                            c.uuid_window_ms,
+                            c.uuid_threshold,
+                            now,
+                        )
+                        .await;
+                    // On failure the local windows count instead.
+                    waf.observe(&tx, status, elapsed, now, w.ok());
+                });
+            }
+            None => self.observe(&tx, status, elapsed, now, None),
+        }
+    }
+
+    fn observe(
+        &self,
+        tx: &Transaction,
+        status: u16,
+        elapsed: Duration,
+        now: u64,
+        windows: Option<aiwaf_engine::ResponseWindows>,
+    ) {
+        let obs =
+            self.engine().observe_with(self.state(), tx.mode, &tx.context, status, elapsed.as_secs_f64(), now, windows);
+        if obs.new_known_path {
+            self.emit(Record::KnownPath { path: tx.context.path.once.clone(), at: now });
+        }
+        if let Some(score) = obs.score {
+            self.inner.counters.observe(Histogram::AnomalyScore, score);
+        }
+        if let Some(finding) = &obs.finding {
+            self.inner.counters.finding(finding.detector);
+            if let Some(ban) = &obs.ban {
+                self.inner.counters.add(Counter::Bans);
+                tracing::info!(client = %ban.ip, detector = ban.detector.as_str(), reason = %ban.reason, "Client banned.");
+                self.emit(Record::Ban(ban.clone()));
+            }
+            let action = if tx.mode == Mode::Block { "ban" } else { "would_ban" };
+            self.emit(tx.meta.event(finding, action, tx.mode));
+        }
+    }
+}
+
+/// A small JSON error of the layer's own (body read failures).
+fn plain_error(status: StatusCode, what: &str, request_id: &HeaderValue) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"error": what, "request_id": request_id.to_str().unwrap_or_default()});
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id.clone());
+    resp
+}
+
+impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for WafService<S>
+where
+    S: tower::Service<Request<RequestBody<ReqB>>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqB: Body<Data = Bytes> + Unpin + Send + 'static,
+    ReqB::Error: Into<BoxError>,
+    ResB: Body + Send + 'static,
+{
+    type Response = Response<WafBody<ResB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        // The clone may not be ready; call the instance that was polled (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let waf = self.waf.clone();
+        waf.inner.counters.add(Counter::Requests);
+        if waf.mode() == Mode::Off {
+            return Box::pin(async move { Ok(inner.call(req.map(RequestBody::new)).await?.map(Either::Right)) });
+        }
+        let peer = (self.peer)(req.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        // Everything else happens in the future, which owns the request: the engine's view of
+        // it borrows the request's own strings, even across a wait on shared state.
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let mut tx = match waf.request_headers(&parts, peer).await {
+                Headers::Answer(resp) => return Ok(resp.map(Either::Left)),
+                Headers::Continue(tx) => tx,
+            };
+            let body = match waf.request_body(&mut tx, body).await {
+                Ok(b) => b,
+                Err(resp) => return Ok(resp.map(Either::Left)),
+            };
+            parts.headers.insert(X_AIWAF_REQUEST_ID, tx.meta.request_id.clone());
+            let is_get = parts.method == http::Method::GET;
+            let request_id = tx.meta.request_id.clone();
+            let mut resp = inner.call(Request::from_parts(parts, body)).await?;
+            waf.response(*tx, &resp, is_get);
+            resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id);
+            Ok(resp.map(Either::Right))
+        })
+    }
+}
