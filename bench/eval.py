@@ -111,7 +111,8 @@ def send(host, port, method, target, headers, body, client_ip, status):
         c.endheaders(data)
         r = c.getresponse()
         text = r.read()
-        blocked = r.status in (403, 429) and r.getheader("x-aiwaf-request-id") is not None and b'"blocked"' in text or b"blocked by aiwaf" in text
+        ours = r.getheader("x-aiwaf-request-id") is not None
+        blocked = r.status in (403, 429) and ours and (b'"blocked"' in text or b"firewall" in text)
         c.close()
         return r.status, blocked
     except Exception as e:  # a request the proxy rejects outright counts as not blocked by aiwaf
@@ -257,6 +258,10 @@ def payloads(binary, corpus, limit, modsec=None):
         if limit:
             step = max(1, len(rows) // limit)
             rows = rows[::step][:limit]
+        if name.startswith("crs"):
+            # Attack tests of rules at paranoia level 1-2 (the levels compared); must-not-fire
+            # tests of every level.
+            rows = [r for r in rows if r["expect"] != "attack" or (r.get("paranoia_level") or 1) <= 2]
         fam = collections.defaultdict(lambda: {"attack": 0, "detected": 0, "benign": 0, "false_positives": 0,
                                                "modsec_detected": 0, "modsec_false_positives": 0})
 
@@ -293,7 +298,42 @@ def payloads(binary, corpus, limit, modsec=None):
             d = fam[key].setdefault("false_positive_detectors", {})
             det = by_ip.get(ip, "unknown")
             d[det] = d.get(det, 0) + 1
+        total = {k: sum(f[k] for f in fam.values()) for k in
+                 ("attack", "detected", "benign", "false_positives", "modsec_detected", "modsec_false_positives")}
+        fam["ALL"] = total
         out[name.split(".")[0]] = dict(sorted(fam.items()))
+    # Payload lists: each payload as a query value and as a form field of a fresh client;
+    # detected when either is blocked. `benign_text` items are the false-positive check.
+    path = os.path.join(corpus, "payloads.jsonl")
+    if os.path.exists(path):
+        import urllib.parse
+        rows = [json.loads(l) for l in open(path)]
+        if limit:
+            step = max(1, len(rows) // limit)
+            rows = rows[::step][:limit]
+        cats = collections.defaultdict(lambda: {"attack": 0, "detected": 0, "benign": 0, "false_positives": 0})
+
+        def one_payload(r):
+            nonlocal n
+            n += 2
+            q = urllib.parse.quote(r["payload"], safe="")
+            ip1 = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+            ip2 = f"10.{((n + 1) >> 16) & 255}.{((n + 1) >> 8) & 255}.{(n + 1) & 255}"
+            _, b1 = send(host, port, "GET", f"/search?q={q}", {"Accept": "*/*"}, "", ip1, 200)
+            _, b2 = send(host, port, "POST", "/comment", {"Content-Type": "application/x-www-form-urlencoded"},
+                         f"name=guest&text={q}", ip2, 200)
+            return r, b1 or b2
+
+        with cf.ThreadPoolExecutor(max_workers=16) as pool:
+            for r, blocked in pool.map(one_payload, rows):
+                c = cats[r["category"]]
+                if r["expect"] == "attack":
+                    c["attack"] += 1
+                    c["detected"] += int(blocked)
+                else:
+                    c["benign"] += 1
+                    c["false_positives"] += int(blocked)
+        out["payloads"] = dict(sorted(cats.items()))
     proc.terminate()
     proc.wait(timeout=15)
     if nginx_pid:
@@ -340,7 +380,8 @@ def main():
             print(f"payloads {corpus}:")
             for fam, r in fams.items():
                 why = ", ".join(f"{k} {v}" for k, v in sorted(r.get("false_positive_detectors", {}).items()))
-                ms = f" | modsec {r['modsec_detected']}/{r['attack']} fp {r['modsec_false_positives']}" if a.modsec else ""
+                ms = (f" | modsec {r['modsec_detected']}/{r['attack']} fp {r['modsec_false_positives']}"
+                      if a.modsec and "modsec_detected" in r else "")
                 print(f"  {fam:45} detected {r['detected']:4}/{r['attack']:<4} false positives {r['false_positives']:3}/{r['benign']}"
                       + (f" ({why})" if why else "") + ms)
     print(f"wrote {a.out}")

@@ -817,7 +817,7 @@ impl Engine {
 
     fn ban(&self, state: &WafState, mode: Mode, ip: IpAddr, f: &Finding, now: u64) -> Option<Ban> {
         let offences = state.prior_offences(ip, now, self.config.offence_memory_ms) + 1;
-        let expires_at = self.config.ban_duration(offences).map(|d| now + d);
+        let expires_at = self.config.ban_duration(offences).map(|d| now.saturating_add(d));
         if mode != Mode::Block {
             return None;
         }

@@ -35,6 +35,21 @@ pub enum Detector {
 }
 
 impl Detector {
+    /// Every detector.
+    pub const ALL: &[Detector] = &[
+        Detector::Blacklist,
+        Detector::RateLimit,
+        Detector::Flood,
+        Detector::Keyword,
+        Detector::Honeypot,
+        Detector::UuidTamper,
+        Detector::NotFoundFlood,
+        Detector::ExtensionProbe,
+        Detector::Anomaly,
+        Detector::Payload,
+        Detector::Manual,
+    ];
+
     /// Stable snake_case name used in storage, events and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -464,7 +464,7 @@ impl Store {
         .bind(ip.to_string())
         .bind(reason)
         .bind(now as i64)
-        .bind(expires_at.map(|e| e as i64))
+        .bind(expires_at.map(|e| e.min(i64::MAX as u64) as i64))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -709,7 +709,7 @@ impl Store {
                     .bind(b.detector.as_str())
                     .bind(b.evidence.to_string())
                     .bind(b.created_at as i64)
-                    .bind(b.expires_at.map(|e| e as i64))
+                    .bind(b.expires_at.map(|e| e.min(i64::MAX as u64) as i64))
                     .bind(b.offences as i64)
                     .execute(&mut *tx)
                     .await?;
@@ -845,7 +845,7 @@ impl Store {
                 offences = r.try_get::<i64, _>(2)?.clamp(0, u32::MAX as i64 - 1) as u32 + 1;
             }
         }
-        let expires_at = config.ban_duration(offences).map(|d| (now + d) as i64);
+        let expires_at = config.ban_duration(offences).map(|d| now.saturating_add(d).min(i64::MAX as u64) as i64);
         sqlx::query(
             "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, \

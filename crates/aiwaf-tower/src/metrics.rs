@@ -18,19 +18,7 @@ pub const LATENCY_BUCKETS: &[f64] =
 pub const SCORE_BUCKETS: &[f64] = &[0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9];
 
 /// Detectors in a fixed order, for per-detector counters without a map.
-pub const DETECTORS: &[Detector] = &[
-    Detector::Blacklist,
-    Detector::RateLimit,
-    Detector::Flood,
-    Detector::Keyword,
-    Detector::Honeypot,
-    Detector::UuidTamper,
-    Detector::NotFoundFlood,
-    Detector::ExtensionProbe,
-    Detector::Anomaly,
-    Detector::Payload,
-    Detector::Manual,
-];
+pub const DETECTORS: &[Detector] = Detector::ALL;
 
 /// Stripes per counter set. More threads than this share stripes (still correct, just contended).
 const STRIPES: usize = 16;

@@ -304,7 +304,7 @@ async fn api_ban(State(a): State<Admin>, body: Bytes) -> Response {
     let now = now_ms();
     let expires = match ttl {
         Some(t) => match humantime::parse_duration(t) {
-            Ok(d) => Some(now + d.as_millis() as u64),
+            Ok(d) => Some(now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
             Err(_) => return bad("ttl", &format!("`{t}` is not a duration (e.g. 30m, 24h)")),
         },
         None => None,

@@ -289,6 +289,11 @@ fn env_lookup(k: &str) -> Option<String> {
 /// Entry point; returns the exit code.
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // `aiwaf diagnose | head`: a closed pipe ends a CLI command quietly, as it does any
+        // Unix tool (never the server, which must survive clients that hang up).
+        sigpipe::reset();
+    }
     let mut over = Overrides {
         config: cli.global.config.clone(),
         data_dir: cli.global.data_dir.clone(),
@@ -321,6 +326,7 @@ pub fn main() -> Result<ExitCode> {
         return runtime(None)?.block_on(diagnose(&over));
     }
     let config = Config::load(&over, &env_lookup)?;
+    check_data_dir(&cli.command, &config)?;
     let rt = runtime(if matches!(cli.command, Command::Serve { .. }) { config.proxy.threads } else { None })?;
     rt.block_on(async move {
         match cli.command {
@@ -334,6 +340,44 @@ pub fn main() -> Result<ExitCode> {
             }
         }
     })
+}
+
+/// Whether a command only reads stored data (and so needs a database that exists).
+fn reads_only(cmd: &Command) -> bool {
+    match cmd {
+        Command::Blacklist { action } => matches!(action, BlacklistCmd::List { .. }),
+        Command::Exempt { action } => matches!(action, ExemptCmd::List { .. }),
+        Command::Keywords { action } => matches!(action, KeywordsCmd::List { .. }),
+        Command::Logging { action } => matches!(action, LoggingCmd::Status),
+        Command::Events { .. } => true,
+        _ => false,
+    }
+}
+
+/// A CLI run in another directory used to create an empty `./aiwaf-data` and report "No banned
+/// clients". Reading from a database that does not exist is an error naming where it looked;
+/// writing to a new one says so.
+fn check_data_dir(cmd: &Command, config: &Config) -> Result<()> {
+    if config.database_url.is_some() || matches!(cmd, Command::Serve { .. } | Command::Diagnose) {
+        return Ok(());
+    }
+    let db = config.data_dir.join(aiwaf_store::DB_FILE);
+    if db.exists() {
+        return Ok(());
+    }
+    let whence = match &config.file {
+        Some(f) => format!("data dir from {}", f.display()),
+        None => "the default data dir, relative to the current directory".to_string(),
+    };
+    if reads_only(cmd) {
+        anyhow::bail!(
+            "no aiwaf database at {} ({whence}). Run this where `aiwaf serve` runs, or pass the same \
+             --data-dir / --config / AIWAF_DATA_DIR / --database-url it uses",
+            db.display()
+        );
+    }
+    eprintln!("note: creating a new aiwaf database at {} ({whence})", db.display());
+    Ok(())
 }
 
 async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<ExitCode> {
@@ -368,7 +412,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                     Some(t) => {
                         let d = humantime::parse_duration(&t)
                             .with_context(|| format!("--ttl: `{t}` is not a duration (e.g. 30m, 24h)"))?;
-                        Some(now + d.as_millis() as u64)
+                        Some(now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
                     }
                     None => None,
                 };
@@ -509,6 +553,12 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
             }
         },
         Command::Events { ip, detector, request_id, since, limit, json } => {
+            if let Some(d) = &detector
+                && !aiwaf_engine::Detector::ALL.iter().any(|x| x.as_str() == d)
+            {
+                let names: Vec<&str> = aiwaf_engine::Detector::ALL.iter().map(|x| x.as_str()).collect();
+                anyhow::bail!("--detector: `{d}` is not a detector (one of: {})", names.join(", "));
+            }
             let since = match since {
                 Some(s) => {
                     let d =

@@ -25,7 +25,7 @@ fn parse_duration(key: &str, v: &str) -> Result<Duration> {
         if !(secs.is_finite() && secs >= 0.0) {
             bail!("{key}: `{v}` is not a valid duration");
         }
-        return Ok(Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).with_context(|| format!("{key}: `{v}` is too long a duration"));
     }
     humantime::parse_duration(v).with_context(|| format!("{key}: `{v}` is not a valid duration (e.g. 10s, 15m, 24h)"))
 }

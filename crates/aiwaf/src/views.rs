@@ -9,8 +9,32 @@ use aiwaf_store::{BanRow, EventRow, ExemptionRow, KeywordRow};
 use serde_json::{Value, json};
 
 /// RFC 3339 text for a millisecond timestamp.
+/// RFC 3339 up to the year 9999 (its limit); later times — a ban for `10000y` — show as the
+/// last representable second with a `+`, never a panic.
 pub fn rfc3339(ms: i64) -> String {
+    const MAX_MS: i64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+    if ms > MAX_MS {
+        return "9999-12-31T23:59:59Z+".to_string();
+    }
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+/// Evidence for people: epoch-millisecond times (`*_at` keys) as RFC 3339.
+pub fn readable_times(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| {
+                let x = match x.as_i64() {
+                    Some(ms) if k.ends_with("_at") && ms > 1_000_000_000_000 => serde_json::Value::String(rfc3339(ms)),
+                    _ => readable_times(x),
+                };
+                (k.clone(), x)
+            })
+            .collect(),
+        serde_json::Value::Array(a) => a.iter().map(readable_times).collect(),
+        other => other.clone(),
+    }
 }
 
 /// A blacklist row; `active` is judged at `now` (ms).
@@ -55,4 +79,19 @@ pub fn model(path: &Path, m: &Model) -> Value {
         "sources": f.training.sources,
         "score_quantiles": f.training.score_quantiles,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_future_and_evidence_times_are_readable() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z+");
+        let v = serde_json::json!({"banned_at": 1_700_000_000_000i64, "offences": 2, "inner": {"expires_at": null}});
+        let r = readable_times(&v);
+        assert_eq!(r["banned_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(r["offences"], 2);
+    }
 }

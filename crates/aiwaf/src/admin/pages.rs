@@ -456,7 +456,7 @@ async fn events(State(a): State<Admin>, h: HeaderMap, Query(q): Query<Params>) -
     };
     body.push_str("<table id=\"events\"><tr><th>time</th><th>client</th><th>action</th><th>detector</th><th>request</th><th>why</th></tr>");
     for e in &rows {
-        let evidence = serde_json::to_string_pretty(&e.evidence).unwrap_or_default();
+        let evidence = serde_json::to_string_pretty(&crate::views::readable_times(&e.evidence)).unwrap_or_default();
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}<br><span class=\"muted\">{}</span></td>\

@@ -252,3 +252,33 @@ async fn block_page_template_and_413_page() {
     assert_ne!(code, 0);
     assert!(err.contains("server.block_page"), "{err}");
 }
+
+/// Issue 10 and 11: operator input never panics (a ban for 10000 years lists fine), a CLI run
+/// where there is no database says where it looked, a bad detector name lists the good ones,
+/// and a closed pipe ends the CLI quietly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_papercuts() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&up.url(), ProxyOpts::default());
+    let (code, _, err) = p.cli(&["blacklist", "add", "203.0.113.77", "--ttl", "10000y", "--reason", "x"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = p.cli(&["blacklist", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("203.0.113.77") && out.contains("9999-12-31"), "{out}");
+    let (code, _, err) = p.cli(&["events", "--detector", "nosuch"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nosuch") && err.contains("keyword") && err.contains("payload"), "{err}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli_in(&elsewhere.path().join("nothing-here"), None, &["blacklist", "list"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no aiwaf database at") && err.contains("nothing-here"), "{err}");
+    assert!(!elsewhere.path().join("nothing-here").exists(), "a read must not create a data dir");
+    // `aiwaf events | head -c 1`: no panic message when the reader goes away.
+    let mut cmd = Command::new(bin());
+    cmd.args(["diagnose", "--data-dir"]).arg(&p.dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
