@@ -20,3 +20,8 @@ mod cluster;
 
 /// The admin API, metrics, dashboard and audit log.
 mod admin;
+
+/// A real site's own people, with default settings: admin pages with their assets, fast
+/// submits, offices behind one address, webhooks, favicons, pasted links, training on the
+/// site's own log — never blocked; and the bots among them still caught.
+mod real_users;

@@ -78,6 +78,10 @@ async fn route(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
         return Ok(text(status, format!("item {id}")));
     }
     let lower = path.to_lowercase();
+    // The site has no favicon or touch icons (most don't), like the Django site of issue 11.
+    if lower == "/favicon.ico" || lower.starts_with("/apple-touch-icon") {
+        return Ok(text(404, "not found".into()));
+    }
     if lower.starts_with("/nf")
         || lower.starts_with("/missing")
         || [".php", ".asp", ".jsp"].iter().any(|e| lower.ends_with(e))
