@@ -221,6 +221,15 @@ impl Engine {
         let raw = crate::ip::canonical(req.client);
         let ban = state.active_ban(ip, now).or_else(|| if raw != ip { state.active_ban(raw, now) } else { None });
         if let Some(ban) = ban {
+            // A banned client's requests are counted, not each stored: the layer records an
+            // event for the 1st, 2nd, 4th, 8th… (`blocked_requests` says how many so far).
+            let client = state.client(ip);
+            let blocked = {
+                let mut cs = client.lock();
+                cs.blocked_while_banned += 1;
+                cs.blocked_while_banned
+            };
+            context.slot = Some(client);
             let verdict = Verdict {
                 action: Action::Block,
                 finding: Some(Finding {
@@ -232,6 +241,7 @@ impl Engine {
                         "banned_at": ban.created_at,
                         "expires_at": ban.expires_at,
                         "offences": ban.offences,
+                        "blocked_requests": blocked,
                     }),
                 }),
                 ban: None,

@@ -120,6 +120,8 @@ pub struct ClientState {
     pub(crate) honeypot_hits: VecDeque<u64>,
     /// Times of blocked payload requests.
     pub(crate) payload_hits: VecDeque<u64>,
+    /// Requests refused while banned (events are sampled from this count).
+    pub(crate) blocked_while_banned: u64,
 }
 
 /// Page GETs remembered per client for the honeypot.
@@ -158,7 +160,11 @@ pub(crate) type ClientSlot = Arc<Mutex<ClientState>>;
 /// All mutable state of a running WAF. Cheap to share behind an `Arc`.
 pub struct WafState {
     lists: ArcSwap<Lists>,
-    pending: ArcSwap<IpMap<PendingBan>>,
+    /// Pending bans: a concurrent map (lock-free reads, O(1) inserts — a copied snapshot per
+    /// ban was quadratic under a storage outage), with a count read first so the common case,
+    /// none pending, costs one relaxed load.
+    pending: papaya::HashMap<IpAddr, PendingBan, foldhash::fast::RandomState>,
+    pending_len: AtomicU64,
     pending_cap: usize,
     clients: quick_cache::sync::Cache<IpAddr, ClientSlot>,
     known_paths: quick_cache::sync::Cache<Box<str>, ()>,
@@ -177,7 +183,7 @@ impl std::fmt::Debug for WafState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WafState")
             .field("clients", &self.clients.len())
-            .field("pending_bans", &self.pending.load().len())
+            .field("pending_bans", &self.pending_bans())
             .finish_non_exhaustive()
     }
 }
@@ -187,7 +193,8 @@ impl WafState {
     pub fn new(config: &EngineConfig) -> WafState {
         WafState {
             lists: ArcSwap::from_pointee(Lists::empty(config)),
-            pending: ArcSwap::from_pointee(IpMap::default()),
+            pending: papaya::HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            pending_len: AtomicU64::new(0),
             pending_cap: config.client_capacity.min(1 << 20) as usize,
             clients: quick_cache::sync::Cache::new(config.client_capacity as usize),
             known_paths: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
@@ -224,20 +231,24 @@ impl WafState {
     /// expired ones.
     pub fn install_lists(&self, lists: Lists, persisted_seq: u64, now: u64) {
         self.lists.store(Arc::new(lists));
-        self.pending.rcu(|m| {
-            m.iter()
-                .filter(|(_, p)| p.seq > persisted_seq && p.state.active(now))
-                .map(|(k, v)| (*k, v.clone()))
-                .collect::<IpMap<_>>()
-        });
+        if self.pending_len.load(Ordering::Relaxed) > 0 {
+            let m = self.pending.pin();
+            m.retain(|_, p| p.seq > persisted_seq && p.state.active(now));
+            self.pending_len.store(m.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn pending_get<T>(&self, ip: &IpAddr, f: impl FnOnce(&PendingBan) -> Option<T>) -> Option<T> {
+        if self.pending_len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.pending.pin().get(ip).and_then(f)
     }
 
     /// The ban in force for `ip` at `now`, pending or stored.
     pub fn active_ban(&self, ip: IpAddr, now: u64) -> Option<BanState> {
-        if let Some(p) = self.pending.load().get(&ip)
-            && p.state.active(now)
-        {
-            return Some(p.state.clone());
+        if let Some(b) = self.pending_get(&ip, |p| p.state.active(now).then(|| p.state.clone())) {
+            return Some(b);
         }
         let lists = self.lists.load();
         lists.bans.get(&ip).filter(|b| b.active(now)).cloned()
@@ -247,35 +258,34 @@ impl WafState {
     pub fn prior_offences(&self, ip: IpAddr, now: u64, memory_ms: u64) -> u32 {
         let recent = |b: &BanState| now.saturating_sub(b.created_at) <= memory_ms;
         let stored = self.lists.load().bans.get(&ip).filter(|b| recent(b)).map_or(0, |b| b.offences);
-        let pending = self.pending.load().get(&ip).filter(|p| recent(&p.state)).map_or(0, |p| p.state.offences);
+        let pending = self.pending_get(&ip, |p| recent(&p.state).then_some(p.state.offences)).unwrap_or(0);
         stored.max(pending)
     }
 
     /// Records a ban decided here; returns its sequence number.
     pub fn add_pending_ban(&self, ip: IpAddr, state: BanState) -> u64 {
         let seq = self.ban_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let cap = self.pending_cap;
-        self.pending.rcu(|m| {
-            let mut m = IpMap::clone(m);
-            if m.len() >= cap {
-                // Storage holds these already or will; keep memory bounded.
-                let now = state.created_at;
-                m.retain(|_, p| p.state.active(now));
-                if m.len() >= cap
-                    && let Some(oldest) = m.iter().min_by_key(|(_, p)| p.seq).map(|(k, _)| *k)
-                {
-                    m.remove(&oldest);
-                }
+        let m = self.pending.pin();
+        if m.len() >= self.pending_cap {
+            // Storage holds these already or will; keep memory bounded. Expired ones go first,
+            // then the oldest eighth at once, so eviction is amortised O(1) per ban.
+            let now = state.created_at;
+            m.retain(|_, p| p.state.active(now));
+            if m.len() >= self.pending_cap {
+                let mut seqs: Vec<u64> = m.iter().map(|(_, p)| p.seq).collect();
+                let k = (seqs.len() / 8).min(seqs.len() - 1);
+                let cutoff = *seqs.select_nth_unstable(k).1;
+                m.retain(|_, p| p.seq > cutoff);
             }
-            m.insert(ip, PendingBan { state: state.clone(), seq });
-            m
-        });
+        }
+        m.insert(ip, PendingBan { state, seq });
+        self.pending_len.store(m.len() as u64, Ordering::Relaxed);
         seq
     }
 
     /// Number of bans decided here and not yet seen in a snapshot.
     pub fn pending_bans(&self) -> usize {
-        self.pending.load().len()
+        self.pending_len.load(Ordering::Relaxed) as usize
     }
 
     /// The state of one client, created on first use.
@@ -333,5 +343,29 @@ impl WafState {
         for p in paths {
             self.known_paths.insert(p.into(), ());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10: each new pending ban copied the whole map (quadratic under a storage outage).
+    /// Now an insert is O(1) amortised and the map stays within its cap.
+    #[test]
+    fn pending_bans_stay_bounded_and_cheap_under_an_outage() {
+        let config = EngineConfig { client_capacity: 1000, ..Default::default() };
+        let s = WafState::new(&config);
+        let started = std::time::Instant::now();
+        for k in 0..50_000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + k));
+            let b = BanState { reason: "r".into(), detector: "d".into(), created_at: 1, expires_at: None, offences: 1 };
+            s.add_pending_ban(ip, b);
+        }
+        assert!(s.pending_bans() <= 1000, "{}", s.pending_bans());
+        assert!(s.active_ban(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 49_999)), 2).is_some());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        s.install_lists(Lists::empty(&config), u64::MAX, 2);
+        assert_eq!(s.pending_bans(), 0);
     }
 }

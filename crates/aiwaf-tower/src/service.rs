@@ -146,6 +146,16 @@ impl Waf {
         }
         if let Some(finding) = &verdict.finding {
             self.inner.counters.finding(finding.detector);
+            // A banned client hammering on: one event per power of two of its blocked requests
+            // (the count is in the evidence), so an attack cannot grow the event table per request.
+            if finding.detector == Detector::Blacklist
+                && finding.evidence["blocked_requests"].as_u64().is_some_and(|n| !n.is_power_of_two())
+            {
+                if mode == Mode::Detect {
+                    self.inner.counters.add(Counter::WouldBlock);
+                }
+                return;
+            }
             let would_ban = !matches!(finding.detector, Detector::Blacklist | Detector::Payload);
             let action = match (mode, verdict.action, verdict.ban.is_some()) {
                 (_, Action::Allow, _) => "flag",

@@ -182,3 +182,24 @@ async fn body_phase_blocks_payloads_and_passes_clean_bodies_whole() {
     let (status, _, body) = send(&mut svc, post("10.0.0.3", "/f", "application/x-www-form-urlencoded", long)).await;
     assert_eq!((status, body.as_bytes()), (200, long));
 }
+
+/// Issue 10: every blocked request of a banned client wrote an event row. Now they are counted
+/// and sampled: 1st, 2nd, 4th, 8th…, with the count in the evidence.
+#[tokio::test]
+async fn a_banned_clients_requests_are_counted_not_each_stored() {
+    let (mut svc, mut rx) = setup(Mode::Block, |_| {});
+    assert_eq!(send(&mut svc, req("10.0.0.9", "/.env", "*/*")).await.0, 403);
+    drain(&mut rx);
+    for _ in 0..100 {
+        assert_eq!(send(&mut svc, req("10.0.0.9", "/", "*/*")).await.0, 403);
+    }
+    let counts: Vec<u64> = drain(&mut rx)
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => e.evidence["blocked_requests"].as_u64(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [1, 2, 4, 8, 16, 32, 64]);
+    assert_eq!(svc.waf.counters().get(Counter::Blocked), 101);
+}
