@@ -47,6 +47,9 @@ pub const DEFAULT_STATIC_KEYWORDS: &[&str] =
 pub const BUILTIN_EXEMPT_PATHS: &[&str] =
     &["/admin/login/", "/admin/", "/login/", "/accounts/login/", "/auth/login/", "/signin/"];
 
+/// Login pages among the seed's built-in exempt prefixes (the login rate limit applies to them).
+pub const DEFAULT_LOGIN_PATHS: &[&str] = &["/admin/login/", "/login/", "/accounts/login/", "/auth/login/", "/signin/"];
+
 /// Path prefixes served as static assets by common frameworks (Django, Rails, most SPAs).
 pub const DEFAULT_ASSET_PREFIXES: &[&str] = &["/static/", "/media/", "/assets/"];
 
@@ -157,6 +160,15 @@ pub struct EngineConfig {
     pub client_capacity: u64,
     /// Maximum number of upstream-confirmed paths kept in memory (100 000).
     pub known_path_capacity: u64,
+    /// Login pages (prefixes): exempt from keywords, learning and the honeypot (never lock out
+    /// a legitimate login), but password guessing is slowed by the login rate limit.
+    pub login_paths: Vec<String>,
+    /// Login POSTs per client allowed within `login_rate_window_ms` (10; 0 turns it off), then 429.
+    pub login_rate_max: u32,
+    /// Login POSTs within the window that ban the client (20).
+    pub login_rate_flood: u32,
+    /// Window of the login rate limit (60 s).
+    pub login_rate_window_ms: u64,
     /// Payload inspection: targets, decoding, detectors, paranoia, threshold, exclusions.
     pub payload: aiwaf_payload::PayloadConfig,
     /// Blocked payload requests from one client within `payload_ban_window_ms` that ban it (3):
@@ -209,6 +221,10 @@ impl Default for EngineConfig {
             offence_memory_ms: 30 * 24 * HOUR,
             client_capacity: 100_000,
             known_path_capacity: 100_000,
+            login_paths: DEFAULT_LOGIN_PATHS.iter().map(|s| s.to_string()).collect(),
+            login_rate_max: 10,
+            login_rate_flood: 20,
+            login_rate_window_ms: 60 * SECOND,
             payload: aiwaf_payload::PayloadConfig::default(),
             payload_ban_hits: 3,
             payload_ban_window_ms: 10 * MINUTE,
@@ -249,6 +265,15 @@ impl EngineConfig {
             return Err("bans.durations must name at least one duration".into());
         }
         self.payload.validate()?;
+        if self.login_rate_max > 0 && self.login_rate_flood < self.login_rate_max {
+            return Err(format!(
+                "login.flood ({}) must be at least login.max ({})",
+                self.login_rate_flood, self.login_rate_max
+            ));
+        }
+        if self.login_rate_window_ms == 0 {
+            return Err("login.window must be positive".into());
+        }
         if self.payload_ban_hits == 0 {
             return Err("payload.ban_hits must be at least 1".into());
         }

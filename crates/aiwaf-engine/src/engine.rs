@@ -92,6 +92,7 @@ pub struct Engine {
     extensions: Vec<String>,
     asset_extensions: Vec<String>,
     payload: Option<aiwaf_payload::Inspector>,
+    login_paths: ExemptPaths,
 }
 
 fn secs(ms: u64) -> f64 {
@@ -126,7 +127,8 @@ impl Engine {
         let asset_extensions = config.asset_extensions.iter().map(|e| e.to_lowercase()).collect();
         let payload =
             if config.payload.enabled { Some(aiwaf_payload::Inspector::new(config.payload.clone())?) } else { None };
-        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions, asset_extensions, payload })
+        let login_paths = ExemptPaths::new(config.login_paths.iter().map(String::as_str));
+        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions, asset_extensions, payload, login_paths })
     }
 
     /// The settings.
@@ -252,6 +254,9 @@ impl Engine {
         // (a login form is where SQL injection is tried); exclusions are per route and target.
         context.payload = self.inspect_payload_head(req);
         context.wants_body = self.wants_body(req);
+        if let Some(v) = self.login_rate(state, mode, &mut context, req, now) {
+            return Inspection { verdict: v, context };
+        }
         if path_exempt {
             // The path itself is exempt (no hidden-file or traversal verdict on it); what the
             // request carries in its query, headers and body is still inspected.
@@ -312,6 +317,59 @@ impl Engine {
             };
         }
         Inspection { verdict: Verdict::ALLOW, context }
+    }
+
+    /// The login rate limit: form POSTs to login pages, per client. Login pages are exempt from
+    /// keywords and the honeypot, so without this password guessing was never slowed.
+    fn login_rate(
+        &self,
+        state: &WafState,
+        mode: Mode,
+        ctx: &mut RequestContext,
+        req: &RequestInfo<'_>,
+        now: u64,
+    ) -> Option<Verdict> {
+        let c = &self.config;
+        if c.login_rate_max == 0
+            || !req.method.eq_ignore_ascii_case("POST")
+            || !self.login_paths.matches(&ctx.path.once)
+        {
+            return None;
+        }
+        let client = ctx.slot.get_or_insert_with(|| state.client(ctx.client)).clone();
+        let (count, clear_at) = {
+            let mut cs = client.lock();
+            let keep = c.login_rate_flood as usize + 1;
+            push_window(&mut cs.login_posts, now, now, c.login_rate_window_ms, keep, |t| *t);
+            let n = cs.login_posts.len() as u32;
+            let clear =
+                cs.login_posts.get(n.saturating_sub(c.login_rate_max + 1) as usize).map(|t| t + c.login_rate_window_ms);
+            if n > c.login_rate_flood {
+                cs.login_posts.clear();
+            }
+            (n, clear)
+        };
+        let evidence = json!({"count": count, "limit": c.login_rate_max, "flood": c.login_rate_flood,
+            "window_s": secs(c.login_rate_window_ms), "path": ctx.path.once});
+        if count > c.login_rate_flood {
+            let f = Finding {
+                detector: Detector::Flood,
+                reason: format!("Login flood ({count} login posts within {}s)", secs(c.login_rate_window_ms)),
+                evidence,
+            };
+            let ban = self.ban(state, mode, ctx.client, &f, now);
+            return Some(Verdict { action: Action::Block, finding: Some(f), ban });
+        }
+        if count > c.login_rate_max {
+            let retry_after_s = clear_at.unwrap_or(now).saturating_sub(now).div_ceil(1000).max(1);
+            let f = Finding {
+                detector: Detector::RateLimit,
+                reason: format!("Too many login attempts ({count} within {}s)", secs(c.login_rate_window_ms)),
+                evidence,
+            };
+            return Some(Verdict { action: Action::RateLimit { retry_after_s }, finding: Some(f), ban: None });
+        }
+        None
     }
 
     /// Whether the layer should hand the request's headers to the engine (payload inspection on).

@@ -122,6 +122,8 @@ pub struct ClientState {
     pub(crate) payload_hits: VecDeque<u64>,
     /// Requests refused while banned (events are sampled from this count).
     pub(crate) blocked_while_banned: u64,
+    /// Times of login POSTs (the login rate limit).
+    pub(crate) login_posts: VecDeque<u64>,
 }
 
 /// Page GETs remembered per client for the honeypot.

@@ -83,6 +83,17 @@ struct FileConfig {
     #[serde(default)]
     admin: AdminSection,
     payload: Option<aiwaf_engine::payload::PayloadConfig>,
+    #[serde(default)]
+    login: LoginSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginSection {
+    paths: Option<Vec<String>>,
+    max: Option<u32>,
+    flood: Option<u32>,
+    window: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -428,6 +439,16 @@ fn extensions(items: Vec<String>) -> Vec<String> {
 }
 
 impl Config {
+    /// A configuration from TOML text and an environment (no files, no flags): what the config
+    /// fuzz target drives. Errors name the key.
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut c = Config::default();
+        c.apply_file(text)?;
+        c.apply_env(env)?;
+        c.validate()?;
+        Ok(c)
+    }
+
     /// Loads the configuration. `env` looks up environment variables (a parameter so tests
     /// need not touch the process environment).
     pub fn load(over: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
@@ -620,6 +641,21 @@ impl Config {
         }
         if let Some(p) = f.payload {
             e.payload = p;
+        }
+        if let Some(v) = f.login.paths {
+            if let Some(bad) = v.iter().find(|p| !p.starts_with('/')) {
+                bail!("login.paths: `{bad}` must start with /");
+            }
+            e.login_paths = v;
+        }
+        if let Some(v) = f.login.max {
+            e.login_rate_max = v;
+        }
+        if let Some(v) = f.login.flood {
+            e.login_rate_flood = v;
+        }
+        if let Some(v) = &f.login.window {
+            e.login_rate_window_ms = ms(duration("login.window", v)?);
         }
         if let Some(v) = f.exemptions.ips {
             self.exempt_ips = nets("exemptions.ips", &v)?;
@@ -881,11 +917,7 @@ mod tests {
     }
 
     fn load_text(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-        let mut c = Config::default();
-        c.apply_file(text)?;
-        c.apply_env(env)?;
-        c.validate()?;
-        Ok(c)
+        Config::from_toml(text, env)
     }
 
     #[test]

@@ -1,14 +1,5 @@
 //! The `aiwaf` binary: the reverse proxy and the operator CLI.
 
-mod admin;
-mod cli;
-mod config;
-mod conn;
-mod proxy;
-mod serve;
-mod train;
-mod views;
-
 use std::process::ExitCode;
 
 /// mimalloc: the proxy allocates small, short-lived buffers on every request, from two
@@ -24,7 +15,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    match cli::main() {
+    match aiwaf::cli::main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -550,3 +550,31 @@ fn payload_in_the_body_phase() {
     assert!(!e.wants_body(&png));
     assert!(!e.wants_body(&get("10.3.1.3", "/")));
 }
+
+/// Issue 10: login pages are exempt (never lock out a legitimate login) but password guessing
+/// against them is now slowed: 10 POSTs a minute, then 429; 20 are a ban.
+#[test]
+fn login_pages_have_their_own_rate_limit() {
+    let (e, s) = engine(|_| {});
+    let login = |t: u64| {
+        e.inspect(&s, Mode::Block, &RequestInfo { method: "POST", ..post_form("10.4.0.1", "/admin/login/") }, T0 + t)
+    };
+    for k in 0..10 {
+        assert!(login(k * 100).verdict.is_allow(), "attempt {k}");
+    }
+    let v = login(1_000).verdict;
+    assert!(matches!(v.action, Action::RateLimit { retry_after_s } if (55..=60).contains(&retry_after_s)), "{v:?}");
+    let last = (11..=20).map(|k| login(1_000 + k * 10)).last().unwrap();
+    assert_eq!(detector(&last), Some(Detector::Flood));
+    assert!(last.verdict.ban.is_some());
+    // GETs of the login page and other exempt pages are not counted.
+    for k in 0..30 {
+        assert!(e.inspect(&s, Mode::Block, &get("10.4.0.2", "/admin/login/"), T0 + k).verdict.is_allow());
+    }
+    // It can be turned off.
+    let (e, s) = engine(|c| c.login_rate_max = 0);
+    for k in 0..30 {
+        let i = e.inspect(&s, Mode::Block, &post_form("10.4.0.3", "/accounts/login/"), T0 + k);
+        assert!(i.verdict.is_allow());
+    }
+}

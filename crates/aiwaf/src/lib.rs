@@ -1,0 +1,11 @@
+//! aiwaf's proxy and operator CLI as a library: the `aiwaf` binary is [`cli::main`]. The
+//! modules are public so the fuzz targets (and embedders) can reach the config loader.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod proxy;
+pub mod serve;
+pub mod train;
+pub mod views;
