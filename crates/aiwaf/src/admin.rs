@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +56,8 @@ struct Inner {
     config: Config,
     stats: Arc<WriterStats>,
     conns: crate::conn::ConnLimits,
+    /// Without a token (`--admin-insecure-loopback`): one random CSRF token for the process.
+    loopback_csrf: String,
     sessions: Mutex<HashMap<String, Session>>,
     jobs: Mutex<HashMap<u64, Job>>,
     next_job: AtomicU64,
@@ -69,13 +70,12 @@ pub struct Admin {
     inner: Arc<Inner>,
 }
 
-/// Random hex from the operating system.
-fn random_hex(bytes: usize) -> String {
+/// Random hex from the operating system's CSPRNG. A failed read is an error, never a token
+/// of zeros (the old `/dev/urandom` read ignored its error and left the buffer zeroed).
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; bytes];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut buf);
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Constant-time comparison (no early exit on the first differing byte).
@@ -114,6 +114,8 @@ impl Admin {
                 config,
                 stats,
                 conns,
+                loopback_csrf: random_hex(16)
+                    .unwrap_or_else(|e| panic!("no randomness from the OS for the CSRF token: {e}")),
                 sessions: Mutex::new(HashMap::new()),
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU64::new(1),
@@ -145,6 +147,7 @@ impl Admin {
                 get(metrics).route_layer(axum::middleware::from_fn_with_state(self.clone(), require_bearer)),
             )
             .merge(pages::routes())
+            .layer(axum::middleware::from_fn_with_state(self.clone(), same_origin))
             .layer(axum::middleware::from_fn(security_headers))
             .with_state(self)
     }
@@ -166,11 +169,11 @@ impl Admin {
         sessions.get(id).map(|s| (id.to_string(), s.csrf.clone()))
     }
 
-    fn new_session(&self) -> String {
-        let id = random_hex(24);
-        let s = Session { csrf: random_hex(16), expires: Instant::now() + Duration::from_secs(8 * 3600) };
+    fn new_session(&self) -> Result<String, getrandom::Error> {
+        let id = random_hex(24)?;
+        let s = Session { csrf: random_hex(16)?, expires: Instant::now() + Duration::from_secs(8 * 3600) };
         self.inner.sessions.lock().insert(id.clone(), s);
-        id
+        Ok(id)
     }
 
     fn end_session(&self, id: &str) {
@@ -228,6 +231,66 @@ impl Admin {
             "shared_state": self.inner.waf.shared().map(|s| if s.redis.is_healthy() { "redis (healthy)" } else { "redis (unreachable)" }),
         }))
     }
+}
+
+/// Whether a `Host` header names this machine's loopback (any port).
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Cross-site and DNS-rebinding defences for the admin listener. Without a token (loopback
+/// only) the `Host` must be a loopback name, so a page on another site that rebinds its DNS to
+/// 127.0.0.1 is refused. In every mode a state-changing request from a browser must come from
+/// the admin's own origin, and API writes must be `application/json` (a cross-site form can
+/// send `text/plain`, never JSON, without a CORS preflight).
+async fn same_origin(
+    State(admin): State<Admin>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let h = req.headers();
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if admin.inner.token.is_none() && !loopback_host(host) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"error": "admin without a token answers loopback hosts only", "field": "host"})),
+        )
+            .into_response();
+    }
+    let writes =
+        !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+    if writes {
+        if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let own = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            if own.is_none_or(|o| !o.eq_ignore_ascii_case(host)) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    axum::Json(json!({"error": "cross-origin request refused", "field": "origin"})),
+                )
+                    .into_response();
+            }
+        }
+        let api = req.uri().path().starts_with("/api/");
+        let json = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        let has_body = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|n| n != "0")
+            || h.contains_key(header::TRANSFER_ENCODING);
+        if api && has_body && !json {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                axum::Json(json!({"error": "API bodies must be application/json", "field": "content-type"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {

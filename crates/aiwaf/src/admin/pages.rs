@@ -80,7 +80,7 @@ fn page(title: &str, csrf: &str, body: &str) -> Response {
 /// The session's CSRF token, or a redirect to the sign-in page.
 fn signed_in(a: &Admin, h: &HeaderMap) -> Result<String, Response> {
     if a.inner.token.is_none() {
-        return Ok(String::from("none"));
+        return Ok(a.inner.loopback_csrf.clone());
     }
     a.session(h).map(|(_, csrf)| csrf).ok_or_else(|| to("/login"))
 }
@@ -113,7 +113,10 @@ async fn login(State(a): State<Admin>, Form(f): Form<Params>) -> Response {
     if token.is_empty() || !a.token_ok(token) {
         return to("/login?failed=1");
     }
-    let id = a.new_session();
+    let id = match a.new_session() {
+        Ok(id) => id,
+        Err(e) => return super::internal(format!("no randomness for a session: {e}")),
+    };
     let mut r = to("/");
     let cookie = format!("aiwaf_session={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800");
     if let Ok(v) = HeaderValue::from_str(&cookie) {

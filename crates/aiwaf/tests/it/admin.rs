@@ -74,6 +74,17 @@ async fn every_endpoint_with_auth_and_bad_input() {
         Bytes::from("{oops"),
     )
     .await;
+    // A body that does not say it is JSON is refused before it is read (cross-site forms).
+    assert_eq!((r.status, r.json()["field"].as_str()), (415, Some("content-type")));
+    let r = send_from(
+        "127.0.0.1",
+        p.admin.unwrap(),
+        "POST",
+        "/api/v1/blacklist",
+        &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")],
+        Bytes::from("{oops"),
+    )
+    .await;
     assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("body")));
     assert_eq!(api(&p, "DELETE", "/api/v1/blacklist/203.0.113.9", None, ok).await.status, 204);
     assert_eq!(api(&p, "DELETE", "/api/v1/blacklist/203.0.113.9", None, ok).await.status, 404);
@@ -274,4 +285,72 @@ async fn dashboard_sign_in_csrf_and_audit_log() {
     send_from("127.0.0.1", admin, "POST", "/logout", &h, Bytes::from(body)).await;
     let r = send_from("127.0.0.1", admin, "GET", "/", &[("cookie", &session)], Bytes::new()).await;
     assert_eq!(r.status, 303);
+}
+
+/// One raw HTTP/1.1 request (exact headers, no defaults); returns status and body.
+async fn raw(to: std::net::SocketAddr, head: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(to).await.unwrap();
+    let req = format!("{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// Issue 10: `--admin-insecure-loopback` was open to any web page the operator visited (CSRF
+/// token "none", `text/plain` JSON accepted, no Host or Origin check: DNS rebinding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_loopback_admin_refuses_other_sites() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(
+        &up.url(),
+        ProxyOpts { args: vec!["--admin-listen", "127.0.0.1:0", "--admin-insecure-loopback"], ..Default::default() },
+    );
+    let a = p.admin.expect("admin listener");
+    let host = format!("Host: 127.0.0.1:{}", a.port());
+    // The operator's own browser works.
+    let (status, _) = raw(a, &format!("GET /api/v1/stats HTTP/1.1\r\n{host}"), "").await;
+    assert_eq!(status, 200);
+    // A rebound name is refused.
+    let (status, _) = raw(a, "GET /api/v1/stats HTTP/1.1\r\nHost: evil.example:9090", "").await;
+    assert_eq!(status, 403);
+    // A cross-site form posting text/plain "JSON" is refused; so is a foreign Origin.
+    let ban = r#"{"ip": "203.0.113.1"}"#;
+    let (status, _) =
+        raw(a, &format!("POST /api/v1/blacklist HTTP/1.1\r\n{host}\r\nContent-Type: text/plain"), ban).await;
+    assert_eq!(status, 415);
+    let (status, _) = raw(
+        a,
+        &format!(
+            "POST /api/v1/blacklist HTTP/1.1\r\n{host}\r\nContent-Type: application/json\r\nOrigin: http://evil.example"
+        ),
+        ban,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(banned_ips(&p).is_empty());
+    // The dashboard's forms carry a random CSRF token, not "none".
+    let (status, page) = raw(a, &format!("GET /blacklist HTTP/1.1\r\n{host}"), "").await;
+    assert_eq!(status, 200);
+    let token = page.split("name=\"csrf\" value=\"").nth(1).and_then(|t| t.split('"').next()).unwrap();
+    assert_eq!(token.len(), 32, "{token}");
+    assert_ne!(token, "none");
+    let (status, _) = raw(
+        a,
+        &format!("POST /blacklist/remove HTTP/1.1\r\n{host}\r\nContent-Type: application/x-www-form-urlencoded"),
+        "ip=203.0.113.1&csrf=none",
+    )
+    .await;
+    assert_eq!(status, 403);
+    // The API with JSON from the operator's own origin works.
+    let (status, _) = raw(
+        a,
+        &format!("POST /api/v1/blacklist HTTP/1.1\r\n{host}\r\nContent-Type: application/json\r\nOrigin: http://127.0.0.1:{}", a.port()),
+        ban,
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status}");
 }
