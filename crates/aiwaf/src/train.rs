@@ -63,14 +63,35 @@ impl Request {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp.{}",
+        ".{}.tmp.{}.{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move the model into {}", path.display()))?;
     Ok(())
+}
+
+/// Takes the data dir's training lock, or says another run holds it.
+pub fn lock(data_dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join("train.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another training run is in progress (it holds {}); try again when it ends", path.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
 }
 
 /// Loads and checks a model file.
@@ -81,6 +102,9 @@ pub fn load_model(path: &Path) -> Result<Model> {
 
 /// Runs training and applies the outcome (unless `dry_run`). Returns the report as JSON.
 pub async fn run(config: &Config, store: &Store, req: &Request) -> Result<serde_json::Value> {
+    // One run at a time per data dir (CLI, scheduler and dashboard may all start one): the
+    // lock is held until this run has written its model and bans.
+    let _lock = if req.dry_run { None } else { Some(lock(&config.data_dir)?) };
     let started = Instant::now();
     let now = now_ms();
     let engine = Engine::new(config.engine.clone(), IpSet::new(config.exempt_ips.iter().copied()))
@@ -283,4 +307,23 @@ pub fn summary(r: &serde_json::Value) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 10: two runs at once (CLI, scheduler, dashboard) shared one temporary file.
+    #[test]
+    fn one_training_run_at_a_time_per_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = super::lock(dir.path()).unwrap();
+        let err = format!("{:#}", super::lock(dir.path()).unwrap_err());
+        assert!(err.contains("another training run is in progress"), "{err}");
+        drop(held);
+        assert!(super::lock(dir.path()).is_ok());
+        // Temporary files never collide.
+        let p = dir.path().join("model.json");
+        super::write_atomic(&p, b"a").unwrap();
+        super::write_atomic(&p, b"b").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"b");
+    }
 }
