@@ -520,6 +520,29 @@ impl Engine {
         }
     }
 
+    /// Counts a request in `client`'s windows kept in this process and returns them: what
+    /// [`Engine::inspect`] does without shared state. Public so shared state can be checked
+    /// against it (the Redis scripts must agree with these rules exactly).
+    pub fn count_request_locally(&self, state: &WafState, client: IpAddr, q: &WindowQuery, now: u64) -> RequestWindows {
+        let slot = state.client(self.client_key(client));
+        let mut cs = slot.lock();
+        self.local_request_windows(&mut cs, q, now)
+    }
+
+    /// Counts a response in `client`'s windows kept in this process (see
+    /// [`Engine::count_request_locally`]).
+    pub fn count_response_locally(
+        &self,
+        state: &WafState,
+        client: IpAddr,
+        q: &ResponseQuery,
+        now: u64,
+    ) -> ResponseWindows {
+        let slot = state.client(self.client_key(client));
+        let mut cs = slot.lock();
+        self.local_response_windows(&mut cs, q, now)
+    }
+
     /// The request windows kept in this process (the same rules the Redis script applies).
     fn local_request_windows(&self, cs: &mut ClientState, q: &WindowQuery, now: u64) -> RequestWindows {
         cs.requests.push(now, q.rate_window_ms, q.rate_keep as usize);

@@ -242,3 +242,119 @@ impl RedisWindows {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use aiwaf_engine::ip::IpSet;
+    use aiwaf_engine::{Engine, EngineConfig, ResponseQuery, WafState};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn redis_url() -> Option<String> {
+        match std::env::var("AIWAF_TEST_REDIS_URL") {
+            Ok(v) if !v.trim().is_empty() => Some(v),
+            _ => {
+                if std::env::var("AIWAF_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                    panic!("AIWAF_TEST_REDIS_URL is not set but AIWAF_REQUIRE_SERVICES=1");
+                }
+                println!("skipped lua_scripts_agree_with_the_engine: AIWAF_TEST_REDIS_URL is not set");
+                None
+            }
+        }
+    }
+
+    /// One step of a client's traffic: a request, or a response of some kind.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Request,
+        NotFound { path: u8, extension: bool },
+        Uuid { delta: i32, not_found: bool, path: u8 },
+    }
+
+    fn step() -> impl Strategy<Value = (u64, Step)> {
+        let s = prop_oneof![
+            3 => Just(Step::Request),
+            2 => (0u8..6, any::<bool>()).prop_map(|(path, extension)| Step::NotFound { path, extension }),
+            2 => (prop_oneof![Just(1), Just(2), Just(-2)], any::<bool>(), 0u8..4)
+                .prop_map(|(delta, not_found, path)| Step::Uuid { delta, not_found, path }),
+        ];
+        (0u64..4_000, s)
+    }
+
+    /// Issue 10: the Lua scripts in Redis and the Rust windows must provably agree: the same
+    /// random request sequences, driven through both, give the same counts at every step.
+    #[test]
+    fn lua_scripts_agree_with_the_engine() {
+        let Some(url) = redis_url() else { return };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let config = EngineConfig { rate_max: 5, rate_flood: 9, ..Default::default() };
+        let c = config.clone();
+        let engine = Engine::new(config, IpSet::default()).unwrap();
+        let prefix = format!("aiwaf-prop-{}-{}:", std::process::id(), crate::now_ms());
+        let redis = {
+            let _rt = rt.enter();
+            RedisWindows::new(&url, Duration::from_secs(2), &prefix).unwrap()
+        };
+        let case = std::sync::atomic::AtomicU32::new(0);
+        let mut runner =
+            proptest::test_runner::TestRunner::new(ProptestConfig { cases: 64, ..ProptestConfig::default() });
+        runner
+            .run(&proptest::collection::vec(step(), 1..80), |steps| {
+                let case = case.fetch_add(1, Ordering::Relaxed) + 1;
+                let ip: IpAddr = format!("10.77.{}.{}", case / 250, case % 250 + 1).parse().unwrap();
+                let state = WafState::new(&c);
+                let mut now = 1_800_000_000_000u64;
+                for (k, (dt, s)) in steps.iter().enumerate() {
+                    now += dt;
+                    match s {
+                        Step::Request => {
+                            let q = WindowQuery {
+                                rate_window_ms: c.rate_window_ms,
+                                rate_max: c.rate_max,
+                                rate_keep: c.rate_flood + 1,
+                            };
+                            let local = engine.count_request_locally(&state, ip, &q, now);
+                            let shared = rt.block_on(redis.request_windows(ip, &q, now)).expect("redis answers");
+                            prop_assert_eq!(local, shared, "request at step {}", k);
+                        }
+                        Step::NotFound { path, extension } | Step::Uuid { not_found: extension, path, .. } => {
+                            let (not_found, ext, uuid) = match s {
+                                Step::NotFound { .. } => (true, *extension, None),
+                                Step::Uuid { delta, not_found, .. } => (*not_found, false, Some(*delta)),
+                                Step::Request => unreachable!(),
+                            };
+                            let q = ResponseQuery {
+                                not_found,
+                                extension: ext,
+                                uuid_delta: uuid,
+                                path: format!("/p/{path}"),
+                            };
+                            let mut local = engine.count_response_locally(&state, ip, &q, now);
+                            let mut shared = rt
+                                .block_on(redis.response_windows(
+                                    ip,
+                                    &q,
+                                    c.window_ms,
+                                    c.not_found_threshold,
+                                    c.extension_threshold,
+                                    c.uuid_window_ms,
+                                    c.uuid_threshold,
+                                    now,
+                                ))
+                                .expect("redis answers");
+                            for w in [&mut local, &mut shared] {
+                                w.not_found_paths.sort();
+                                w.extension_paths.sort();
+                            }
+                            prop_assert_eq!(local, shared, "response {:?} at step {}", q, k);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
