@@ -134,6 +134,7 @@ impl Admin {
             .route("/keywords", get(api_keywords))
             .route("/keywords/{word}", axum::routing::delete(api_forget))
             .route("/events", get(api_events))
+            .route("/payload/report", get(api_payload_report))
             .route("/stats", get(api_stats))
             .route("/model", get(api_model))
             .route("/train", post(api_train))
@@ -504,6 +505,19 @@ async fn api_events(State(a): State<Admin>, Query(q): Query<HashMap<String, Stri
     }
 }
 
+async fn api_payload_report(State(a): State<Admin>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let since = q.get("since").map_or("24h", String::as_str);
+    let Ok(d) = humantime::parse_duration(since) else {
+        return bad("since", &format!("`{since}` is not a duration (e.g. 1h, 7d)"));
+    };
+    let from = now_ms().saturating_sub(d.as_millis() as u64) as i64;
+    let f = EventFilter { detector: Some("payload".into()), since: Some(from), limit: 100_000, ..Default::default() };
+    match a.inner.store.events(&f).await {
+        Ok(rows) => axum::Json(views::payload_report(&rows)).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
 async fn api_stats(State(a): State<Admin>) -> Response {
     match a.stats().await {
         Ok(v) => axum::Json(v).into_response(),
@@ -682,6 +696,9 @@ async fn openapi() -> Response {
                 {"name": "since", "in": "query", "schema": {"type": "string", "example": "1h"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}},
                 {"name": "request_id", "in": "query", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "events"}, "400": {"description": "bad filter"}}}},
+            "/api/v1/payload/report": {"get": {"summary": "Which payload detectors fired on which routes and targets, with suggested exclusions",
+                "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "example": "24h"}}],
+                "responses": {"200": {"description": "rows by count"}, "400": {"description": "bad since"}}}},
             "/api/v1/stats": {"get": {"summary": "Counters", "responses": list("stats")}},
             "/api/v1/model": {"get": {"summary": "The anomaly model", "responses": {"200": {"description": "model"}, "404": {"description": "no model"}}}},
             "/api/v1/train": {"post": {"summary": "Start a training run", "responses": {"202": {"description": "started; poll /api/v1/train/{id}"}}}},

@@ -149,6 +149,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Which payload detectors fired on which routes and targets (run in detect mode first),
+    /// with a suggested exclusion for each.
+    PayloadReport {
+        /// Only events newer than this
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        since: String,
+        /// At most this many rows
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+        /// One JSON array
+        #[arg(long)]
+        json: bool,
+    },
     /// Check configuration, data dir, schema, upstream and model.
     Diagnose,
 }
@@ -349,7 +362,7 @@ fn reads_only(cmd: &Command) -> bool {
         Command::Exempt { action } => matches!(action, ExemptCmd::List { .. }),
         Command::Keywords { action } => matches!(action, KeywordsCmd::List { .. }),
         Command::Logging { action } => matches!(action, LoggingCmd::Status),
-        Command::Events { .. } => true,
+        Command::Events { .. } | Command::PayloadReport { .. } => true,
         _ => false,
     }
 }
@@ -552,6 +565,35 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 println!("Deleted {n} request log rows.");
             }
         },
+        Command::PayloadReport { since, limit, json } => {
+            let d =
+                humantime::parse_duration(&since).with_context(|| format!("--since: `{since}` is not a duration"))?;
+            let since = Some(now.saturating_sub(d.as_millis() as u64) as i64);
+            let filter = EventFilter { detector: Some("payload".into()), since, limit: 100_000, ..Default::default() };
+            let mut rows = views::payload_report(&store.events(&filter).await?);
+            rows.truncate(limit);
+            if json {
+                print_json(&json!(rows))?;
+            } else if rows.is_empty() {
+                println!("No payload findings in that window.");
+            } else {
+                let body: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r["route"].as_str().unwrap_or("").to_string(),
+                            r["detector"].as_str().unwrap_or("").to_string(),
+                            r["target"].as_str().unwrap_or("").to_string(),
+                            r["findings"].to_string(),
+                            r["clients"].to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["route", "detector", "target", "findings", "clients"], &body);
+                println!("\nTo exclude what you have checked is legitimate, add to aiwaf.toml, e.g.:\n");
+                println!("{}", rows[0]["exclusion"].as_str().unwrap_or(""));
+            }
+        }
         Command::Events { ip, detector, request_id, since, limit, json } => {
             if let Some(d) = &detector
                 && !aiwaf_engine::Detector::ALL.iter().any(|x| x.as_str() == d)

@@ -86,6 +86,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn payload_report_groups_by_route_detector_and_target() {
+        let ev = |ip: &str, path: &str, action: &str, findings: serde_json::Value| aiwaf_store::EventRow {
+            id: 0,
+            request_id: "r".into(),
+            ts: 0,
+            ip: ip.into(),
+            method: "POST".into(),
+            path: path.into(),
+            detector: "payload".into(),
+            action: action.into(),
+            reason: String::new(),
+            evidence: serde_json::json!({ "findings": findings }),
+            mode: "detect".into(),
+        };
+        let xss = serde_json::json!([{"class": "xss", "target": "body.content"}]);
+        let rows = payload_report(&[
+            ev("10.0.0.1", "/admin/posts/7/change/", "would_block", xss.clone()),
+            ev("10.0.0.2", "/admin/posts/9/change/?x=1", "would_block", xss),
+            ev("10.0.0.3", "/search?q=1", "block", serde_json::json!([{"class": "sqli", "target": "query.q"}])),
+        ]);
+        assert_eq!(rows[0]["route"], "/admin/posts/");
+        assert_eq!((rows[0]["findings"].as_u64(), rows[0]["clients"].as_u64()), (Some(2), Some(2)));
+        assert!(rows[0]["exclusion"].as_str().unwrap().contains("targets = [\"body.content\"]"));
+        assert_eq!(rows[1]["route"], "/search/");
+    }
+
+    #[test]
     fn far_future_and_evidence_times_are_readable() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z+");
@@ -94,4 +121,44 @@ mod tests {
         assert_eq!(r["banned_at"], "2023-11-14T22:13:20Z");
         assert_eq!(r["offences"], 2);
     }
+}
+
+/// Which payload detectors fired on which routes and targets, from stored payload events: the
+/// input for exclusions. Routes are the first two path segments (`/api/orders/…` →
+/// `/api/orders/`). Returns rows sorted by count, each with a suggested exclusion.
+pub fn payload_report(events: &[aiwaf_store::EventRow]) -> Vec<serde_json::Value> {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<(String, String, String), (u64, u64, std::collections::BTreeSet<String>)> =
+        BTreeMap::new();
+    for e in events.iter().filter(|e| e.detector == "payload") {
+        let path = e.path.split('?').next().unwrap_or("/");
+        let route: String = {
+            let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).take(2).collect();
+            if segs.is_empty() { "/".into() } else { format!("/{}/", segs.join("/")) }
+        };
+        let blocked = matches!(e.action.as_str(), "block" | "ban");
+        let Some(findings) = e.evidence["findings"].as_array() else { continue };
+        for f in findings {
+            let class = f["class"].as_str().unwrap_or("?").to_string();
+            let target = f["target"].as_str().unwrap_or("?").to_string();
+            let g = groups.entry((route.clone(), class, target)).or_default();
+            g.0 += 1;
+            g.1 += u64::from(blocked);
+            g.2.insert(e.ip.clone());
+        }
+    }
+    let mut rows: Vec<serde_json::Value> = groups
+        .into_iter()
+        .map(|((route, class, target), (n, blocked, clients))| {
+            serde_json::json!({
+                "route": route, "detector": class, "target": target, "findings": n, "in_blocked_requests": blocked,
+                "clients": clients.len(),
+                "exclusion": format!(
+                    "[[payload.exclusions]]\npath_prefix = \"{route}\"\ndetectors = [\"{class}\"]\ntargets = [\"{target}\"]"
+                ),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b["findings"].as_u64().cmp(&a["findings"].as_u64()));
+    rows
 }

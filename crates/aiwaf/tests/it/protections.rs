@@ -358,3 +358,91 @@ async fn not_found_flood_bans_on_the_sixth_404() {
     let ev = &events(&p, &["--detector", "not_found_flood"])[0];
     assert_eq!(ev["evidence"]["count"], 6);
 }
+
+/// Issue 12, end to end: a payload in the query, the body (JSON, form) or a header is blocked
+/// with the why in the event; clean look-alikes pass; detect mode records and the report turns
+/// what fired into exclusions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_in_query_body_and_headers() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&up.url(), ProxyOpts::default());
+    let json = [("content-type", "application/json")];
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = get("127.0.80.1", p.addr, "/items?id=1%27%20OR%20%271%27%3D%271").await;
+    assert_eq!(r.status, 403);
+    let id = r.headers["x-aiwaf-request-id"].to_str().unwrap().to_string();
+    let r = send_from("127.0.80.2", p.addr, "POST", "/api/run", &json, Bytes::from(r#"{"cmd": "x; cat /etc/passwd"}"#))
+        .await;
+    assert_eq!(r.status, 403);
+    let r = send_from(
+        "127.0.80.3",
+        p.addr,
+        "POST",
+        "/comment",
+        &form,
+        Bytes::from("text=%3Cscript%3Ealert(1)%3C/script%3E"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = send_from("127.0.80.4", p.addr, "GET", "/", &[("user-agent", "${jndi:ldap://x.example/a}")], Bytes::new())
+        .await;
+    assert_eq!(r.status, 403);
+    // Look-alikes pass, and the body reaches the upstream whole.
+    let body = r#"{"name": "O'Brien", "bio": "<b>Hi</b>, I teach SQL: select a product from the list"}"#;
+    let r = send_from("127.0.80.5", p.addr, "POST", "/echo", &json, Bytes::from(body)).await;
+    assert_eq!((r.status, r.json()["body_len"].as_u64()), (200, Some(body.len() as u64)));
+    assert_eq!(
+        get("127.0.80.5", p.addr, "/search?q=select+a+product&next=https%3A%2F%2Fexample.com%2Fa").await.status,
+        200
+    );
+    // The why of a block, exactly.
+    eventually(Duration::from_secs(2), async || !events(&p, &["--request-id", &id]).is_empty()).await.unwrap();
+    let ev = &events(&p, &["--request-id", &id])[0];
+    assert_eq!(ev["detector"], "payload");
+    assert!(ev["evidence"]["findings"].to_string().contains("query.id"), "{ev}");
+
+    // Detect mode: nothing blocked, everything recorded; the report suggests exclusions.
+    let q = Proxy::start(&up.url(), ProxyOpts { mode: Some("detect"), ..Default::default() });
+    for k in 0..3 {
+        let r = send_from(
+            &format!("127.0.81.{}", k + 1),
+            q.addr,
+            "POST",
+            "/admin/posts/7/change/",
+            &form,
+            Bytes::from("title=Hi&content=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    eventually(Duration::from_secs(2), async || events(&q, &["--detector", "payload"]).len() == 3).await.unwrap();
+    let (code, out, err) = q.cli(&["payload-report", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["route"], "/admin/posts/");
+    assert_eq!(rows[0]["target"], "body.content");
+    assert_eq!(rows[0]["clients"], 3);
+    // An exclusion from the report lets the same edit through in block mode.
+    let config = format!("{}\n", rows[0]["exclusion"].as_str().unwrap().replace("[[payload", "[[payload"));
+    let x = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
+    let r = send_from(
+        "127.0.82.1",
+        x.addr,
+        "POST",
+        "/admin/posts/7/change/",
+        &form,
+        Bytes::from("title=Hi&content=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send_from(
+        "127.0.82.2",
+        x.addr,
+        "POST",
+        "/admin/posts/7/change/",
+        &form,
+        Bytes::from("title=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "only the excluded target is let through");
+}
