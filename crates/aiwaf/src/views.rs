@@ -81,6 +81,47 @@ pub fn model(path: &Path, m: &Model) -> Value {
     })
 }
 
+/// Which payload detectors fired on which routes and targets, from stored payload events: the
+/// input for exclusions. Routes are the first two path segments (`/api/orders/…` →
+/// `/api/orders/`). Returns rows sorted by count, each with a suggested exclusion.
+pub fn payload_report(events: &[aiwaf_store::EventRow]) -> Vec<serde_json::Value> {
+    use std::collections::BTreeMap;
+    /// (route, detector, target) → (findings, in blocked requests, clients).
+    type Groups = BTreeMap<(String, String, String), (u64, u64, std::collections::BTreeSet<String>)>;
+    let mut groups = Groups::new();
+    for e in events.iter().filter(|e| e.detector == "payload") {
+        let path = e.path.split('?').next().unwrap_or("/");
+        let route: String = {
+            let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).take(2).collect();
+            if segs.is_empty() { "/".into() } else { format!("/{}/", segs.join("/")) }
+        };
+        let blocked = matches!(e.action.as_str(), "block" | "ban");
+        let Some(findings) = e.evidence["findings"].as_array() else { continue };
+        for f in findings {
+            let class = f["class"].as_str().unwrap_or("?").to_string();
+            let target = f["target"].as_str().unwrap_or("?").to_string();
+            let g = groups.entry((route.clone(), class, target)).or_default();
+            g.0 += 1;
+            g.1 += u64::from(blocked);
+            g.2.insert(e.ip.clone());
+        }
+    }
+    let mut rows: Vec<serde_json::Value> = groups
+        .into_iter()
+        .map(|((route, class, target), (n, blocked, clients))| {
+            serde_json::json!({
+                "route": route, "detector": class, "target": target, "findings": n, "in_blocked_requests": blocked,
+                "clients": clients.len(),
+                "exclusion": format!(
+                    "[[payload.exclusions]]\npath_prefix = \"{route}\"\ndetectors = [\"{class}\"]\ntargets = [\"{target}\"]"
+                ),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b["findings"].as_u64().cmp(&a["findings"].as_u64()));
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,42 +164,3 @@ mod tests {
     }
 }
 
-/// Which payload detectors fired on which routes and targets, from stored payload events: the
-/// input for exclusions. Routes are the first two path segments (`/api/orders/…` →
-/// `/api/orders/`). Returns rows sorted by count, each with a suggested exclusion.
-pub fn payload_report(events: &[aiwaf_store::EventRow]) -> Vec<serde_json::Value> {
-    use std::collections::BTreeMap;
-    let mut groups: BTreeMap<(String, String, String), (u64, u64, std::collections::BTreeSet<String>)> =
-        BTreeMap::new();
-    for e in events.iter().filter(|e| e.detector == "payload") {
-        let path = e.path.split('?').next().unwrap_or("/");
-        let route: String = {
-            let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).take(2).collect();
-            if segs.is_empty() { "/".into() } else { format!("/{}/", segs.join("/")) }
-        };
-        let blocked = matches!(e.action.as_str(), "block" | "ban");
-        let Some(findings) = e.evidence["findings"].as_array() else { continue };
-        for f in findings {
-            let class = f["class"].as_str().unwrap_or("?").to_string();
-            let target = f["target"].as_str().unwrap_or("?").to_string();
-            let g = groups.entry((route.clone(), class, target)).or_default();
-            g.0 += 1;
-            g.1 += u64::from(blocked);
-            g.2.insert(e.ip.clone());
-        }
-    }
-    let mut rows: Vec<serde_json::Value> = groups
-        .into_iter()
-        .map(|((route, class, target), (n, blocked, clients))| {
-            serde_json::json!({
-                "route": route, "detector": class, "target": target, "findings": n, "in_blocked_requests": blocked,
-                "clients": clients.len(),
-                "exclusion": format!(
-                    "[[payload.exclusions]]\npath_prefix = \"{route}\"\ndetectors = [\"{class}\"]\ntargets = [\"{target}\"]"
-                ),
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| b["findings"].as_u64().cmp(&a["findings"].as_u64()));
-    rows
-}
