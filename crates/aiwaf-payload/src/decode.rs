@@ -114,13 +114,13 @@ pub fn html_decode(input: &[u8]) -> Cow<'_, [u8]> {
     let mut i = 0;
     let mut changed = false;
     while i < input.len() {
-        if input[i] == b'&' {
-            if let Some((cp, len)) = entity_at(&input[i..]) {
-                push_char(&mut out, cp);
-                i += len;
-                changed = true;
-                continue;
-            }
+        if input[i] == b'&'
+            && let Some((cp, len)) = entity_at(&input[i..])
+        {
+            push_char(&mut out, cp);
+            i += len;
+            changed = true;
+            continue;
         }
         out.push(input[i]);
         i += 1;
@@ -229,19 +229,76 @@ pub fn fold(input: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// Decodes JavaScript/JSON-style escapes: `\uXXXX`, `\u{X..}` and `\xXX`. Other backslashes are kept.
+pub fn js_unescape(input: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr(b'\\', input).is_none() {
+        return Cow::Borrowed(input);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < input.len() {
+        if input[i] == b'\\' {
+            let kind = input.get(i + 1).copied();
+            let (digits, skip) = match kind {
+                Some(b'u' | b'U') if input.get(i + 2) == Some(&b'{') => {
+                    let end = input[i + 3..].iter().take(7).position(|&c| c == b'}');
+                    match end {
+                        Some(e) if e > 0 => (&input[i + 3..i + 3 + e], e + 4),
+                        _ => (&input[0..0], 0),
+                    }
+                }
+                Some(b'u' | b'U') if i + 6 <= input.len() => (&input[i + 2..i + 6], 6),
+                Some(b'x' | b'X') if i + 4 <= input.len() => (&input[i + 2..i + 4], 4),
+                _ => (&input[0..0], 0),
+            };
+            if skip > 0 && digits.iter().all(|&c| hex(c).is_some()) {
+                let cp = digits.iter().fold(0u32, |acc, &c| acc << 4 | u32::from(hex(c).unwrap_or(0)));
+                push_char(&mut out, cp.min(0x10FFFF));
+                i += skip;
+                changed = true;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    if changed { Cow::Owned(out) } else { Cow::Borrowed(input) }
+}
+
+/// Bytes that make [`normalize`] do work: `%`, `&`, NUL and the lead bytes [`fold`] rewrites.
+static NEEDS_DECODE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'%' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0] = true;
+    t[0xC0] = true;
+    t[0xC1] = true;
+    t[0xE0] = true;
+    t[0xE2] = true;
+    t[0xE3] = true;
+    t[0xEF] = true;
+    t
+};
+
 /// Full normalisation of a value the parser already decoded once: up to three rounds of URL decoding,
 /// HTML entity decoding and folding, until nothing changes.
 pub fn normalize(input: &[u8]) -> Cow<'_, [u8]> {
+    if !input.iter().any(|&b| NEEDS_DECODE[b as usize]) {
+        return Cow::Borrowed(input);
+    }
     let mut cur: Cow<'_, [u8]> = Cow::Borrowed(input);
     for _ in 0..3 {
         let next: Vec<u8> = {
             let a = url_decode(&cur, false);
             let b = html_decode(&a);
             let c = fold(&b);
-            if matches!((&a, &b, &c), (Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_))) {
+            let d = js_unescape(&c);
+            if matches!((&a, &b, &c, &d), (Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_), Cow::Borrowed(_))) {
                 break;
             }
-            c.into_owned()
+            d.into_owned()
         };
         if next.as_slice() == &*cur {
             break;
@@ -399,6 +456,10 @@ pub fn base64_text(input: &[u8]) -> Option<Vec<u8>> {
     if trimmed.len() < 16 || input.len() - trimmed.len() > 2 || trimmed.len() % 4 == 1 {
         return None;
     }
+    // all-hex tokens (session ids, hashes) are not base64 text; neither is anything outside the alphabet
+    if trimmed.iter().all(u8::is_ascii_hexdigit) || !trimmed.iter().all(|&c| b64_val(c).is_some()) {
+        return None;
+    }
     let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -435,6 +496,8 @@ mod tests {
         assert_eq!(&*normalize("＜ｓｃｒｉｐｔ＞".as_bytes()), b"<script>");
         assert_eq!(&*normalize(b"%c0%ae%c0%ae%c0%af"), b"../");
         assert_eq!(&*normalize(b"a\0b"), b"ab");
+        assert_eq!(&*normalize(b"c\\u006fnsole \\x41\\u{62}"), b"console Ab");
+        assert_eq!(&*normalize(b"C:\\users\\x"), b"C:\\users\\x");
     }
 
     #[test]

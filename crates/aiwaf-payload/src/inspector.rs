@@ -9,10 +9,156 @@ use crate::parse;
 use crate::report::{Class, Location, PayloadFinding, Report, Severity, evidence};
 use crate::rules::scope;
 
-/// Headers inspected by default (lower-case). `Cookie` is parsed separately.
+/// Headers inspected by default (lower-case). `Cookie` is parsed separately. Since every header value now
+/// goes through the cheap prefilter, this list only documents the historical defaults.
 const DEFAULT_HEADERS: &[&str] =
     &["user-agent", "referer", "x-forwarded-host", "x-filename", "x_filename", "x-file-name"];
-const FILENAME_HEADERS: &[&str] = &["x-filename", "x_filename", "x-file-name"];
+/// What a request header is, for inspection purposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeaderKind {
+    Cookie,
+    UserAgent,
+    /// Upload file name headers (`X-Filename` and spellings).
+    Filename,
+    ContentLength,
+    TransferEncoding,
+    /// `Range` / `Request-Range`.
+    Range,
+    /// `Authorization` / `Proxy-Authorization`: credentials, not payload.
+    Credentials,
+    ContentType,
+    /// Comma-separated token lists (content negotiation, caching, fetch metadata, `Host`): scanned only
+    /// when the value leaves that grammar ([`plain_list_value`]).
+    List,
+    /// Request headers a client has no business sending: hop-by-hop proxies, WebDAV locks, method overrides.
+    Restricted,
+    Other,
+}
+
+fn header_kind(name: &str) -> HeaderKind {
+    let n = name.as_bytes();
+    if n.len() > 32 {
+        return HeaderKind::Other;
+    }
+    let mut buf = [0u8; 32];
+    let l = &mut buf[..n.len()];
+    l.copy_from_slice(n);
+    l.make_ascii_lowercase();
+    match &*l {
+        b"cookie" => HeaderKind::Cookie,
+        b"user-agent" => HeaderKind::UserAgent,
+        b"x-filename" | b"x_filename" | b"x.filename" | b"x-file-name" | b"x_file_name" => HeaderKind::Filename,
+        b"content-length" => HeaderKind::ContentLength,
+        b"transfer-encoding" => HeaderKind::TransferEncoding,
+        b"range" | b"request-range" => HeaderKind::Range,
+        b"authorization" | b"proxy-authorization" => HeaderKind::Credentials,
+        b"content-type" => HeaderKind::ContentType,
+        b"accept"
+        | b"accept-encoding"
+        | b"accept-language"
+        | b"accept-charset"
+        | b"host"
+        | b"connection"
+        | b"cache-control"
+        | b"pragma"
+        | b"upgrade-insecure-requests"
+        | b"dnt"
+        | b"te"
+        | b"priority"
+        | b"sec-fetch-site"
+        | b"sec-fetch-mode"
+        | b"sec-fetch-dest"
+        | b"sec-fetch-user"
+        | b"sec-ch-ua-mobile"
+        | b"keep-alive"
+        | b"origin" => HeaderKind::List,
+        b"proxy" | b"lock-token" | b"if" | b"x-http-method-override" | b"x-http-method" | b"x-method-override" => {
+            HeaderKind::Restricted
+        }
+        _ => HeaderKind::Other,
+    }
+}
+
+/// `token[/token][;param=value]*[, ...]` with tokens of letters, digits and `*.+-_:`; a blank may only
+/// follow `,` or `;`. Such a value has no room for a payload (no quotes, brackets, operators or phrases).
+fn plain_list_value(v: &[u8]) -> bool {
+    if v.len() > 256 {
+        return false;
+    }
+    let mut prev = b',';
+    for &b in v {
+        let ok = match b {
+            b' ' => matches!(prev, b',' | b';' | b' '),
+            b',' | b'/' | b'=' | b'*' | b'.' | b'+' | b'-' | b'_' | b':' | b'?' | b';' => true,
+            c => c.is_ascii_alphanumeric(),
+        };
+        if !ok {
+            return false;
+        }
+        prev = b;
+    }
+    // `;` only introduces parameters (`;q=0.8`), never a second command
+    v.split(|&b| b == b';').skip(1).all(|p| {
+        let p = p.trim_ascii_start();
+        let end = p.iter().position(|&b| b == b',').unwrap_or(p.len());
+        memchr::memchr(b'=', &p[..end]).is_some_and(|e| e > 0 && e <= 16)
+    })
+}
+
+const CHARSETS: &[&str] = &[
+    "utf-8",
+    "utf8",
+    "iso-8859-1",
+    "iso-8859-15",
+    "iso-8859-2",
+    "latin1",
+    "us-ascii",
+    "ascii",
+    "windows-1252",
+    "windows-1251",
+    "windows-1250",
+    "utf-16",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+    "gb2312",
+    "gbk",
+    "gb18030",
+    "big5",
+    "koi8-r",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::plain_list_value;
+
+    #[test]
+    fn list_grammar() {
+        for v in [
+            &b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"[..],
+            b"gzip, deflate, br",
+            b"en-US,en;q=0.5",
+            b"shop.example:8080",
+            b"keep-alive",
+            b"no-cache, no-store, must-revalidate",
+            b"u=0, i",
+        ] {
+            assert!(plain_list_value(v), "{}", String::from_utf8_lossy(v));
+        }
+        for v in [
+            &b"text/html; union select 1"[..],
+            b"1;cat /etc/passwd",
+            b"x' or '1'='1",
+            b"<script>",
+            b"${jndi:ldap://x/a}",
+            b"a;id",
+            b"%{(#a=1)}",
+        ] {
+            assert!(!plain_list_value(v), "{}", String::from_utf8_lossy(v));
+        }
+    }
+}
+
 const MAX_NAME_CHARS: usize = 100;
 
 /// The request line and headers handed to [`Inspector::inspect_head`].
@@ -103,29 +249,65 @@ impl Inspector {
             });
             run.dropped(dropped);
         }
-        for (name, value) in req.headers {
-            if name.eq_ignore_ascii_case("cookie") {
-                parse::cookies(value, &mut |n, v| {
-                    if !n.is_empty() {
-                        run.value(Location::Cookie, scope::COOKIE, "cookie.", n, n);
-                    }
-                    run.value(Location::Cookie, scope::COOKIE, "cookie.", n, v);
-                });
+        let mut has_cl = false;
+        let mut has_te = false;
+        for &(name, value) in req.headers {
+            let kind = header_kind(name);
+            run.header_protocol(name, value, kind);
+            match kind {
+                HeaderKind::Cookie => {
+                    parse::cookies(value, &mut |n, v| {
+                        if !n.is_empty() {
+                            if [&b"$version"[..], b"$path", b"$domain"].iter().any(|k| n.eq_ignore_ascii_case(k)) {
+                                run.protocol_at(
+                                    "protocol.cookie_v1",
+                                    Severity::Critical,
+                                    Location::Cookie,
+                                    "cookie",
+                                    n,
+                                );
+                            }
+                            run.value(Location::Cookie, scope::COOKIE, "cookie.", n, n);
+                        }
+                        run.value(Location::Cookie, scope::COOKIE, "cookie.", n, v);
+                    });
+                    continue;
+                }
+                HeaderKind::ContentLength => has_cl = true,
+                HeaderKind::TransferEncoding => has_te = true,
+                _ => {}
+            }
+            let skip = match kind {
+                HeaderKind::ContentLength
+                | HeaderKind::TransferEncoding
+                | HeaderKind::Range
+                | HeaderKind::Credentials => true,
+                HeaderKind::List | HeaderKind::ContentType => plain_list_value(value),
+                _ => false,
+            };
+            // headers named in the configuration are always inspected
+            if skip && !self.headers.iter().any(|h| name.eq_ignore_ascii_case(h)) {
                 continue;
             }
+            let sc = match kind {
+                HeaderKind::UserAgent => scope::HEADER | scope::UA,
+                HeaderKind::Filename => scope::HEADER | scope::FILE,
+                _ => scope::HEADER,
+            };
             let lname = name.to_ascii_lowercase();
-            if !self.headers.contains(&lname) {
-                continue;
-            }
-            let mut sc = scope::HEADER;
-            if lname == "user-agent" {
-                sc |= scope::UA;
-            }
-            if FILENAME_HEADERS.contains(&lname.as_str()) {
-                sc |= scope::FILE;
-            }
             run.value(Location::Header, sc, "header.", lname.as_bytes(), value);
         }
+        if has_cl && has_te {
+            run.protocol_class(
+                "crlf.request_smuggling",
+                Class::Crlf,
+                Severity::Critical,
+                Location::Header,
+                "header.transfer-encoding",
+                b"Content-Length with Transfer-Encoding",
+            );
+        }
+        run.line_protocol(req);
     }
 
     /// Body phase. `truncated` = the body was longer than what was handed over.
@@ -242,20 +424,21 @@ impl Run<'_> {
                 && (seg[1].is_ascii_alphanumeric() || seg[1] == b'_')
                 && !seg.eq_ignore_ascii_case(b".well-known")
         });
-        if let Some(seg) = hit {
-            if self.insp.enabled_classes & Class::Protocol.bit() != 0 && !self.excluded(Class::Protocol, "path") {
-                self.out.push(PayloadFinding {
-                    rule: "protocol.hidden_file",
-                    class: Class::Protocol,
-                    paranoia: 1,
-                    severity: Severity::Critical,
-                    location: Location::Path,
-                    target: "path".to_string(),
-                    matched: evidence(seg),
-                    decoded: evidence(path),
-                    shadow: self.insp.detect_classes & Class::Protocol.bit() != 0,
-                });
-            }
+        if let Some(seg) = hit
+            && self.insp.enabled_classes & Class::Protocol.bit() != 0
+            && !self.excluded(Class::Protocol, "path")
+        {
+            self.out.push(PayloadFinding {
+                rule: "protocol.hidden_file",
+                class: Class::Protocol,
+                paranoia: 1,
+                severity: Severity::Critical,
+                location: Location::Path,
+                target: "path".to_string(),
+                matched: evidence(seg),
+                decoded: evidence(path),
+                shadow: self.insp.detect_classes & Class::Protocol.bit() != 0,
+            });
         }
     }
 
@@ -279,6 +462,141 @@ impl Run<'_> {
         if n > 0 {
             self.out.targets_dropped = self.out.targets_dropped.saturating_add(n as u32);
             self.protocol("protocol.too_many_targets", Severity::Notice, "request", b"targets over limit");
+        }
+    }
+
+    fn protocol_at(&mut self, rule: &'static str, sev: Severity, loc: Location, target: &str, matched: &[u8]) {
+        self.protocol_class(rule, Class::Protocol, sev, loc, target, matched);
+    }
+
+    fn protocol_class(
+        &mut self,
+        rule: &'static str,
+        class: Class,
+        sev: Severity,
+        loc: Location,
+        target: &str,
+        matched: &[u8],
+    ) {
+        if self.insp.enabled_classes & class.bit() == 0 || self.excluded(class, target) {
+            return;
+        }
+        self.out.push(PayloadFinding {
+            rule,
+            class,
+            paranoia: 1,
+            severity: sev,
+            location: loc,
+            target: target.to_string(),
+            matched: evidence(matched),
+            decoded: String::new(),
+            shadow: self.insp.detect_classes & class.bit() != 0,
+        });
+    }
+
+    /// Protocol checks on the request line: method, raw path (fragment, control characters) and URL encoding.
+    fn line_protocol(&mut self, req: &HeadParts<'_>) {
+        let m = req.method.as_bytes();
+        if m.is_empty() || m.len() > 16 || !m.iter().all(|b| b.is_ascii_uppercase() || *b == b'-' || *b == b'_') {
+            self.protocol_at("protocol.invalid_method", Severity::Critical, Location::Path, "method", m);
+        }
+        let raw_path = req.path.as_bytes();
+        if memchr::memchr(b'#', raw_path).is_some() {
+            self.protocol_at("protocol.fragment_in_path", Severity::Critical, Location::Path, "path", raw_path);
+        }
+        if raw_path.iter().any(|&b| b < 0x20 || b == 0x7f) {
+            self.protocol_at("protocol.control_char", Severity::Critical, Location::Path, "path", raw_path);
+        }
+        if invalid_pct(raw_path) {
+            self.protocol_at("protocol.invalid_url_encoding", Severity::Critical, Location::Path, "path", raw_path);
+        }
+        if let Some(q) = req.query
+            && invalid_pct(q.as_bytes())
+        {
+            self.protocol_at(
+                "protocol.invalid_url_encoding",
+                Severity::Critical,
+                Location::QueryValue,
+                "query",
+                q.as_bytes(),
+            );
+        }
+    }
+
+    /// Protocol checks on one header: control characters, restricted names, framing, ranges, content type.
+    fn header_protocol(&mut self, name: &str, value: &[u8], kind: HeaderKind) {
+        let v = value.trim_ascii();
+        // branch-free so that it vectorises: header values are scanned on every request
+        if value.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)) {
+            self.protocol_class("crlf.header_value", Class::Crlf, Severity::Critical, Location::Header, name, value);
+        }
+        match kind {
+            HeaderKind::Restricted => {
+                self.protocol_at("protocol.restricted_header", Severity::Critical, Location::Header, name, value);
+            }
+            HeaderKind::ContentLength if v.is_empty() || !v.iter().all(u8::is_ascii_digit) => {
+                self.protocol_at("protocol.content_length", Severity::Critical, Location::Header, name, value);
+            }
+            // anything but a plain `chunked` (obfuscated or stacked codings) is a desync attempt
+            HeaderKind::TransferEncoding if !v.eq_ignore_ascii_case(b"chunked") => {
+                self.protocol_class(
+                    "crlf.transfer_encoding",
+                    Class::Crlf,
+                    Severity::Critical,
+                    Location::Header,
+                    name,
+                    value,
+                );
+            }
+            HeaderKind::Range => {
+                let ranges = v.iter().filter(|&&b| b == b',').count() + 1;
+                let well_formed = v.len() > 6
+                    && v[..6].eq_ignore_ascii_case(b"bytes=")
+                    && v[6..].iter().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b',' | b' '));
+                // `Request-Range` is the obsolete Netscape spelling, only seen from attack tools
+                if ranges > 5 || (well_formed && name.eq_ignore_ascii_case("request-range")) {
+                    self.protocol_at("protocol.range", Severity::Critical, Location::Header, name, value);
+                }
+            }
+            HeaderKind::ContentType => self.content_type(name, v),
+            _ => {}
+        }
+    }
+
+    fn content_type(&mut self, name: &str, v: &[u8]) {
+        let s = String::from_utf8_lossy(v).to_ascii_lowercase();
+        let mut parts = s.split(';');
+        let mime = parts.next().unwrap_or("").trim();
+        let mime_ok = mime.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&c))
+        });
+        let mut charsets = 0;
+        let mut bad = !mime_ok;
+        for p in parts {
+            let Some((k, val)) = p.split_once('=') else { continue };
+            let val = val.trim().trim_matches('"').trim();
+            if k.trim() == "charset" {
+                charsets += 1;
+                if !CHARSETS.contains(&val) && val.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(&c)) {
+                    bad = true;
+                }
+            }
+            // a media type or a charset hidden in another parameter (parser confusion)
+            if k.trim() != "charset"
+                && (val.contains("charset")
+                    || (val.contains('/')
+                        && !val.contains(' ')
+                        && val.split('/').all(|x| {
+                            !x.is_empty() && x.bytes().all(|c| c.is_ascii_alphanumeric() || b"+.-".contains(&c))
+                        })))
+            {
+                bad = true;
+            }
+        }
+        if bad || charsets > 1 {
+            self.protocol_at("protocol.content_type", Severity::Critical, Location::Header, name, v);
         }
     }
 
@@ -360,7 +678,13 @@ impl Run<'_> {
         let ctx = ScanCtx { scope: sc, classes: self.insp.enabled_classes & classes, max_pl: self.insp.max_pl };
         let mut hits: Vec<(crate::matcher::RuleMeta, String, String)> = Vec::new();
         self.insp.matcher.scan(value, ctx, &mut |h: Hit<'_>| {
-            if hits.len() < 16 && !hits.iter().any(|(m, _, _)| m.id == h.meta.id) {
+            // one hit per rule id; a later, more severe (or lower-paranoia) variant of the same id wins
+            let rank = |m: &crate::matcher::RuleMeta| (m.pl, std::cmp::Reverse(m.sev));
+            if let Some(slot) = hits.iter_mut().find(|(m, _, _)| m.id == h.meta.id) {
+                if rank(&h.meta) < rank(&slot.0) {
+                    *slot = (h.meta, evidence(h.matched), evidence(h.seen));
+                }
+            } else if hits.len() < 16 {
                 hits.push((h.meta, evidence(h.matched), evidence(h.seen)));
             }
         });
@@ -394,6 +718,15 @@ impl Run<'_> {
                 && (ex.targets.is_empty() || ex.targets.iter().any(|t| t.eq_ignore_ascii_case(target)))
         })
     }
+}
+
+/// True if a `%` is not followed by two hex digits (nor by `u` and four hex digits).
+fn invalid_pct(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| {
+        let h = |k: usize| s.get(i + k).is_some_and(u8::is_ascii_hexdigit);
+        let valid = (h(1) && h(2)) || (matches!(s.get(i + 1), Some(b'u' | b'U')) && h(2));
+        !valid
+    })
 }
 
 fn target_name(prefix: &str, name: &[u8]) -> String {

@@ -1,12 +1,16 @@
 //! aiwaf's payload inspection: a pure, bounded, never-panicking inspector for request payloads.
 //!
-//! [`Inspector::inspect_head`] looks at the path, query arguments, cookies and selected headers;
+//! [`Inspector::inspect_head`] looks at the request line (method, path, query arguments), cookies and every
+//! header value (list-valued headers such as `Accept` only when they leave their token-list grammar), plus
+//! protocol checks (framing/smuggling, ranges, restricted headers, control characters, content type);
 //! [`Inspector::inspect_body`] at form, multipart, JSON, XML or raw bodies. Every target is decoded
-//! (URL once/twice, `%uXXXX`, HTML entities, full-width Unicode, NUL removal, plus SQL, shell and path
+//! (URL once/twice, `%uXXXX`, HTML entities, `\uXXXX`/`\xXX` escapes, full-width Unicode, NUL removal, plus SQL, shell and path
 //! forms, and base64 when a value clearly is base64) and checked by our own rules, written from attack
 //! classes: SQL injection (with libinjection fingerprinting as one scored signal), XSS, traversal/LFI,
 //! RFI/SSRF, command injection, template injection, XXE, CRLF, NoSQL, Log4Shell, code injection, session
-//! fixation, LDAP, scanner User-Agents and protocol anomalies. Findings add their severity to an anomaly
+//! fixation, LDAP, scanner User-Agents and protocol anomalies. A cheap first pass (one Aho-Corasick scan over
+//! trigger literals plus byte-shape checks, see `prefilter.rs`) decides which rule groups run on a value; a
+//! value in which it finds nothing costs that one pass. Findings add their severity to an anomaly
 //! score (once per rule id); the request blocks at [`PayloadConfig::threshold`].
 //!
 //! ```
@@ -22,14 +26,12 @@
 //! println!("{}", report.summary());
 //! ```
 
-// Nested `if`/`if let` reads clearer than let-chains in the scanners.
-#![allow(clippy::collapsible_if)]
-
 mod config;
 mod decode;
 mod inspector;
 mod matcher;
 mod parse;
+mod prefilter;
 mod report;
 mod rules;
 

@@ -2,13 +2,13 @@
 //! de-obfuscator and the scanner User-Agent list. `Matcher::scan` inspects one value.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::decode;
+use crate::prefilter::{self, Prefilter, group};
 use crate::report::{Class, Severity};
 use crate::rules::{self, Form, UNIX_STRONG, UNIX_WEAK, scope};
 
@@ -26,6 +26,7 @@ pub(crate) struct RuleMeta {
 
 struct Compiled {
     meta: RuleMeta,
+    group: u32,
     form: Form,
     scope: u16,
     re: Regex,
@@ -51,523 +52,15 @@ pub(crate) struct Hit<'a> {
 
 /// All compiled matchers.
 pub(crate) struct Matcher {
-    prefilter: AhoCorasick,
-    prefilter_mask: Vec<u32>,
+    prefilter: Prefilter,
     rules: Vec<Compiled>,
     scanners: AhoCorasick,
-    commands: HashSet<&'static str>,
-}
-
-fn class_literals() -> Vec<(Class, Vec<&'static str>)> {
-    vec![
-        (
-            Class::Sqli,
-            vec![
-                "'",
-                "\"",
-                "`",
-                "union",
-                "select",
-                "sleep",
-                "benchmark",
-                "waitfor",
-                " or ",
-                " and ",
-                "||",
-                "&&",
-                "xor",
-                "--",
-                "/*",
-                "#",
-                ";",
-                "extractvalue",
-                "updatexml",
-                "information_schema",
-                "outfile",
-                "dumpfile",
-                "load_file",
-                "infile",
-                "char(",
-                "chr(",
-                "@@",
-                "having",
-                "order by",
-                "group by",
-                "xp_",
-                "sp_",
-                "exec",
-                "0x",
-                "sys",
-                "pg_",
-                "sqlite",
-                "mysql",
-                "concat",
-                "drop",
-                "insert",
-                "delete",
-                "update",
-                "truncate",
-                "declare",
-                "%00",
-                "master",
-                "all_",
-                "user_tab",
-                "dba_",
-                "msys",
-                "utl_",
-                "dbms_",
-                "openrowset",
-                "opendatasource",
-                "openquery",
-                "lo_",
-                "()",
-                "geometry",
-                "polygon",
-                "linestring",
-                "multipoint",
-                "exp(",
-                "floor(",
-                "name_const",
-                "json_keys",
-                "gtid",
-                "randomblob",
-                "unhex",
-                "from_base64",
-                "cast(",
-                "convert(",
-                "or 1",
-                "or true",
-                "and 1",
-                "::",
-                "and",
-                "or",
-                "like",
-                "regexp",
-                "rlike",
-                "(",
-            ],
-        ),
-        (
-            Class::Xss,
-            vec![
-                "<",
-                "script",
-                "\"",
-                "'",
-                "`",
-                "alert",
-                "prompt",
-                "confirm",
-                "eval",
-                "document",
-                "window",
-                "innerhtml",
-                "outerhtml",
-                "insertadjacent",
-                "fromcharcode",
-                "expression",
-                "-moz-binding",
-                "behavior",
-                "@import",
-                "data",
-                "settimeout",
-                "setinterval",
-                "atob",
-                "location",
-                "constructor",
-                "import(",
-                "function",
-                "onerror",
-                "onload",
-                "onunload",
-                "onmouse",
-                "onclick",
-                "ondblclick",
-                "onfocus",
-                "onblur",
-                "onkey",
-                "onsubmit",
-                "onchange",
-                "oninput",
-                "ontoggle",
-                "onbegin",
-                "onend",
-                "onstart",
-                "onanimation",
-                "ontransition",
-                "onpointer",
-                "ontouch",
-                "ondrag",
-                "ondrop",
-                "oncopy",
-                "oncut",
-                "onpaste",
-                "onplay",
-                "onpause",
-                "onshow",
-                "onselect",
-                "oninvalid",
-                "onreset",
-                "onsearch",
-                "onabort",
-                "onauxclick",
-                "oncontextmenu",
-                "onhashchange",
-                "onmessage",
-                "onresize",
-                "onscroll",
-                "onwheel",
-                "onbefore",
-                "onpage",
-                "onpopstate",
-                "onreadystatechange",
-                "onafterprint",
-                "onloadstart",
-                "onloadend",
-                "onprogress",
-                "oncanplay",
-                "ondurationchange",
-                "onvolumechange",
-                "onseek",
-                "onwaiting",
-                "onstorage",
-                "onbounce",
-                "onfinish",
-                "onactivate",
-                "onfilterchange",
-                "onpropertychange",
-                "onrepeat",
-                "onform",
-                "self[",
-                "top[",
-                "parent[",
-                "frames[",
-                "globalthis[",
-                "url(",
-            ],
-        ),
-        (
-            Class::Traversal,
-            vec![
-                "..",
-                "etc/",
-                "passwd",
-                "shadow",
-                "proc/",
-                "boot.ini",
-                "win.ini",
-                "system.ini",
-                "system32",
-                "winnt",
-                "inetpub",
-                "var/",
-                "://",
-                ".ssh",
-                ".htaccess",
-                ".htpasswd",
-                "web.config",
-                "wp-config",
-                ".git",
-                ".svn",
-                ".bash",
-                ".aws",
-                ".docker",
-                "windows",
-                "localsettings",
-                ".ds_store",
-                ".zsh",
-                "_history",
-                ".npmrc",
-                ".netrc",
-                ".pgpass",
-                "usr/",
-                "bin/",
-                "dev/",
-                "tmp/",
-                "root/",
-                "home/",
-                ":/",
-                "%system",
-                "%windir",
-                "%comspec",
-                "%userprofile",
-                "%appdata",
-            ],
-        ),
-        (
-            Class::Rfi,
-            vec![
-                "://",
-                "169.254",
-                "metadata",
-                "kubernetes",
-                "100.100.100.200",
-                "data:",
-                "localhost",
-                "127.",
-                "instance-data",
-            ],
-        ),
-        (
-            Class::Cmdi,
-            vec![
-                ";",
-                "|",
-                "&",
-                "`",
-                "$(",
-                "${",
-                "$ifs",
-                "\n",
-                "<(",
-                ">(",
-                "bin/",
-                "/dev/",
-                "cmd",
-                "powershell",
-                "pwsh",
-                "invoke-",
-                "iex",
-                "iwr",
-                "irm",
-                "start-",
-                "new-",
-                "get-",
-                "set-",
-                "remove-",
-                "copy-",
-                "out-",
-                "add-",
-                "stop-",
-                "restart-",
-                "convert",
-                "download",
-                "base64string",
-                "-enc",
-                "%comspec",
-                "for /",
-                "if exist",
-                "if not",
-                "if defined",
-                "if errorlevel",
-                "for ",
-                "if ",
-                "$shell",
-                "$bash",
-                "${shell",
-                "$0",
-                "c:/windows",
-                "c:\\windows",
-                "$[",
-                "$((",
-                "$'",
-                "{",
-            ],
-        ),
-        (
-            Class::Ssti,
-            vec![
-                "{{",
-                "{%",
-                "${",
-                "#{",
-                "<%",
-                "%>",
-                "*{",
-                "@(",
-                "__",
-                "{#",
-                "<#",
-                "#set",
-                "#foreach",
-                "$class",
-                "freemarker",
-                "{php}",
-                "$ex",
-                "[[",
-                "*",
-            ],
-        ),
-        (Class::Xxe, vec!["<!", "xi:include", "xmlns:xi"]),
-        (Class::CodeInjection, vec!["<!--"]),
-        (Class::Crlf, vec!["\r", "\n"]),
-        (Class::Nosqli, vec!["$", "db.", "this.", "||", "return", "sleep"]),
-        (
-            Class::CodeInjection,
-            vec![
-                "<?",
-                "(",
-                "$",
-                "::",
-                "java",
-                "runtime",
-                "processbuilder",
-                "transformer",
-                "closure",
-                "factory",
-                "templatesimpl",
-                "xmldecoder",
-                "org.",
-                "com.",
-                "sun.",
-                "ysoserial",
-                "ro0ab",
-                "kztaau",
-                "cs7qaf",
-                "aced0005",
-                "h4siaaaaaaaa",
-                "\u{ac}",
-                "ognl",
-                "%{",
-                "#_memberaccess",
-                "classloader",
-                "#{",
-                "#context",
-                "#request",
-                "#application",
-                "#session",
-                "#attr",
-                "#parameters",
-                "child_process",
-                "process",
-                "mainmodule",
-                "constructor",
-                "console",
-                "__proto__",
-                "prototype",
-                "while",
-                "for",
-                "@{",
-                "kernel",
-                "open3",
-                "%x{",
-                "instance_eval",
-                "class_eval",
-                "module_eval",
-                "constantize",
-                "objectspace",
-                "marshal",
-                "__import__",
-                "subprocess",
-                "pickle",
-                "commands.",
-                "qx",
-                "erb.",
-                ":{",
-                "@type",
-                "allow_url",
-                "auto_prepend",
-                "auto_append",
-                "disable_",
-                "open_basedir",
-                "safe_mode",
-                "suhosin",
-                "mbstring",
-                "pcre.",
-                "zend.",
-                "opcache",
-                "session.",
-                "display_",
-                "log_errors",
-                "error_",
-                "expose_php",
-                "file_uploads",
-                "short_open_tag",
-                "include_path",
-                "register_globals",
-                "magic_quotes",
-                "enable_dl",
-                "user_ini",
-                "phar.",
-                "assert.",
-                "max_execution",
-                "memory_limit",
-                "post_max",
-                "upload_",
-                "sendmail",
-                "cgi.",
-                "fastcgi",
-                "mail.",
-                "output_handler",
-                "html_errors",
-                "variables_order",
-                "extension_dir",
-                "xdebug",
-                "php",
-                "phtml",
-                "pht",
-                "phar",
-                "pgif",
-                "shtml",
-                "htaccess",
-                "user.ini",
-                "asp",
-                "jsp",
-                "sess_",
-            ],
-        ),
-        (Class::SessionFixation, vec![".cookie", "http-equiv", "set-cookie", "sessionid", "sessid", "cfid", "cftoken"]),
-        (Class::Ldapi, vec!["*)", ")(", "(|", "(&", "(!"]),
-        (
-            Class::Protocol,
-            vec![
-                ".bak",
-                ".backup",
-                ".bkp",
-                ".old",
-                ".orig",
-                ".sav",
-                ".sw",
-                ".tmp",
-                ".temp",
-                ".inc",
-                ".cnf",
-                ".conf",
-                ".ini",
-                ".log",
-                ".sql",
-                ".mdb",
-                ".dist",
-                ".copy",
-                "passwd",
-                ".pem",
-                ".key",
-                ".env",
-                ".kdbx",
-                ".ovpn",
-                "~",
-                "/.",
-                "web.config",
-                "app.config",
-                "wp-config",
-                "entries",
-                "info.php",
-                "test.php",
-            ],
-        ),
-    ]
+    commands: Vec<u128>,
 }
 
 impl Matcher {
     pub(crate) fn new() -> Result<Matcher, String> {
-        let mut lits: Vec<&'static str> = Vec::new();
-        let mut masks: Vec<u32> = Vec::new();
-        for (class, words) in class_literals() {
-            for w in words {
-                if let Some(i) = lits.iter().position(|l| *l == w) {
-                    masks[i] |= class.bit();
-                } else {
-                    lits.push(w);
-                    masks.push(class.bit());
-                }
-            }
-        }
-        let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&lits)
-            .map_err(|e| format!("prefilter: {e}"))?;
+        let prefilter = Prefilter::new()?;
         let mut rules = Vec::new();
         for d in rules::rule_defs() {
             let re = RegexBuilder::new(d.pattern)
@@ -580,6 +73,7 @@ impl Matcher {
                 .map_err(|e| format!("rule {}: {e}", d.id))?;
             rules.push(Compiled {
                 meta: RuleMeta { id: d.id, class: d.class, pl: d.pl, sev: d.sev },
+                group: rule_group(d.id, d.class),
                 form: d.form,
                 scope: d.scope,
                 re,
@@ -589,26 +83,86 @@ impl Matcher {
             .ascii_case_insensitive(true)
             .build(rules::SCANNER_TOKENS)
             .map_err(|e| format!("scanner tokens: {e}"))?;
-        let commands = UNIX_STRONG.split('|').chain(UNIX_WEAK.split('|')).filter(|c| !c.contains('[')).collect();
-        Ok(Matcher { prefilter, prefilter_mask: masks, rules, scanners, commands })
+        let mut commands: Vec<u128> = UNIX_STRONG
+            .split('|')
+            .chain(UNIX_WEAK.split('|'))
+            .filter(|c| !c.contains('[') && c.len() <= 16)
+            .map(|c| pack_word(c.as_bytes()))
+            .collect();
+        commands.sort_unstable();
+        commands.dedup();
+        Ok(Matcher { prefilter, rules, scanners, commands })
     }
 
-    fn classes_of(&self, text: &[u8]) -> u32 {
-        let mut mask = 0u32;
-        for m in self.prefilter.find_overlapping_iter(text) {
-            mask |= self.prefilter_mask[m.pattern().as_usize()];
+    /// Rule groups a value triggers in this scope (the cheap first pass).
+    fn groups_of(&self, text: &[u8], sc: u16) -> u32 {
+        let mut g = self.prefilter.literal_groups(text, sc & (scope::PATH | scope::FILE | scope::UA) != 0);
+        // one branch-free pass tells whether the shape checks below can find anything at all
+        let bytes = text.iter().fold(0u8, |acc, &b| acc | prefilter::BYTE_CLASS[b as usize]);
+        if bytes & prefilter::PAREN != 0
+            && g & (group::SQLI | group::CODE) != group::SQLI | group::CODE
+            && prefilter::has_call(text)
+        {
+            g |= group::SQLI | group::CODE;
         }
-        mask
+        if g & group::CMDI == 0
+            && ((bytes & prefilter::BLANK != 0 && self.first_word_is_command(text))
+                || (bytes & prefilter::SEPARATOR != 0
+                    && prefilter::words_after_separators(text, &mut |w| self.is_command(w))))
+        {
+            g |= group::CMDI;
+        }
+        if sc & scope::VALUES == 0 {
+            g &= !group::RFI;
+        }
+        if sc & (scope::PATH | scope::FILE) == 0 {
+            g &= !group::RESTRICTED;
+        }
+        if sc & scope::FILE == 0 {
+            g &= !group::UPLOAD;
+        }
+        if sc & scope::NAMES == 0 {
+            g &= !group::SESSION_NAME;
+        }
+        g
+    }
+
+    fn is_command(&self, w: &[u8]) -> bool {
+        if w.len() > 16 {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        let lw = &mut buf[..w.len()];
+        lw.copy_from_slice(w);
+        lw.make_ascii_lowercase();
+        let lw = lw.strip_suffix(b".exe").unwrap_or(lw);
+        lw.starts_with(b"python") || self.commands.binary_search(&pack_word(lw)).is_ok()
     }
 
     fn first_word_is_command(&self, text: &[u8]) -> bool {
         let t = text.trim_ascii_start();
-        let end = t.iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')).unwrap_or(t.len());
-        if end == 0 || end > 16 {
-            return false;
+        let mut buf = [0u8; 16];
+        let mut n = 0;
+        for &b in t.iter().take(40) {
+            if matches!(b, b'\'' | b'"' | b'\\' | b'^') {
+                continue;
+            }
+            if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                // a command word is followed by blanks or a shell operator, not by `,`/`.`/`/`
+                if !(b.is_ascii_whitespace() || matches!(b, b';' | b'|' | b'&' | b'<' | b'>' | b'`' | b'$')) {
+                    return false;
+                }
+                break;
+            }
+            if n == buf.len() {
+                return false;
+            }
+            buf[n] = b;
+            n += 1;
         }
-        let w = t[..end].to_ascii_lowercase();
-        std::str::from_utf8(&w).is_ok_and(|w| self.commands.contains(w) || w.starts_with("python"))
+        // a lone word (`id`, `time`) is not a command line
+        let rest = t.get(n..).unwrap_or_default().trim_ascii();
+        n > 0 && !rest.is_empty() && self.is_command(&buf[..n])
     }
 
     /// Scans one value (already decoded once by its parser, and length-limited by the caller).
@@ -654,31 +208,30 @@ impl Matcher {
     }
 
     fn scan_text(&self, text: &[u8], ctx: ScanCtx, emit: &mut dyn FnMut(Hit<'_>), nested: bool) {
-        if ctx.scope & scope::UA != 0 && ctx.classes & Class::Scanner.bit() != 0 {
-            if let Some(m) = self.scanners.find(text) {
-                emit(Hit {
-                    meta: RuleMeta { id: "scanner.user_agent", class: Class::Scanner, pl: 1, sev: Severity::Critical },
-                    matched: &text[m.start()..m.end()],
-                    seen: text,
-                });
-            }
-        }
-        let mut mask = self.classes_of(text);
-        if self.first_word_is_command(text) {
-            mask |= Class::Cmdi.bit();
-        }
-        if ctx.scope & scope::PATH != 0 {
-            mask |= Class::Traversal.bit();
-        }
-        mask &= ctx.classes;
-        if mask == 0 {
+        let gates = self.groups_of(text, ctx.scope);
+        if gates == 0 {
             return;
+        }
+        if gates & group::SCANNER != 0
+            && ctx.scope & scope::UA != 0
+            && ctx.classes & Class::Scanner.bit() != 0
+            && let Some(m) = self.scanners.find(text)
+        {
+            emit(Hit {
+                meta: RuleMeta { id: "scanner.user_agent", class: Class::Scanner, pl: 1, sev: Severity::Critical },
+                matched: &text[m.start()..m.end()],
+                seen: text,
+            });
         }
         let mut sql: Option<Vec<u8>> = None;
         let mut shell: Option<Vec<u8>> = None;
         let mut path: Option<Vec<u8>> = None;
         for r in &self.rules {
-            if mask & r.meta.class.bit() == 0 || r.scope & ctx.scope == 0 || r.meta.pl > ctx.max_pl {
+            if gates & r.group == 0
+                || ctx.classes & r.meta.class.bit() == 0
+                || r.scope & ctx.scope == 0
+                || r.meta.pl > ctx.max_pl
+            {
                 continue;
             }
             let form: &[u8] = match r.form {
@@ -691,24 +244,32 @@ impl Matcher {
                 emit(Hit { meta: r.meta, matched: m.as_bytes(), seen: form });
             }
         }
-        if mask & Class::Sqli.bit() != 0 && !nested && (ctx.scope & scope::PATH == 0 || has_quote(text)) {
+        if gates & group::SQLI != 0
+            && ctx.classes & Class::Sqli.bit() != 0
+            && !nested
+            && (ctx.scope & scope::PATH == 0 || has_quote(text))
+        {
             let input = &text[..text.len().min(LIBINJECTION_MAX)];
             let fp = catch_unwind(AssertUnwindSafe(|| {
                 let r = libinjectionrs::detect_sqli(input);
                 r.is_injection().then(|| r.fingerprint.map(|f| f.to_string()).unwrap_or_default())
             }));
-            if let Ok(Some(fp)) = fp {
-                if sqli_fingerprint_plausible(&fp, text) {
-                    let matched = format!("fingerprint {fp}");
-                    emit(Hit {
-                        meta: RuleMeta { id: "sqli.fingerprint", class: Class::Sqli, pl: 1, sev: Severity::Critical },
-                        matched: matched.as_bytes(),
-                        seen: text,
-                    });
-                }
+            if let Ok(Some(fp)) = fp
+                && sqli_fingerprint_plausible(&fp, text)
+            {
+                let matched = format!("fingerprint {fp}");
+                emit(Hit {
+                    meta: RuleMeta { id: "sqli.fingerprint", class: Class::Sqli, pl: 1, sev: Severity::Critical },
+                    matched: matched.as_bytes(),
+                    seen: text,
+                });
             }
         }
-        if mask & Class::Xss.bit() != 0 && !nested && memchr::memchr2(b'<', b'=', text).is_some() {
+        if gates & group::XSS != 0
+            && ctx.classes & Class::Xss.bit() != 0
+            && !nested
+            && memchr::memchr2(b'<', b'=', text).is_some()
+        {
             let input = &text[..text.len().min(LIBINJECTION_MAX)];
             let xss = catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(input).is_injection()));
             if xss.unwrap_or(false) {
@@ -820,26 +381,26 @@ fn flatten_once(t: &[u8]) -> Option<Vec<u8>> {
             i += 2;
             continue;
         }
-        if t[i] == b'}' {
-            if let Some(s) = start {
-                let inner = &t[s + 2..i];
-                let lower = inner.to_ascii_lowercase();
-                let repl: Option<&[u8]> = if let Some(p) = memchr::memmem::find(inner, b":-") {
-                    Some(&inner[p + 2..])
-                } else if lower.starts_with(b"lower:") || lower.starts_with(b"upper:") {
-                    Some(&inner[6..])
-                } else {
-                    None
-                };
-                if let Some(r) = repl {
-                    let mut out = Vec::with_capacity(t.len());
-                    out.extend_from_slice(&t[..s]);
-                    out.extend_from_slice(r);
-                    out.extend_from_slice(&t[i + 1..]);
-                    return Some(out);
-                }
-                start = None;
+        if t[i] == b'}'
+            && let Some(s) = start
+        {
+            let inner = &t[s + 2..i];
+            let lower = inner.to_ascii_lowercase();
+            let repl: Option<&[u8]> = if let Some(p) = memchr::memmem::find(inner, b":-") {
+                Some(&inner[p + 2..])
+            } else if lower.starts_with(b"lower:") || lower.starts_with(b"upper:") {
+                Some(&inner[6..])
+            } else {
+                None
+            };
+            if let Some(r) = repl {
+                let mut out = Vec::with_capacity(t.len());
+                out.extend_from_slice(&t[..s]);
+                out.extend_from_slice(r);
+                out.extend_from_slice(&t[i + 1..]);
+                return Some(out);
             }
+            start = None;
         }
         i += 1;
     }
@@ -863,5 +424,69 @@ mod tests {
     #[test]
     fn rules_compile() {
         assert!(Matcher::new().is_ok());
+    }
+}
+
+/// The prefilter group that gates a rule.
+fn rule_group(id: &str, class: Class) -> u32 {
+    match id {
+        "php.upload_name" => group::UPLOAD,
+        "session.id_in_args" => group::SESSION_NAME,
+        "protocol.restricted_file" => group::RESTRICTED,
+        _ => match class {
+            Class::Sqli => group::SQLI,
+            Class::Xss => group::XSS,
+            Class::Traversal => group::TRAVERSAL,
+            Class::Rfi => group::RFI,
+            Class::Cmdi => group::CMDI,
+            Class::Ssti => group::SSTI,
+            Class::Xxe => group::XXE,
+            Class::Crlf => group::CRLF,
+            Class::Nosqli => group::NOSQLI,
+            Class::CodeInjection => group::CODE,
+            Class::SessionFixation => group::SESSION,
+            Class::Ldapi => group::LDAP,
+            Class::Protocol => group::PROTOCOL,
+            Class::Log4shell | Class::Scanner => 0,
+        },
+    }
+}
+
+/// A word of at most 16 bytes as an integer (for a fast sorted lookup).
+fn pack_word(w: &[u8]) -> u128 {
+    let mut buf = [0u8; 16];
+    let n = w.len().min(16);
+    buf[..n].copy_from_slice(&w[..n]);
+    u128::from_be_bytes(buf)
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_values_trigger_no_rule_group() {
+        let m = Matcher::new().expect("matcher");
+        let headers: [&[u8]; 9] = [
+            b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            b"https://shop.example/tienda1/publico/productos.jsp",
+            b"shop.example",
+            b"gzip, deflate, br",
+            b"en-US,en;q=0.5",
+            b"08C8DCD89400C53A4F6F4C6029663578",
+            b"GA1.2.123.456",
+        ];
+        for v in headers {
+            assert_eq!(m.groups_of(v, scope::HEADER), 0, "{}", String::from_utf8_lossy(v));
+        }
+        for v in ["08C8DCD89400C53A4F6F4C6029663578", "GA1.2.123.456", "JSESSIONID", "_ga", "csrftoken"] {
+            assert_eq!(m.groups_of(v.as_bytes(), scope::COOKIE), 0, "{v}");
+        }
+        for v in ["order", "items", "SKU-0001", "Blue cotton shirt size 3", "ana@example.com", "id", "precio", "nombre"]
+        {
+            assert_eq!(m.groups_of(v.as_bytes(), scope::BNAME), 0, "{v}");
+        }
     }
 }

@@ -88,6 +88,12 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
         )
         .into_boxed_str(),
     );
+    let command_args: &'static str = Box::leak(
+        format!(
+            r"(?:^|[;|&\n`])\s*(?:{UNIX_STRONG})\s+(?:-{{1,2}}[a-z][\w-]*\s+)*(?:/[\w.-]+/[\w.-]|~/|\.\.?/[\w.-]|-{{1,2}}(?:version|help)\b)"
+        )
+        .into_boxed_str(),
+    );
     let start_args: &'static str = Box::leak(
         format!(r"^\s*(?:{UNIX_STRONG}|{UNIX_WEAK})\s+(?:-{{1,2}}[a-z]|/|\.{{1,2}}/|~/|\$|\||>|<|\*)").into_boxed_str(),
     );
@@ -434,6 +440,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
         r!("cmdi.unix", Cmdi, 2, C, Shell, ALL ^ UA, weak_sep),
         r!("cmdi.command_chain", Cmdi, 1, C, Shell, ALL, start_chain),
         r!("cmdi.command_start", Cmdi, 2, C, Shell, ALL ^ UA, start_args),
+        r!("cmdi.command_args", Cmdi, 1, C, Shell, ALL, command_args),
         r!(
             "cmdi.shell_path",
             Cmdi,
@@ -751,6 +758,196 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             Text,
             ARGS | HEADER,
             r"\*\)\s*\(\s*[|&]\s*\(\s*(?:objectclass|uid|cn|mail|userpassword|sn|ou|samaccountname)\s*="
+        ),
+        // ---------------------------------------------------------------- added: SQL structure
+        r!(
+            "sqli.quote_keyword",
+            Sqli,
+            1,
+            C,
+            Sql,
+            ALL,
+            r#"['"`]\s*\)*\s*(?:select\b|insert\b|update\b|delete\b|drop\b|alter\b|create\b|exec(?:ute)?\b|waitfor\b|declare\b|having\b|procedure\b|xor\b|div\b|rlike\b|regexp\b|sounds\s+like\b|(?:order|group)\s+by\b|limit\s+\d|into\s+(?:out|dump)file\b|is\s+(?:not\s+)?null\b|is\s+not\b|(?:or|and)\s*[?!(@]|(?:or|and)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|[a-z_]\w*\s*(?:[=<>!(]|--|#|;|not\b|like\b|is\b)))"#
+        ),
+        r!(
+            "sqli.quote_boolean",
+            Sqli,
+            1,
+            E,
+            Sql,
+            ALL,
+            r#"['"`]\s*\)*\s*(?:or|and|like|is|not|in)\b|\b(?:or|and|xor|like|rlike|regexp|not|is)\s+['"`]|['"`]\s*;\s*[a-z]|['"`]\s*(?:<=>|!=|<>|>=|<=|[<>=])\s*['"`]?\s*(?:#|--|$)"#
+        ),
+        r!("sqli.as_from", Sqli, 1, C, Sql, ALL, r#"(?:[)'"`]|\b\d+)\s*as\s+['"`\[]?[\w]+['"`\]]?\s+from\b"#),
+        r!(
+            "sqli.time_based",
+            Sqli,
+            1,
+            C,
+            Sql,
+            ALL,
+            r"\bwaitfor\s+(?:delay|time)\b|\bsleep\s*\(\s*\d+\s*\)|\bbenchmark\s*\(\s*\d+\s*,"
+        ),
+        r!("sqli.mysql_comment", Sqli, 1, C, Text, ALL, r"/\*[!+]\s*\d*\s*[a-z]{3,}"),
+        r!("sqli.json_operator", Sqli, 1, C, Sql, ALL, r#"['"]\s*(?:->>?|#>>?|\?[|&]|@>|<@)\s*['"]"#),
+        r!(
+            "sqli.statement_keyword",
+            Sqli,
+            1,
+            C,
+            Sql,
+            ALL,
+            r"\bexecute\s+immediate\b|\bprocedure\s+analyse\b|\blo_(?:get|import|export|open|creat|create|unlink|from_bytea|put)\s*\(|\b(?:msdasql|sqloledb|northwind)\b|\bexcept\s+values\s*\(|\bvalues\s*\(\s*['\d].{0,80}\)\s*(?:;|--|#|$)|\bin\s*\(\s*select\b|\bcase\s+when\b.{1,80}?\bthen\b|\bwhen\s+\d+\s+then\b|\d\s*<=>\s*\d|,\s*\d+\s*=\s*\d+\s*$"
+        ),
+        r!(
+            "sqli.sql_function",
+            Sqli,
+            1,
+            C,
+            Text,
+            ALL,
+            r"\b(?:benchmark|sleep|sysdate|strcmp|unhex|group_concat|concat_ws|concat|substring|substr|load_file|updatexml|extractvalue|make_set|elt|find_in_set|lpad|rpad|soundex|crc32|uncompress|from_base64|to_base64|json_extract|json_valid|pg_\w+|utl_\w+|dbms_\w+|xmltype|nvl2?|ifnull|iif|isnull|coalesce|ascii|ord|mid|current_user|session_user|system_user|rand|now|pi|abs|char_length|bit_length|octet_length|conv|oct|bin|nullif|greatest|least|rlike|regexp_\w+|sys_\w+|user_name|db_name|schema_name|object_id|object_name|col_name|has_dbaccess|is_srvrolemember|convert|cast|decode|encode|aes_\w+|des_\w+|exp|floor|ceil|ceiling|round|truncate|last_insert_id|row_count|found_rows|connection_id|uuid|uuid_short|inet_aton|inet_ntoa)\("
+        ),
+        r!(
+            "sqli.chained_condition",
+            Sqli,
+            1,
+            C,
+            Sql,
+            ALL,
+            r#"(?:^|[\s=(/])(?:and|or|xor|&&|\|\|)\s*[(!]*\s*[\w.@`]+\s*(?:==?|<=>|!=|<>|<=|>=|[<>])\s*(?:['"(!]|\d|$)|(?:^|[\s=(])(?:&&|\|\|)\s*\(\s*\w+\s*=|(?:^|[;\s])set\s+@\w+\s*="#
+        ),
+        r!("sqli.in_list", Sqli, 1, E, Sql, ALL, r"\bin\s*\(\s*\d+\s*(?:,\s*\d+\s*)+\)"),
+        // ---------------------------------------------------------------- added: shell
+        r!(
+            "cmdi.glob_path",
+            Cmdi,
+            1,
+            C,
+            Text,
+            ALL ^ UA,
+            r"(?:^|[\s;|&=<>(`'\x22])/(?:[a-z]{0,4}(?:[?*]|\[[a-z]+\])[a-z?*\[\]]{0,6}/[\w.?*\[\]/-]*|(?:bin|etc|usr|dev|tmp|proc|sbin|var|opt|home|root)/[\w./-]*?(?:[?*]|\[[a-z]+\])[\w.?*\[\]-]*)"
+        ),
+        r!("cmdi.brace_expansion", Cmdi, 1, C, Text, ALL ^ UA, r"\{[a-z/][\w/.-]{0,20},[\w/.$-][\w/.$ -]{0,40}\}"),
+        r!("cmdi.shellshock", Cmdi, 1, C, Text, ALL, r"\(\s*\)\s*\{"),
+        r!(
+            "cmdi.windows",
+            Cmdi,
+            1,
+            C,
+            Shell,
+            ALL ^ UA,
+            r"\bif\s+(?:/i\s+)?(?:not\s+)?.{0,40}?\s(?:equ|neq|lss|leq|gtr|geq|==)\s|\biwmi\b|\bwmic\b.{0,40}\b(?:process|call|create)\b|\bwin32_process\b"
+        ),
+        r!("cmdi.substitution", Cmdi, 1, C, Text, ALL ^ UA, r"[a-z]``(?:\s|$)"),
+        // ---------------------------------------------------------------- added: XSS
+        r!(
+            "xss.obfuscated_tag",
+            Xss,
+            1,
+            C,
+            Text,
+            ALL,
+            r"<\s*[a-z](?:\s+[a-z]){3,}\b|<\s*[a-z]+:[a-z]+\b[^>]*\b(?:src|href|on\w+)\s*="
+        ),
+        r!(
+            "xss.js_sink",
+            Xss,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"\bdocument\s*(?:/\*[^*]*\*/\s*|\)\s*)*(?:\.|\[\s*['"`])\s*(?:cookie|write|domain|location|createelement|body|forms|execcommand)\b|\bset(?:timeout|interval)\s*\(\s*[a-z_$]|\.\s*(?:/\*.*?\*/\s*)*(?:call|apply|bind)\s*(?:/\*.*?\*/\s*)*`|\burl\s*\(\s*['"]?\s*(?:javascript|vbscript)\b|\bdata\s*:[^,]{0,60},\s*<"#
+        ),
+        r!("xss.html_tag", Xss, 1, E, Text, ALL, r"<\s*(?:noscript|dialog|xmp|plaintext|noembed|listing|comment)\b"),
+        // ---------------------------------------------------------------- added: RFI / SSRF
+        r!(
+            "rfi.ssrf_internal",
+            Rfi,
+            1,
+            C,
+            Text,
+            VALUES,
+            r"(?:^|[/@.\s])(?:localtest\.me|lvh\.me|[\w.-]*\.nip\.io|[\w.-]*\.sslip\.io|host\.docker\.internal|gateway\.docker\.internal|host\.containers\.internal)\b"
+        ),
+        r!("rfi.ssrf_confusion", Rfi, 1, C, Text, VALUES, r"^\s*(?:https?|ftp)://[^/?#@]*[\s&#\\][^/?]*@"),
+        r!("rfi.ssrf_scheme", Rfi, 1, C, Text, VALUES, r"^\s*data:(?:text|application)/"),
+        // ---------------------------------------------------------------- added: code injection
+        r!(
+            "php.function_call",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"\b(?:sodium|zend|posix|pcntl|proc|stream_socket|socket|curl|openssl|dns_get|imap|ldap|ftp|ssh2|apache|call_user|func_get|create_function|highlight|show_source|php_|phpinfo|ini_|mb_ereg|preg_replace_callback|fsockopen)\w*\s*\(|\b(?:exec|system|passthru|shell_exec|eval|assert|popen)\s*/\*.*?\*/\s*\(|['"](?:system|exec|passthru|shell_exec|assert|eval|popen)['"]\s*\(|\[\s*['"]?(?:system|exec|passthru|shell_exec|assert)['"]?\s*\]\s*(?:\[\s*\d+\s*\]\s*)?\(|\(\s*(?:/\*.*?\*/\s*)*(?:system|exec|passthru|shell_exec|assert|eval)\s*(?:/\*.*?\*/\s*)*\)\s*\(|\[\s*php\s*\]"#
+        ),
+        r!(
+            "php.variable_call",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"\$\{\s*\$\w+\s*\}|\$\{\s*['"]\w+['"]\s*\}|\$[a-z_]\w*\s*(?:\[[^\]]{0,40}\]\s*)+(?:/\*.*?\*/\s*)*\(\s*(?:['"$)]|\w+\s*\))"#
+        ),
+        r!(
+            "php.ini_directive",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r"\b(?:session\.\w+|unserialize_\w+|zend\.\w+|apc\.\w+)\s*="
+        ),
+        r!("php.upload_name", CodeInjection, 1, C, Text, FILE, r"(?:^|/)sess_[\w,-]{8,}"),
+        r!(
+            "node.injection",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r"_\$\$nd_func\$\$_|\bwhile\s*\(+\s*(?:[+-]?\s*infinity|-?\d+)\s*\)"
+        ),
+        r!(
+            "ssti.statement",
+            Ssti,
+            1,
+            C,
+            Text,
+            ALL,
+            r"\{%-?\s*(?:if|for|set|import|include|extends|block|macro|raw|print|with|call|filter|debug)\b.{0,200}?%\}"
+        ),
+        // ---------------------------------------------------------------- added: CRLF / LDAP
+        r!("crlf.arg_crlf", Crlf, 1, C, Text, NAMES, r"[\r\n]"),
+        r!(
+            "crlf.request_smuggling",
+            Crlf,
+            1,
+            C,
+            Text,
+            ALL,
+            r"(?:get|post|put|delete|head|options|connect|patch|trace)\s+/\S*\s+http/\d(?:\.\d)?\s*[\r\n]"
+        ),
+        r!(
+            "ldapi.filter",
+            Ldapi,
+            1,
+            C,
+            Text,
+            ARGS | HEADER,
+            r"\)\s*[|&!]?\s*\(\s*(?:[|&!]\s*(?:\)|\(|$)|[\w-]+\s*[~<>]?=)|\)\s*\(\s*[|&!]\s*\)?\s*$"
+        ),
+        // ---------------------------------------------------------------- added: session fixation
+        r!(
+            "session.id_in_args",
+            SessionFixation,
+            1,
+            C,
+            Text,
+            NAMES,
+            r"^(?:[a-z]+session|[\w.-]*session[-_.](?:id|token)|sid|session_id|sessid|session|[\w-]*\.sid|play_session|laravel_session|ci_session|rack\.session|_session_id|koa\.sess)$"
         ),
         // ---------------------------------------------------------------- protocol
         r!(

@@ -444,3 +444,204 @@ fn empty_get_is_clean() {
     assert!(r.is_clean() && r.score == 0);
     let _ = Location::Path;
 }
+
+fn head(i: &Inspector, method: &str, path: &str, query: Option<&str>, headers: &[(&str, &[u8])]) -> Report {
+    let mut r = Report::default();
+    i.inspect_head(&HeadParts { method, path, query, headers }, &mut r);
+    r
+}
+
+#[test]
+fn sql_structure_rules() {
+    for v in [
+        "x' having 1=1--",
+        "a' xor 'b",
+        "1' is not null--",
+        "') AS t FROM users",
+        "1; WAITFOR DELAY '0:0:5'",
+        "1 /*!50000select*/ 1",
+        "'a' -> '$.b' = '1'",
+        "execute immediate 'x'",
+        "1 procedure analyse(1,1)",
+        "case when 1=1 then 1 else 0 end",
+        "x and 7639=(select 1)",
+        "|| c == '1'",
+        "x;set @a = 1",
+        "group_concat(password)",
+        "1 or ifnull(1,1)",
+        "lo_import('/etc/passwd')",
+    ] {
+        blocks(v);
+    }
+    for v in [
+        "black and white",
+        "Rock and roll is here to stay",
+        "She said 'hello' and left",
+        "\"Union von Europa\"",
+        "How long is the case when shipped?",
+        "Tom and Jerry = best cartoon",
+        "set the table",
+        "2 + 2 = 4",
+        "pages 10 to 20",
+    ] {
+        passes(v);
+    }
+}
+
+#[test]
+fn shell_globbing_braces_and_shellshock() {
+    for v in [
+        "x;/bi?/ca? /et?/passwd",
+        "/etc/pas[s]wd",
+        "{cat,/etc/passwd}",
+        "() { :; }; echo vulnerable",
+        "if not (2 equ 2) echo hey",
+        "ping`` 127.0.0.1",
+        "cat /path/to/file.gz",
+        "ls --version",
+    ] {
+        blocks(v);
+    }
+    for v in ["/search?q=shoes", "price {1,2}", "a (b) {c}", "What? Why?", "/images/logo.png", "categories/shoes"] {
+        passes(v);
+    }
+}
+
+#[test]
+fn xss_obfuscations_and_js_escapes() {
+    for v in [
+        "<d i a l o g open>",
+        "<v:vmlframe src=\"x\"/>",
+        "(document/*x*/)[\"cookie\"]",
+        "setInterval(code, 1)",
+        "[].sort.call`${alert}1`",
+        "x=x:url(javascript",
+        "c\\u006fnsole.info(1)",
+        "__\\u0070\\u0072oto__.x=1",
+    ] {
+        blocks(v);
+    }
+    for v in ["Use a dialog box", "document the setup", "call me later"] {
+        passes(v);
+    }
+}
+
+#[test]
+fn php_node_ssrf_and_session_additions() {
+    for v in [
+        "exec /*x*/ ()",
+        "\"system\"(\"id\")",
+        "[system][0](ls);",
+        "$_aB[5]['d'] /*x*/ (17)",
+        "${'ff'}",
+        "session.save_path=/tmp",
+        "_$$ND_FUNC$$_function(){}",
+        "while(-1);",
+        "{% if True %}1{% endif %}",
+        "http://host.docker.internal/",
+        "http://google.com:80 &@127.0.0.1:22/",
+        "data:text/plain,hello",
+    ] {
+        blocks(v);
+    }
+    let i = insp();
+    let r = query(&i, "phpsession=abc&x=1");
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    for q in ["session_count=3", "page=2&sort=session", "next=https%3A%2F%2Fexample.com%2Fa"] {
+        let r = query(&i, q);
+        assert!(!r.should_block(i.config()), "{q}: {:?}", r.findings);
+    }
+}
+
+#[test]
+fn crlf_ldap_and_smuggling_in_values() {
+    let i = insp();
+    for q in ["param%0d%0a=test", "x=1&%0d%0aRemote-addr:%20foo", "f=x)(uid%3D*", "f=val)%7C(uid%3D*"] {
+        let r = query(&i, q);
+        assert!(r.should_block(i.config()), "{q}: {:?}", r.findings);
+    }
+    let mut r = Report::default();
+    i.inspect_body("/", Some("text/plain"), b"xGET /a.html HTTP/1.1\r\nHost: x\r\n\r\n", false, &mut r);
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    for q in ["note=see%20(figure%202)", "f=(a)(b)"] {
+        let r = query(&i, q);
+        assert!(!r.should_block(i.config()), "{q}: {:?}", r.findings);
+    }
+}
+
+/// Method, path, query, headers.
+type HeadCase<'a> = (&'a str, &'a str, Option<&'a str>, Vec<(&'a str, &'a [u8])>);
+
+#[test]
+fn protocol_checks_on_the_head() {
+    let i = insp();
+    let ua: (&str, &[u8]) = ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
+    let cases: [HeadCase<'_>; 10] = [
+        ("REALLYLONGUNREALMETHOD", "/", None, vec![ua]),
+        ("GET", "/", None, vec![ua, ("Content-Length", b"NotDigits")]),
+        ("POST", "/", None, vec![ua, ("Content-Length", b"3"), ("Transfer-Encoding", b"chunked")]),
+        ("POST", "/", None, vec![ua, ("Transfer-Encoding", b"chunked, identity")]),
+        ("GET", "/", None, vec![ua, ("Range", b"bytes=1-2,3-4,5-6,7-8,9-10,11-12")]),
+        ("GET", "/", None, vec![ua, ("Proxy", b"http://evil.example")]),
+        ("GET", "/", None, vec![ua, ("X-Anything", b"a\r\nSet-Cookie: x=1")]),
+        ("POST", "/", None, vec![ua, ("Content-Type", b"application/x-www-form-urlencoded;charset=ibm038")]),
+        ("GET", "/", Some("x=new%w20"), vec![ua]),
+        ("GET", "/#frag", None, vec![ua]),
+    ];
+    for (m, p, q, h) in &cases {
+        let r = head(&i, m, p, *q, h);
+        assert!(r.should_block(i.config()), "{m} {p} {q:?} {h:?}: {:?}", r.findings);
+    }
+    // ordinary requests, including one Content-Type, Range and Accept each
+    let ok: [HeadCase<'_>; 5] = [
+        ("GET", "/", None, vec![ua, ("Range", b"bytes=0-1023")]),
+        ("POST", "/f", None, vec![ua, ("Content-Type", b"multipart/form-data; boundary=----WebKitFormBoundary7MA4")]),
+        ("POST", "/f", None, vec![ua, ("Content-Type", b"application/json; charset=utf-8"), ("Content-Length", b"12")]),
+        ("GET", "/a", Some("q=50%25%20off&u=%u00e9"), vec![ua, ("Accept", b"*/*"), ("Host", b"shop.example:8443")]),
+        ("PROPFIND", "/dav/", None, vec![ua, ("Depth", b"1")]),
+    ];
+    for (m, p, q, h) in &ok {
+        let r = head(&i, m, p, *q, h);
+        assert!(r.findings.is_empty(), "{m} {p} {q:?} {h:?}: {:?}", r.findings);
+    }
+}
+
+#[test]
+fn every_header_is_inspected_but_plain_lists_are_skipped() {
+    let i = insp();
+    let r = head(&i, "GET", "/", None, &[("Remote-IP", b"<script>alert(1)</script>")]);
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    assert_eq!(r.findings[0].target, "header.remote-ip");
+    let r = head(&i, "GET", "/", None, &[("Accept", b"text/html; ' or 1=1--")]);
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    let r = head(&i, "GET", "/", None, &[("X.Filename", b"a.php")]);
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    let h: [(&str, &[u8]); 6] = [
+        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Accept-Language", b"de-CH,de;q=0.9,en;q=0.8"),
+        ("Sec-CH-UA", b"\"Chromium\";v=\"126\", \"Google Chrome\";v=\"126\", \"Not-A.Brand\";v=\"24\""),
+        ("If-None-Match", b"W/\"5e15153d-120f\""),
+        ("X-Requested-With", b"XMLHttpRequest"),
+        ("Origin", b"https://shop.example"),
+    ];
+    let r = head(&i, "GET", "/", None, &h);
+    assert!(!r.should_block(i.config()), "{:?}", r.findings);
+}
+
+#[test]
+fn bench_request_is_clean() {
+    let i = insp();
+    let h: [(&str, &[u8]); 5] = [
+        ("Host", b"shop.example"),
+        (
+            "User-Agent",
+            b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+        ),
+        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Cookie", b"JSESSIONID=08C8DCD89400C53A4F6F4C6029663578; _ga=GA1.2.123.456"),
+        ("Referer", b"https://shop.example/tienda1/publico/productos.jsp"),
+    ];
+    let r = head(&i, "GET", "/", None, &h);
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.targets_inspected, 6);
+}
