@@ -163,4 +163,3 @@ mod tests {
         assert_eq!(r["offences"], 2);
     }
 }
-
