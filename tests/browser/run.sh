@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end dashboard test in Debian's headless Chromium, driven by playwright-core.
+# End-to-end browser tests in Debian's headless Chromium, driven by playwright-core: the
+# dashboard (dashboard.mjs), and a person using an admin-like site behind aiwaf (site.mjs).
 # Installs what it needs (chromium via apt, playwright-core via npm), starts a real upstream and
 # `aiwaf serve` with the admin listener on loopback, makes one blocked request, runs the browser.
 #   tests/browser/run.sh [SCREENSHOT_DIR]
@@ -44,5 +45,14 @@ for _ in $(seq 45); do curl -s -o /dev/null --interface 127.0.0.44 "$proxy/searc
 curl -s -o /dev/null --interface 127.0.0.45 -d "name=bot" "$proxy/contact/"
 curl -s -o /dev/null --interface 127.0.0.42 "$proxy/.env"
 sleep 0.5
-cd "$here" && node dashboard.mjs "$admin" "$token" 127.0.0.42 "$out"
+(cd "$here" && node dashboard.mjs "$admin" "$token" 127.0.0.42 "$out")
+# A real site's own person behind a second proxy with default settings (issue 11).
+node "$here/site-app.mjs" >"$work/site.out" 2>&1 &
+pids+=($!)
+site=$(wait_addr "$work/site.out" "site listening")
+AIWAF_LOG=warn "$root/target/debug/aiwaf" serve --listen 127.0.0.1:0 --upstream "$site" \
+  --data-dir "$work/site-data" >"$work/aiwaf-site.out" 2>&1 &
+pids+=($!)
+site_proxy=$(wait_addr "$work/aiwaf-site.out" "listening on")
+(cd "$here" && node site.mjs "$site_proxy" "$out")
 echo "screenshots in $out"

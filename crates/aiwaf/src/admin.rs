@@ -244,7 +244,9 @@ fn loopback_host(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Cross-site and DNS-rebinding defences for the admin listener. Without a token (loopback
+/// Cross-site and DNS-rebinding defences for the admin listener. (The pages send
+/// `Referrer-Policy: same-origin`: with `no-referrer` browsers send `Origin: null` even on the
+/// admin's own forms, and `null` — also what sandboxed frames send — is refused.) Without a token (loopback
 /// only) the `Host` must be a loopback name, so a page on another site that rebinds its DNS to
 /// 127.0.0.1 is refused. In every mode a state-changing request from a browser must come from
 /// the admin's own origin, and API writes must be `application/json` (a cross-site form can
@@ -302,7 +304,7 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
