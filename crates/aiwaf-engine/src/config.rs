@@ -132,6 +132,13 @@ pub struct EngineConfig {
     pub asset_prefixes: Vec<String>,
     /// File extensions of static assets (same treatment as `asset_prefixes`).
     pub asset_extensions: Vec<String>,
+    /// Asset requests (and browser auto-requests) per client allowed within the rate window
+    /// (300): their own budget, fifteen times the page budget (a gallery page loads hundreds),
+    /// then 429. The same asset path is held to the page limits (`rate_max`, `rate_flood`):
+    /// a browser fetches a file once per page load.
+    pub asset_rate_max: u32,
+    /// Asset requests within the rate window that ban the client (600).
+    pub asset_rate_flood: u32,
     /// UUID-tamper scoring window (60 s).
     pub uuid_window_ms: u64,
     /// UUID-tamper score that bans (5).
@@ -207,6 +214,8 @@ impl Default for EngineConfig {
             honeypot_window_ms: 10 * MINUTE,
             asset_prefixes: DEFAULT_ASSET_PREFIXES.iter().map(|s| s.to_string()).collect(),
             asset_extensions: DEFAULT_ASSET_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            asset_rate_max: 300,
+            asset_rate_flood: 600,
             uuid_window_ms: 60 * SECOND,
             uuid_threshold: 5,
             uuid_not_found_weight: 1,
@@ -265,6 +274,12 @@ impl EngineConfig {
             return Err("bans.durations must name at least one duration".into());
         }
         self.payload.validate()?;
+        if self.asset_rate_max == 0 || self.asset_rate_flood < self.asset_rate_max {
+            return Err(format!(
+                "rate_limit.asset_flood ({}) must be at least rate_limit.asset_max ({}), which must be at least 1",
+                self.asset_rate_flood, self.asset_rate_max
+            ));
+        }
         if self.login_rate_max > 0 && self.login_rate_flood < self.login_rate_max {
             return Err(format!(
                 "login.flood ({}) must be at least login.max ({})",

@@ -281,6 +281,29 @@ impl Engine {
             Some(w) => Some(w),
             None => Some(self.local_request_windows(&mut client.lock(), &self.window_query(req), now)),
         };
+        // Assets have a budget of their own, much larger: a page's twenty scripts never reach
+        // it, a client hammering one stylesheet does (counted in this process).
+        let asset_rate = asset.then(|| {
+            let c = &self.config;
+            let q = WindowQuery {
+                rate_window_ms: c.rate_window_ms,
+                rate_max: c.asset_rate_max,
+                rate_keep: c.asset_rate_flood + 1,
+            };
+            let mut cs = client.lock();
+            let w = count_window(&mut cs.asset_requests, &q, now);
+            let all = rate_outcome(&w, now, c.asset_rate_max, c.asset_rate_flood, c.rate_window_ms, "asset requests");
+            // The same file again and again: the page limits apply to each asset path.
+            let n = cs.count_asset_repeat(fingerprint(&context.path.once), now, c.rate_window_ms);
+            let same = RequestWindows { rate_count: n, rate_clear_at: now + c.rate_window_ms };
+            let one = rate_outcome(&same, now, c.rate_max, c.rate_flood, c.rate_window_ms, "requests for one asset");
+            match (&all.ban, &one.ban, &all.limited) {
+                (Some(_), _, _) => all,
+                (None, Some(_), _) => one,
+                (None, None, Some(_)) => all,
+                (None, None, None) => one,
+            }
+        });
         let honeypot = self.honeypot(state, &client, req, &context.path, now);
         // Any GET of a page starts its form timer (an XHR GET of the same path is rare, and a
         // missed GET would make an honest POST look like a bot's).
@@ -288,7 +311,11 @@ impl Engine {
             client.lock().note_page_get(fingerprint(&context.path.once), now, self.config.form_memory_ms);
         }
         context.slot = Some(client);
-        let rate = windows.map_or(RateOutcome { ban: None, limited: None }, |w| self.rate(&w, now));
+        let rate = match (windows, asset_rate) {
+            (Some(w), _) => self.rate(&w, now),
+            (None, Some(r)) => r,
+            (None, None) => RateOutcome { ban: None, limited: None },
+        };
         let keyword = if auto { None } else { self.keyword(state, &lists, &context.path) };
         let (honeypot_ban, honeypot_signal) = match honeypot {
             Some((f, true)) => (Some(f), None),
@@ -545,18 +572,7 @@ impl Engine {
 
     /// The request windows kept in this process (the same rules the Redis script applies).
     fn local_request_windows(&self, cs: &mut ClientState, q: &WindowQuery, now: u64) -> RequestWindows {
-        cs.requests.push(now, q.rate_window_ms, q.rate_keep as usize);
-        let count = cs.requests.len() as u32;
-        let rate_clear_at = match cs.requests.get(count.saturating_sub(q.rate_max + 1) as usize) {
-            Some(t) if count > q.rate_max => t + q.rate_window_ms,
-            _ => now,
-        };
-        let w = RequestWindows { rate_count: count, rate_clear_at };
-        if count > self.config.rate_flood {
-            // The flood is punished; start counting afresh.
-            cs.requests.clear();
-        }
-        w
+        count_window(&mut cs.requests, q, now)
     }
 
     /// Response phase: the upstream answered `status` after `resp_time_s` seconds. Updates the
@@ -884,26 +900,7 @@ impl Engine {
 
     fn rate(&self, w: &RequestWindows, now: u64) -> RateOutcome {
         let c = &self.config;
-        let count = w.rate_count;
-        let evidence = |limit: u32| json!({"count": count, "limit": limit, "window_s": secs(c.rate_window_ms)});
-        if count > c.rate_flood {
-            let ban = Finding {
-                detector: Detector::Flood,
-                reason: format!("Flood pattern ({count} requests within {}s)", secs(c.rate_window_ms)),
-                evidence: evidence(c.rate_flood),
-            };
-            return RateOutcome { ban: Some(ban), limited: None };
-        }
-        if count > c.rate_max {
-            let retry = w.rate_clear_at.saturating_sub(now).div_ceil(1000).max(1);
-            let finding = Finding {
-                detector: Detector::RateLimit,
-                reason: format!("Too many requests ({count} within {}s)", secs(c.rate_window_ms)),
-                evidence: evidence(c.rate_max),
-            };
-            return RateOutcome { ban: None, limited: Some((retry, finding)) };
-        }
-        RateOutcome { ban: None, limited: None }
+        rate_outcome(w, now, c.rate_max, c.rate_flood, c.rate_window_ms, "requests")
     }
 
     fn ban(&self, state: &WafState, mode: Mode, ip: IpAddr, f: &Finding, now: u64) -> Option<Ban> {
@@ -987,6 +984,46 @@ pub struct ResponseWindows {
 struct RateOutcome {
     ban: Option<Finding>,
     limited: Option<(u64, Finding)>,
+}
+
+/// Counts a request in a window (keeping `rate_keep` times) and returns the count and when the
+/// client is back under `rate_max`. A count over `rate_keep - 1` (a flood) starts afresh.
+fn count_window(times: &mut crate::window::Times, q: &WindowQuery, now: u64) -> RequestWindows {
+    times.push(now, q.rate_window_ms, q.rate_keep as usize);
+    let count = times.len() as u32;
+    let rate_clear_at = match times.get(count.saturating_sub(q.rate_max + 1) as usize) {
+        Some(t) if count > q.rate_max => t + q.rate_window_ms,
+        _ => now,
+    };
+    if count >= q.rate_keep {
+        // The flood is punished; start counting afresh.
+        times.clear();
+    }
+    RequestWindows { rate_count: count, rate_clear_at }
+}
+
+/// The rate decision on a counted window: over `flood` a ban, over `max` a 429.
+fn rate_outcome(w: &RequestWindows, now: u64, max: u32, flood: u32, window_ms: u64, what: &str) -> RateOutcome {
+    let count = w.rate_count;
+    let evidence = |limit: u32| json!({"count": count, "limit": limit, "window_s": secs(window_ms), "counted": what});
+    if count > flood {
+        let ban = Finding {
+            detector: Detector::Flood,
+            reason: format!("Flood pattern ({count} {what} within {}s)", secs(window_ms)),
+            evidence: evidence(flood),
+        };
+        return RateOutcome { ban: Some(ban), limited: None };
+    }
+    if count > max {
+        let retry = w.rate_clear_at.saturating_sub(now).div_ceil(1000).max(1);
+        let finding = Finding {
+            detector: Detector::RateLimit,
+            reason: format!("Too many {what} ({count} within {}s)", secs(window_ms)),
+            evidence: evidence(max),
+        };
+        return RateOutcome { ban: None, limited: Some((retry, finding)) };
+    }
+    RateOutcome { ban: None, limited: None }
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -124,12 +124,34 @@ pub struct ClientState {
     pub(crate) blocked_while_banned: u64,
     /// Times of login POSTs (the login rate limit).
     pub(crate) login_posts: VecDeque<u64>,
+    /// Times of asset requests (their own, larger budget).
+    pub(crate) asset_requests: Times,
+    /// Recently requested assets: (path fingerprint, requests, window start). A browser fetches
+    /// an asset once per page load; a client fetching the same one again and again is a flood.
+    pub(crate) asset_repeats: smallvec::SmallVec<[(u64, u32, u64); 4]>,
 }
 
 /// Page GETs remembered per client for the honeypot.
 pub(crate) const MAX_PAGE_GETS: usize = 16;
 
 impl ClientState {
+    /// Counts a request for the asset `fp` in a fixed window of `window_ms`; returns the count.
+    pub(crate) fn count_asset_repeat(&mut self, fp: u64, now: u64, window_ms: u64) -> u32 {
+        if let Some(e) = self.asset_repeats.iter_mut().find(|e| e.0 == fp) {
+            if now.saturating_sub(e.2) >= window_ms {
+                *e = (fp, 0, now);
+            }
+            e.1 += 1;
+            return e.1;
+        }
+        if self.asset_repeats.len() >= 4 {
+            let oldest = self.asset_repeats.iter().enumerate().min_by_key(|(_, e)| e.2).map_or(0, |(i, _)| i);
+            self.asset_repeats.remove(oldest);
+        }
+        self.asset_repeats.push((fp, 1, now));
+        1
+    }
+
     /// Remembers a page GET (the oldest is forgotten beyond [`MAX_PAGE_GETS`]).
     pub(crate) fn note_page_get(&mut self, page: u64, now: u64, memory_ms: u64) {
         self.page_gets.retain(|e| now.saturating_sub(e.1) <= memory_ms);

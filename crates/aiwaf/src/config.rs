@@ -165,6 +165,8 @@ struct RateSection {
     flood: Option<u32>,
     asset_prefixes: Option<Vec<String>>,
     asset_extensions: Option<Vec<String>>,
+    asset_max: Option<u32>,
+    asset_flood: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -626,6 +628,12 @@ impl Config {
         }
         if let Some(v) = f.rate_limit.asset_extensions {
             e.asset_extensions = extensions(v);
+        }
+        if let Some(v) = f.rate_limit.asset_max {
+            e.asset_rate_max = v;
+        }
+        if let Some(v) = f.rate_limit.asset_flood {
+            e.asset_rate_flood = v;
         }
         if let Some(v) = f.bans.durations {
             e.ban_durations = v.iter().map(|d| ban_step("bans.durations", d)).collect::<Result<_>>()?;

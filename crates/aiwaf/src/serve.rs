@@ -187,7 +187,7 @@ pub async fn run(config: Config) -> Result<()> {
                     }
                 };
                 // Expiry needs no change in storage, so resync now and then regardless.
-                if gen_now == last_gen && last_full.elapsed() < Duration::from_secs(30) {
+                if !pushed && gen_now == last_gen && last_full.elapsed() < Duration::from_secs(30) {
                     continue;
                 }
                 match reload(&store, &waf, &stats, &config).await {

@@ -470,6 +470,24 @@ fn assets_and_browser_auto_requests_are_not_rate_limited_or_keyword_blocked() {
         let img = e.inspect(&s, Mode::Block, &get("10.2.0.1", "/uploads/photo.webp"), t + 30);
         assert!(img.verdict.is_allow());
     }
+    // Assets have their own, larger budget (a gallery loads hundreds of images)...
+    let (e, s) = engine(|_| {});
+    for k in 0..300u64 {
+        let img = format!("/media/gallery/{k}.webp");
+        assert!(e.inspect(&s, Mode::Block, &get("10.2.0.8", &img), T0 + k * 5).verdict.is_allow(), "image {k}");
+    }
+    // ... but the same file again and again is a flood, under the page limits.
+    let css = |k: u64| e.inspect(&s, Mode::Block, &get("10.2.0.9", "/static/css/site.css"), T0 + k * 40);
+    for k in 0..20 {
+        assert!(css(k).verdict.is_allow(), "asset request {k}");
+    }
+    assert!(matches!(css(20).verdict.action, Action::RateLimit { .. }));
+    let mut last = css(21);
+    for k in 22..=40 {
+        last = css(k);
+    }
+    assert_eq!(detector(&last), Some(Detector::Flood));
+    assert!(last.verdict.finding.unwrap().reason.contains("one asset"));
     // A flood of pages is still a flood.
     let (e, s) = engine(|_| {});
     let mut last = e.inspect(&s, Mode::Block, &get("10.2.0.2", "/page"), T0);
