@@ -4,6 +4,7 @@
 //! so ordinary values never reach a regex.
 
 use crate::report::{Class, Severity};
+use std::sync::LazyLock;
 
 /// Which normalised form of a value a rule reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,28 +76,34 @@ pub(crate) const UNIX_WEAK: &str = "at|batch|call|copy|cut|date|del|expand|file|
 last|make|md|move|open|print|query|rd|ren|rev|screen|script|set|sort|source|start|time|uniq|watch|who|w|nice|expect|\
 alias|route|service|shutdown|reboot|sc|ln|dd|tee|tr|shuf|column|finger|diff|cmp|ed|ex|bc|pr|jq|ftp|sftp|zip|git|svn|docker|kubectl";
 
+/// Separator before a command (shell chaining, substitution, grouping), with optional prefixes.
+const CMD_SEP: &str = r"(?:[;|&`]|\$\(|<\(|>\(|\|\||&&|\{)\s*(?:\{\s*|\(\s*)?(?:sudo\s+|nohup\s+|exec\s+|time\s+|timeout\s+\d+\s+)?(?:/?(?:usr/)?(?:local/)?s?bin/)?";
+
+// Patterns built from the command lists once per process (they were `Box::leak`ed on every
+// `Inspector::new`: the payload fuzz target's LeakSanitizer found it).
+static STRONG_SEP: LazyLock<String> =
+    LazyLock::new(|| format!(r"{CMD_SEP}(?:{UNIX_STRONG})(?:$|\.exe\b|[\s;|&<>`)(}}]|\$\{{?ifs)"));
+static WEAK_SEP: LazyLock<String> = LazyLock::new(|| format!(r"[;|&`]\s*(?:{UNIX_WEAK})(?:$|\.exe\b|[\s;|&<>`)(}}])"));
+static START_CHAIN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r"^\s*(?:{UNIX_STRONG})\s+(?:-{{1,2}}[\w-]+\s+)*(?:(?:{UNIX_STRONG})(?:$|[\s;|&<>])|/(?:etc|bin|dev|tmp|proc|var|usr|home|root|sbin)/|(?:https?|ftp)://\S+\s*(?:\||;|>|$))|^\s*(?:time|nohup|sudo|strace|ltrace|env|nice|watch|xargs|timeout\s+\d+)\s+(?:-{{1,2}}[\w-]+\s+)*(?:{UNIX_STRONG})(?:$|[\s;|&<>])"
+    )
+});
+static COMMAND_ARGS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r"(?:^|[;|&\n`])\s*(?:{UNIX_STRONG})\s+(?:-{{1,2}}[a-z][\w-]*\s+)*(?:/[\w.-]+/[\w.-]|~/|\.\.?/[\w.-]|-{{1,2}}(?:version|help)\b)"
+    )
+});
+static START_ARGS: LazyLock<String> =
+    LazyLock::new(|| format!(r"^\s*(?:{UNIX_STRONG}|{UNIX_WEAK})\s+(?:-{{1,2}}[a-z]|/|\.{{1,2}}/|~/|\$|\||>|<|\*)"));
+
 pub(crate) fn rule_defs() -> Vec<RuleDef> {
     use scope::*;
-    let cmd_sep = r"(?:[;|&`]|\$\(|<\(|>\(|\|\||&&|\{)\s*(?:\{\s*|\(\s*)?(?:sudo\s+|nohup\s+|exec\s+|time\s+|timeout\s+\d+\s+)?(?:/?(?:usr/)?(?:local/)?s?bin/)?";
-    let strong_sep: &'static str =
-        Box::leak(format!(r"{cmd_sep}(?:{UNIX_STRONG})(?:$|\.exe\b|[\s;|&<>`)(}}]|\$\{{?ifs)").into_boxed_str());
-    let weak_sep: &'static str =
-        Box::leak(format!(r"[;|&`]\s*(?:{UNIX_WEAK})(?:$|\.exe\b|[\s;|&<>`)(}}])").into_boxed_str());
-    let start_chain: &'static str = Box::leak(
-        format!(
-            r"^\s*(?:{UNIX_STRONG})\s+(?:-{{1,2}}[\w-]+\s+)*(?:(?:{UNIX_STRONG})(?:$|[\s;|&<>])|/(?:etc|bin|dev|tmp|proc|var|usr|home|root|sbin)/|(?:https?|ftp)://\S+\s*(?:\||;|>|$))|^\s*(?:time|nohup|sudo|strace|ltrace|env|nice|watch|xargs|timeout\s+\d+)\s+(?:-{{1,2}}[\w-]+\s+)*(?:{UNIX_STRONG})(?:$|[\s;|&<>])"
-        )
-        .into_boxed_str(),
-    );
-    let command_args: &'static str = Box::leak(
-        format!(
-            r"(?:^|[;|&\n`])\s*(?:{UNIX_STRONG})\s+(?:-{{1,2}}[a-z][\w-]*\s+)*(?:/[\w.-]+/[\w.-]|~/|\.\.?/[\w.-]|-{{1,2}}(?:version|help)\b)"
-        )
-        .into_boxed_str(),
-    );
-    let start_args: &'static str = Box::leak(
-        format!(r"^\s*(?:{UNIX_STRONG}|{UNIX_WEAK})\s+(?:-{{1,2}}[a-z]|/|\.{{1,2}}/|~/|\$|\||>|<|\*)").into_boxed_str(),
-    );
+    let strong_sep: &'static str = &STRONG_SEP;
+    let weak_sep: &'static str = &WEAK_SEP;
+    let start_chain: &'static str = &START_CHAIN;
+    let command_args: &'static str = &COMMAND_ARGS;
+    let start_args: &'static str = &START_ARGS;
     vec![
         // ---------------------------------------------------------------- SQL injection
         r!(
@@ -1063,3 +1070,16 @@ pub(crate) const SCANNER_TOKENS: &[&str] = &[
     "the_grinder",
     "sqlsus",
 ];
+
+#[cfg(test)]
+mod tests {
+    /// Fuzzing (LeakSanitizer) found every `Inspector::new` leaking the generated command
+    /// patterns; they are now built once per process, so two builds share the same text.
+    #[test]
+    fn generated_patterns_are_built_once() {
+        let a = super::rule_defs();
+        let b = super::rule_defs();
+        let shared = a.iter().zip(&b).filter(|(x, y)| std::ptr::eq(x.pattern, y.pattern)).count();
+        assert_eq!(shared, a.len(), "every pattern, generated ones included, is the same allocation");
+    }
+}
