@@ -24,9 +24,6 @@ use tower::{Layer, ServiceExt};
 use crate::config::{Config, parse_upstream};
 use crate::proxy::ProxyService;
 
-/// Shortest time between two full reloads woken by change notifications.
-const RELOAD_GAP: Duration = Duration::from_millis(25);
-
 /// Reads the lists and the logging switch from storage into the running WAF.
 pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Config) -> Result<()> {
     // Read the persisted mark first: everything up to it is in the snapshot read after it.
@@ -170,12 +167,6 @@ pub async fn run(config: Config) -> Result<()> {
                     _ = wake.notified() => true,
                 };
                 model_stamp = load_model_if_changed(&waf, &model_path, model_stamp);
-                // A storm of bans (one notification each) is coalesced: at most one full reload
-                // per RELOAD_GAP, each taking every change made before it.
-                let since = last_full.elapsed();
-                if pushed && since < RELOAD_GAP {
-                    tokio::time::sleep(RELOAD_GAP - since).await;
-                }
                 let gen_now = match store.generation().await {
                     Ok(g) => g,
                     Err(e) => {
