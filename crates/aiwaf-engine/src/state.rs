@@ -194,6 +194,9 @@ pub struct WafState {
     known_paths: quick_cache::sync::Cache<Box<str>, ()>,
     /// Fingerprints of pages the upstream served as HTML to a GET (the pages forms live on).
     form_pages: quick_cache::sync::Cache<u64, ()>,
+    /// Recently noted form pages, in front of `form_pages` as `known_recent` is in front of
+    /// `known_paths`: most HTML answers are for pages already noted, one atomic load each.
+    form_recent: Box<[AtomicU64]>,
     /// Fingerprints of recently confirmed known paths, in front of `known_paths` (a path is
     /// known when either holds it): most responses are for paths already known, and this
     /// answers them with one plain atomic load (the cache's shard lock is a read-modify-write
@@ -223,6 +226,7 @@ impl WafState {
             clients: quick_cache::sync::Cache::new(config.client_capacity as usize),
             known_paths: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
             form_pages: quick_cache::sync::Cache::new(config.known_path_capacity as usize),
+            form_recent: (0..KNOWN_RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             known_recent: (0..KNOWN_RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             ban_seq: AtomicU64::new(0),
             model: arc_swap::ArcSwapOption::empty(),
@@ -352,14 +356,21 @@ impl WafState {
     /// Marks a page (normalised path) as served as HTML.
     pub fn add_form_page(&self, path: &str) {
         let fp = fingerprint(path);
+        let slot = &self.form_recent[(fp as usize) & (KNOWN_RECENT_SLOTS - 1)];
+        if slot.load(Ordering::Relaxed) == fp {
+            return;
+        }
         if !self.form_pages.contains_key(&fp) {
             self.form_pages.insert(fp, ());
         }
+        slot.store(fp, Ordering::Relaxed);
     }
 
     /// Whether the upstream has served this page as HTML.
     pub fn is_form_page(&self, path: &str) -> bool {
-        self.form_pages.contains_key(&fingerprint(path))
+        let fp = fingerprint(path);
+        self.form_recent[(fp as usize) & (KNOWN_RECENT_SLOTS - 1)].load(Ordering::Relaxed) == fp
+            || self.form_pages.contains_key(&fp)
     }
 
     /// Seeds known paths from storage at start-up.
