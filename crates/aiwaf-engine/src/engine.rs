@@ -276,46 +276,47 @@ impl Engine {
         let auto = is_browser_auto_path(&context.path.once);
         let asset = auto || self.is_asset(&context.path.once);
         let client = state.client(ip);
-        let windows = match shared {
-            _ if asset => None,
-            Some(w) => Some(w),
-            None => Some(self.local_request_windows(&mut client.lock(), &self.window_query(req), now)),
-        };
-        // Assets have a budget of their own, much larger: a page's twenty scripts never reach
-        // it, a client hammering one stylesheet does (counted in this process).
-        let asset_rate = asset.then(|| {
+        // One lock of the client's state for everything a GET counts.
+        let rate = {
             let c = &self.config;
-            let q = WindowQuery {
-                rate_window_ms: c.rate_window_ms,
-                rate_max: c.asset_rate_max,
-                rate_keep: c.asset_rate_flood + 1,
-            };
             let mut cs = client.lock();
-            let w = count_window(&mut cs.asset_requests, &q, now);
-            let all = rate_outcome(&w, now, c.asset_rate_max, c.asset_rate_flood, c.rate_window_ms, "asset requests");
-            // The same file again and again: the page limits apply to each asset path.
-            let n = cs.count_asset_repeat(fingerprint(&context.path.once), now, c.rate_window_ms);
-            let same = RequestWindows { rate_count: n, rate_clear_at: now + c.rate_window_ms };
-            let one = rate_outcome(&same, now, c.rate_max, c.rate_flood, c.rate_window_ms, "requests for one asset");
-            match (&all.ban, &one.ban, &all.limited) {
-                (Some(_), _, _) => all,
-                (None, Some(_), _) => one,
-                (None, None, Some(_)) => all,
-                (None, None, None) => one,
+            if asset {
+                // Assets have a budget of their own, much larger: a page's twenty scripts never
+                // reach it, a client hammering one stylesheet does (counted in this process).
+                let q = WindowQuery {
+                    rate_window_ms: c.rate_window_ms,
+                    rate_max: c.asset_rate_max,
+                    rate_keep: c.asset_rate_flood + 1,
+                };
+                let w = count_window(&mut cs.asset_requests, &q, now);
+                let all =
+                    rate_outcome(&w, now, c.asset_rate_max, c.asset_rate_flood, c.rate_window_ms, "asset requests");
+                // The same file again and again: the page limits apply to each asset path.
+                let n = cs.count_asset_repeat(fingerprint(&context.path.once), now, c.rate_window_ms);
+                let same = RequestWindows { rate_count: n, rate_clear_at: now + c.rate_window_ms };
+                let one =
+                    rate_outcome(&same, now, c.rate_max, c.rate_flood, c.rate_window_ms, "requests for one asset");
+                match (&all.ban, &one.ban, &all.limited) {
+                    (Some(_), _, _) => all,
+                    (None, Some(_), _) => one,
+                    (None, None, Some(_)) => all,
+                    (None, None, None) => one,
+                }
+            } else {
+                // Any GET of a page starts its form timer (an XHR GET of the same path is rare,
+                // and a missed GET would make an honest POST look like a bot's).
+                if req.method.eq_ignore_ascii_case("GET") {
+                    cs.note_page_get(fingerprint(&context.path.once), now, c.form_memory_ms);
+                }
+                let w = match shared {
+                    Some(w) => w,
+                    None => self.local_request_windows(&mut cs, &self.window_query(req), now),
+                };
+                self.rate(&w, now)
             }
-        });
-        let honeypot = self.honeypot(state, &client, req, &context.path, now);
-        // Any GET of a page starts its form timer (an XHR GET of the same path is rare, and a
-        // missed GET would make an honest POST look like a bot's).
-        if !asset && req.method.eq_ignore_ascii_case("GET") {
-            client.lock().note_page_get(fingerprint(&context.path.once), now, self.config.form_memory_ms);
-        }
-        context.slot = Some(client);
-        let rate = match (windows, asset_rate) {
-            (Some(w), _) => self.rate(&w, now),
-            (None, Some(r)) => r,
-            (None, None) => RateOutcome { ban: None, limited: None },
         };
+        let honeypot = self.honeypot(state, &client, req, &context.path, now);
+        context.slot = Some(client);
         let keyword = if auto { None } else { self.keyword(state, &lists, &context.path) };
         let (honeypot_ban, honeypot_signal) = match honeypot {
             Some((f, true)) => (Some(f), None),
