@@ -323,7 +323,7 @@ impl Waf {
                 .headers()
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
+                .is_some_and(|ct| ct.trim_start().get(..9).is_some_and(|m| m.eq_ignore_ascii_case("text/html")))
         {
             engine.note_html_page(self.state(), &tx.context);
         }
