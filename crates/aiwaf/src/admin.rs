@@ -73,8 +73,13 @@ pub struct Admin {
 /// Random hex from the operating system's CSPRNG. A failed read is an error, never a token
 /// of zeros (the old `/dev/urandom` read ignored its error and left the buffer zeroed).
 fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    hex_from(bytes, getrandom::fill)
+}
+
+/// `bytes` random bytes from `fill` as hex; a failing source is an error, never a token.
+fn hex_from<E>(bytes: usize, fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<String, E> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf)?;
+    fill(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -715,4 +720,19 @@ async fn openapi() -> Response {
 /// Redirect helper for the dashboard.
 fn to(path: &str) -> Response {
     Redirect::to(path).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 10: a failed `/dev/urandom` read left the buffer zeroed and produced all-zero
+    /// session and CSRF tokens. A failing source is now an error.
+    #[test]
+    fn a_failing_random_source_is_an_error_never_a_zero_token() {
+        let failed = super::hex_from(16, |_: &mut [u8]| Err("no entropy"));
+        assert_eq!(failed, Err("no entropy"));
+        let t = super::random_hex(16).unwrap();
+        assert_eq!(t.len(), 32);
+        assert_ne!(t, "0".repeat(32));
+        assert_ne!(t, super::random_hex(16).unwrap());
+    }
 }
