@@ -1,26 +1,11 @@
 // Signs in to the aiwaf dashboard, adds an exemption, sees it listed, finds a blocked event,
 // and saves screenshots. Usage: node dashboard.mjs ADMIN_URL TOKEN BLOCKED_IP OUT_DIR
-import { chromium } from "playwright-core";
+import { launch, steps } from "./harness.mjs";
 import assert from "node:assert/strict";
 
 const [admin, token, blockedIp, out] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-let failed = 0;
-let passed = 0;
-async function step(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}: ${e.message}`);
-  }
-}
+const browser = await launch();
+const { step, finish } = steps();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await step("unauthenticated visit lands on sign-in", async () => {
@@ -65,5 +50,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

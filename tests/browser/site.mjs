@@ -2,27 +2,12 @@
 // settings — signs in, opens admin pages with their ~20 assets each, adds a post quickly, reads
 // the blog, sends the contact form 0.7 s after it loaded, clicks "+" in a cart twice — and no
 // response is ever a 403 or a 429 from aiwaf. Usage: node site.mjs PROXY_URL OUT_DIR
-import { chromium } from "playwright-core";
+import { launch, steps } from "./harness.mjs";
 import assert from "node:assert/strict";
 
 const [proxy, out] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-let failed = 0;
-let passed = 0;
-async function step(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}: ${e.message}`);
-  }
-}
+const browser = await launch();
+const { step, finish } = steps();
 const blocked = [];
 let responses = 0;
 try {
@@ -93,5 +78,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
