@@ -342,20 +342,7 @@ impl Waf {
                 tokio::spawn(async move {
                     let engine = waf.engine();
                     let shared = waf.inner.shared.as_ref().expect("checked above");
-                    let c = engine.config();
-                    let w = shared
-                        .redis
-                        .response_windows(
-                            tx.context.client,
-                            &q,
-                            c.window_ms,
-                            c.not_found_threshold,
-                            c.extension_threshold,
-                            c.uuid_window_ms,
-                            c.uuid_threshold,
-                            now,
-                        )
-                        .await;
+                    let w = shared.redis.response_windows(tx.context.client, &q, engine.config(), now).await;
                     // On failure the local windows count instead.
                     waf.observe(&tx, status, elapsed, now, w.ok());
                 });

@@ -197,17 +197,13 @@ impl RedisWindows {
         Ok(RequestWindows { rate_count: n.clamp(0, u32::MAX as i64) as u32, rate_clear_at: clear_at.max(0) as u64 })
     }
 
-    /// Counts a response in the shared windows and returns them.
-    #[allow(clippy::too_many_arguments)] // Thresholds travel with the query.
+    /// Counts a response in the shared windows (with `c`'s windows and thresholds) and
+    /// returns them.
     pub async fn response_windows(
         &self,
         ip: IpAddr,
         q: &ResponseQuery,
-        window_ms: u64,
-        not_found_threshold: u32,
-        extension_threshold: u32,
-        uuid_window_ms: u64,
-        uuid_threshold: i32,
+        c: &aiwaf_engine::EngineConfig,
         now: u64,
     ) -> Result<ResponseWindows, SharedError> {
         let (n, x, u) = (self.key(ip, "n"), self.key(ip, "x"), self.key(ip, "u"));
@@ -216,14 +212,14 @@ impl RedisWindows {
             .key(&x)
             .key(&u)
             .arg(now)
-            .arg(window_ms)
-            .arg(not_found_threshold)
-            .arg(extension_threshold)
+            .arg(c.window_ms)
+            .arg(c.not_found_threshold)
+            .arg(c.extension_threshold)
             .arg(if q.not_found { "1" } else { "0" })
             .arg(if q.extension { "1" } else { "0" })
             .arg(q.uuid_delta.map(|d| d.to_string()).unwrap_or_default())
-            .arg(uuid_window_ms)
-            .arg(uuid_threshold)
+            .arg(c.uuid_window_ms)
+            .arg(c.uuid_threshold)
             // The path alone is the member: the windows count distinct paths, as the engine does.
             .arg(&q.path);
         let (nf, nfp, ex, exp, score): (i64, String, i64, String, i64) = self.run(inv, now).await?;
@@ -333,18 +329,8 @@ mod tests {
                                 path: format!("/p/{path}"),
                             };
                             let mut local = engine.count_response_locally(&state, ip, &q, now);
-                            let mut shared = rt
-                                .block_on(redis.response_windows(
-                                    ip,
-                                    &q,
-                                    c.window_ms,
-                                    c.not_found_threshold,
-                                    c.extension_threshold,
-                                    c.uuid_window_ms,
-                                    c.uuid_threshold,
-                                    now,
-                                ))
-                                .expect("redis answers");
+                            let mut shared =
+                                rt.block_on(redis.response_windows(ip, &q, &c, now)).expect("redis answers");
                             for w in [&mut local, &mut shared] {
                                 w.not_found_paths.sort();
                                 w.extension_paths.sort();
