@@ -1,6 +1,7 @@
 //! Measures the payload inspector on the evaluation corpus (never copied into the repository).
 //!
-//! Usage: `corpus_eval DIR [--json] [--misses FAMILY_OR_CATEGORY] [--limit N]`
+//! Usage: `corpus_eval DIR [--json] [--misses FAMILY_OR_CATEGORY] [--limit N]`, or `corpus_eval -` to
+//! inspect requests given as corpus records on stdin, one per line.
 //! where DIR holds `crs_tests.jsonl`, `csic2010.jsonl` and `payloads.jsonl`.
 
 use std::collections::BTreeMap;
@@ -92,6 +93,15 @@ fn main() {
         .unwrap_or(25);
     let insp = Inspector::new(PayloadConfig::default()).expect("default config");
     let cfg = insp.config().clone();
+    if dir.as_os_str() == "-" {
+        // probe mode: one request per stdin line, as a corpus record ({"method", "uri", "headers", "body"})
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            let rep = run(&insp, &req_of(&v));
+            println!("block={} score={} {:#?}", rep.should_block(&cfg), rep.score, rep.findings);
+        }
+        return;
+    }
     let mut shown = 0usize;
     let mut show = |label: &str, key: &str, r: &Req, rep: &Report| {
         if misses.as_deref().is_some_and(|m| key.contains(m)) && shown < limit {
@@ -117,6 +127,7 @@ fn main() {
     // CRS
     let mut crs_attack: BTreeMap<String, Tally> = BTreeMap::new();
     let mut crs_benign: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut crs_by_pl: BTreeMap<u64, Tally> = BTreeMap::new();
     for v in lines(&dir.join("crs_tests.jsonl")) {
         if v["side"] != "request" {
             continue;
@@ -127,7 +138,8 @@ fn main() {
         let blocked = rep.should_block(&cfg);
         let key = format!("{fam} {}", v["rule_id"]);
         if v["expect"] == "attack" {
-            if v["paranoia_level"].as_u64().is_some_and(|p| p <= 2) {
+            if let Some(pl) = v["paranoia_level"].as_u64().filter(|p| *p <= 2) {
+                crs_by_pl.entry(pl).or_default().add(blocked);
                 crs_attack.entry(fam).or_default().add(blocked);
                 if !blocked {
                     show("miss", &key, &r, &rep);
@@ -230,6 +242,15 @@ fn main() {
         payload_attack.hit,
         payload_attack.rate()
     );
+    for (pl, t) in &crs_by_pl {
+        println!(
+            "{:<52} {:>6} {:>8} {:>6.1}%",
+            format!("= tests written for paranoia level {pl}"),
+            t.total,
+            t.hit,
+            t.rate()
+        );
+    }
     println!();
     println!("{:<52} {:>6} {:>8} {:>7}", "CRS must-not-fire", "total", "fired", "rate");
     for (k, t) in &crs_benign {

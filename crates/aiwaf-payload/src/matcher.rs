@@ -10,7 +10,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use crate::decode;
 use crate::prefilter::{self, Prefilter, group};
 use crate::report::{Class, Severity};
-use crate::rules::{self, Form, UNIX_STRONG, UNIX_WEAK, scope};
+use crate::rules::{self, Form, UNIX_STRONG, UNIX_TOOLS, UNIX_TOOLS_ALONE, UNIX_TOOLS_FLAGGED, UNIX_WEAK, scope};
 
 /// Longest input handed to libinjection (bounded work).
 const LIBINJECTION_MAX: usize = 4096;
@@ -56,6 +56,8 @@ pub(crate) struct Matcher {
     rules: Vec<Compiled>,
     scanners: AhoCorasick,
     commands: Vec<u128>,
+    /// [`UNIX_TOOLS_ALONE`] names, sorted: a command line even alone.
+    tools: Vec<u128>,
 }
 
 impl Matcher {
@@ -86,12 +88,20 @@ impl Matcher {
         let mut commands: Vec<u128> = UNIX_STRONG
             .split('|')
             .chain(UNIX_WEAK.split('|'))
-            .filter(|c| !c.contains('[') && c.len() <= 16)
+            .chain(UNIX_TOOLS.split('|'))
+            .chain(UNIX_TOOLS_FLAGGED.split('|'))
+            .filter(|c| !c.contains(['[', '\\', '+']) && c.len() <= 16)
             .map(|c| pack_word(c.as_bytes()))
             .collect();
         commands.sort_unstable();
         commands.dedup();
-        Ok(Matcher { prefilter, rules, scanners, commands })
+        let mut tools: Vec<u128> = UNIX_TOOLS_ALONE
+            .split('|')
+            .filter(|c| !c.contains(['[', '\\', '+']) && c.len() <= 16)
+            .map(|c| pack_word(c.as_bytes()))
+            .collect();
+        tools.sort_unstable();
+        Ok(Matcher { prefilter, rules, scanners, commands, tools })
     }
 
     /// Rule groups a value triggers in this scope (the cheap first pass).
@@ -107,6 +117,7 @@ impl Matcher {
         }
         if g & group::CMDI == 0
             && ((bytes & prefilter::BLANK != 0 && self.first_word_is_command(text))
+                || (text.len() <= 16 && text.first().is_some_and(u8::is_ascii_alphabetic) && self.is_tool(text))
                 || (bytes & prefilter::SEPARATOR != 0
                     && prefilter::words_after_separators(text, &mut |w| self.is_command(w))))
         {
@@ -136,7 +147,13 @@ impl Matcher {
         lw.copy_from_slice(w);
         lw.make_ascii_lowercase();
         let lw = lw.strip_suffix(b".exe").unwrap_or(lw);
-        lw.starts_with(b"python") || self.commands.binary_search(&pack_word(lw)).is_ok()
+        lw.starts_with(b"python") || self.commands.binary_search(&pack_word(lw)).is_ok() || tool_family(lw)
+    }
+
+    /// A tool name (see [`UNIX_TOOLS_ALONE`]): a command line even with nothing after it.
+    fn is_tool(&self, w: &[u8]) -> bool {
+        let lw = w.to_ascii_lowercase();
+        tool_family(&lw) || self.tools.binary_search(&pack_word(&lw)).is_ok()
     }
 
     fn first_word_is_command(&self, text: &[u8]) -> bool {
@@ -162,7 +179,7 @@ impl Matcher {
         }
         // a lone word (`id`, `time`) is not a command line
         let rest = t.get(n..).unwrap_or_default().trim_ascii();
-        n > 0 && !rest.is_empty() && self.is_command(&buf[..n])
+        n > 0 && if rest.is_empty() { self.is_tool(&buf[..n]) } else { self.is_command(&buf[..n]) }
     }
 
     /// Scans one value (already decoded once by its parser, and length-limited by the caller).
@@ -450,6 +467,11 @@ fn rule_group(id: &str, class: Class) -> u32 {
             Class::Log4shell | Class::Scanner => 0,
         },
     }
+}
+
+/// Tool families named by prefix in [`UNIX_TOOLS`] (`ansible-playbook`, `chef-client`, `aa-disable`).
+fn tool_family(lw: &[u8]) -> bool {
+    [&b"ansible-"[..], b"chef-", b"aa-"].iter().any(|p| lw.len() > p.len() && lw.starts_with(p))
 }
 
 /// A word of at most 16 bytes as an integer (for a fast sorted lookup).

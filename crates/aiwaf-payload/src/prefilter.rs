@@ -521,6 +521,7 @@ fn literals() -> Vec<(u32, &'static [&'static str])> {
                 "w:assert",
                 "infinity",
                 "[php]",
+                "php]",
                 "unserialize_",
                 "apc.",
                 "sodium",
@@ -560,6 +561,10 @@ fn literals() -> Vec<(u32, &'static [&'static str])> {
                 "org.apache",
                 "org.springframework",
                 "org.hibernate",
+                "org.omg",
+                "com.opensymphony",
+                "javax",
+                "bsh.",
                 "com.sun",
                 "com.alibaba",
                 "com.mchange",
@@ -849,7 +854,8 @@ fn verify(v: Verify, t: &[u8], s: usize, e: usize) -> bool {
     }
 }
 
-/// True if some `(` follows an identifier that starts with a letter, `_` or `$` (a function call shape).
+/// True if some `(` follows an identifier that starts with a letter, `_` or `$`, a comment or a closing
+/// bracket (a function call shape).
 pub(crate) fn has_call(t: &[u8]) -> bool {
     for p in memchr::memchr_iter(b'(', t) {
         let mut j = p;
@@ -858,6 +864,10 @@ pub(crate) fn has_call(t: &[u8]) -> bool {
         }
         // skip a `/**/` comment between name and parenthesis
         if j >= 2 && t[j - 1] == b'/' && t[j - 2] == b'*' {
+            return true;
+        }
+        // `(...)(...)`, `[...](...)`: an expression called as a function
+        if j > 0 && matches!(t[j - 1], b')' | b']' | b'}') {
             return true;
         }
         let end = j;

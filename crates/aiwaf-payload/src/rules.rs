@@ -71,6 +71,22 @@ bitsadmin|wmic|net|net1|ipconfig|systeminfo|tasklist|taskkill|reg|mshta|rundll32
 msiexec|icacls|cacls|takeown|vssadmin|wevtutil|bcdedit|nltest|dsquery|qwinsta|findstr|forfiles|installutil|regasm|\
 msbuild|cmstp|odbcconf|echo|printf|export|unset|exec|eval|kill|timeout|which|locate|head|tail|more|less|touch|mkdir|cp|mv|dir|type";
 
+/// Administration and attack tools whose names are not words of any language: named at the start of
+/// a value with an argument, they are a command line (configuration management, container,
+/// security and system tools, compilers).
+pub(crate) const UNIX_TOOLS: &str = "ansible|ansible-[a-z]+|chef-[a-z]+|salt-call|salt-minion|terraform|visudo|vipw|\
+vigr|cscli|crowdsec|aa-[a-z]+|apparmor_parser|setenforce|getenforce|aptitude|dpkg|pacman|htop|atop|iotop|lastlog|\
+lastb|faillog|cpulimit|ionice|taskset|c89|c99|clang|rmt|bpftrace|tcpdump|tshark|ettercap|hping3|msfconsole|msfvenom|\
+hashcat|mimikatz|psexec|bcdboot|diskpart|fsutil|sysctl|modprobe|insmod|rmmod|lsmod|dmesg|journalctl|chkconfig|setcap|\
+getcap|pkexec|kubectl|podman|runc|crictl";
+
+/// Tools that are a command line even named alone (no other meaning at all).
+pub(crate) const UNIX_TOOLS_ALONE: &str = "ansible-[a-z]+|chef-[a-z]+|aa-[a-z]+|visudo|vipw|vigr|cscli|apparmor_parser|\
+setenforce|msfconsole|msfvenom|mimikatz|hping3|bpftrace|crictl|journalctl";
+
+/// Tools whose names are also words (`perf`, `docker`, `knife`): a command line only with a flag.
+pub(crate) const UNIX_TOOLS_FLAGGED: &str = "perf|docker|knife|puppet|snap|rpm|apk|cc|gcc|john|salt|make|nmap|ncat|git";
+
 /// Commands that are also ordinary words; used at paranoia 2 only.
 pub(crate) const UNIX_WEAK: &str = "at|batch|call|copy|cut|date|del|expand|file|find|fold|format|halt|history|host|init|\
 last|make|md|move|open|print|query|rd|ren|rev|screen|script|set|sort|source|start|time|uniq|watch|who|w|nice|expect|\
@@ -81,8 +97,14 @@ const CMD_SEP: &str = r"(?:[;|&`]|\$\(|<\(|>\(|\|\||&&|\{)\s*(?:\{\s*|\(\s*)?(?:
 
 // Patterns built from the command lists once per process (they were `Box::leak`ed on every
 // `Inspector::new`: the payload fuzz target's LeakSanitizer found it).
-static STRONG_SEP: LazyLock<String> =
-    LazyLock::new(|| format!(r"{CMD_SEP}(?:{UNIX_STRONG})(?:$|\.exe\b|[\s;|&<>`)(}}]|\$\{{?ifs)"));
+static STRONG_SEP: LazyLock<String> = LazyLock::new(|| {
+    format!(r"{CMD_SEP}['\x22]?(?:{UNIX_STRONG}|{UNIX_TOOLS})['\x22]?(?:$|\.exe\b|[\s;|&<>`)(}}]|\$\{{?ifs)")
+});
+static TOOL_START: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r"^\s*['\x22]?(?:(?:{UNIX_TOOLS_ALONE})['\x22]?[\s;|&]*$|(?:{UNIX_TOOLS})['\x22]?\s+(?:-{{1,2}}[a-z]|[\w./-]+(?:[\s;|&]|$))|(?:{UNIX_TOOLS_FLAGGED})\s+-{{1,2}}[a-z][\w-]*(?:[\s=]|$))"
+    )
+});
 static WEAK_SEP: LazyLock<String> = LazyLock::new(|| format!(r"[;|&`]\s*(?:{UNIX_WEAK})(?:$|\.exe\b|[\s;|&<>`)(}}])"));
 static START_CHAIN: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -104,6 +126,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
     let start_chain: &'static str = &START_CHAIN;
     let command_args: &'static str = &COMMAND_ARGS;
     let start_args: &'static str = &START_ARGS;
+    let tool_start: &'static str = &TOOL_START;
     vec![
         // ---------------------------------------------------------------- SQL injection
         r!(
@@ -448,6 +471,17 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
         r!("cmdi.command_chain", Cmdi, 1, C, Shell, ALL, start_chain),
         r!("cmdi.command_start", Cmdi, 2, C, Shell, ALL ^ UA, start_args),
         r!("cmdi.command_args", Cmdi, 1, C, Shell, ALL, command_args),
+        r!("cmdi.command_start", Cmdi, 1, C, Shell, ALL ^ UA ^ HEADER, tool_start),
+        // shell-only syntax: `cd` to a directory in a chain, `alias name=`, directory-stack tilde
+        r!(
+            "cmdi.shell_syntax",
+            Cmdi,
+            1,
+            C,
+            Shell,
+            ALL ^ UA,
+            r"(?:^|[;|&`])\s*cd\s+(?:/|\.\.|~)[\w./-]*\s*(?:[;|&]|$)|^\s*alias\s+(?:[+-]\w+\s+)*[\w.-]+=|(?:^|[\s;|&])~[+-]\d*(?:$|[\s/;|&])|\$\[[\d\s+*/%-]*\]"
+        ),
         r!(
             "cmdi.shell_path",
             Cmdi,
@@ -610,6 +644,47 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             ALL,
             r#"\$[a-z_][\w]*\s*(?:\[[^\]]{0,40}\]\s*|\{[^}]{0,40}\}\s*)*\(\s*(?:['"$)]|\w+\s*\))|::\s*\$\w+\s*\("#
         ),
+        // PHP functions an attacker calls, with the evasions code allows and prose does not: a
+        // comment, a line break or a run of blanks between the name and `(`. Names that are also
+        // English words need such an evasion (or no blank at all); the others match with any blank.
+        r!(
+            "php.function_call",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"\b(?:file|system|exec|eval|assert|extract|unpack|printf|header|include|require|readfile|glob|link|mail|putenv|chr|copy|rename|touch|opendir|dir|ftp_connect|escapeshellarg|highlight_file|show_source|serialize|unserialize)(?:\(|(?:\s*(?:/\*.*?\*/|//[^\n]*\n|#[^\n]*\n|["'])\s*|[\r\n\t\x0b\x0c]\s*|\x20{2,})+\()[^)]{0,200}\)"#
+        ),
+        r!(
+            "php.function_call",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"\b(?:shell_exec|passthru|proc_open|proc_nice|proc_terminate|popen|pcntl_\w+|posix_\w+|filegroup|fileowner|fileperms|file_exists|is_readable|is_writable|is_writeable|is_executable|is_file|is_dir|bzdecompress|bzopen|bzread|zlib_decode|zlib_encode|gzuncompress|gzinflate|gzdecode|gzopen|gzread|gzfile|readgzfile|str_rot13|base64_decode|convert_uudecode|hex2bin|strrev|create_function|call_user_func\w*|func_get_args|get_defined_vars|array_map|array_walk\w*|array_filter|array_reduce|iterator_apply|register_shutdown_function|register_tick_function|set_error_handler|set_exception_handler|spl_autoload_register|preg_replace\w*|mb_ereg_replace\w*|ob_start|assert_options|parse_ini_file|parse_ini_string|parse_str|simplexml_load_\w+|stream_socket_\w+|fsockopen|pfsockopen|socket_create|socket_connect|curl_exec|curl_init|curl_multi_exec|move_uploaded_file|file_get_contents|file_put_contents|fputs|fwrite|fread|fopen|tmpfile|tempnam|symlink|unlink|rmdir|mkdir|chmod|chown|chgrp|get_current_user|getmyuid|getmypid|getcwd|getenv|phpinfo|phpversion|php_uname|ini_get\w*|ini_set|ini_alter|ini_restore|dl|var_dump|var_export|debug_zval_dump|print_r|imap_open|ldap_connect|mysql_query|mysqli_query|pg_query|sqlite_query|odbc_exec|runkit_\w+|eval_\w+)(?:\s|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n|["'])*\("#
+        ),
+        // an expression called as a function: `('system')('id')`, `($f)('id')`, `[system][0]('id')`
+        r!(
+            "php.dynamic_call",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"[)\]}]\s*(?:(?:/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)\s*)*\(\s*(?:['"][\w\s./-]{1,60}['"]|\$\w+)\s*\)|\(\s*\[?\s*['"]?(?:system|exec|passthru|shell_exec|assert|eval|popen|proc_open|pcntl_exec)['"]?\s*\]?\s*\)\s*(?:\[\s*\d+\s*\]\s*)?\(|[{(]\s*\[\s*['"]?(?:system|exec|passthru|shell_exec|assert)['"]?\s*\]\s*\[\s*\d+\s*\]"#
+        ),
+        r!(
+            "php.variable_call",
+            CodeInjection,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"\$[a-z_]\w*\s*(?:(?:/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)\s*|\[[^\]]{0,40}\]\s*|\{[^}]{0,40}\}\s*)+\(\s*(?:['"$)]|\w+\s*\))"#
+        ),
+        r!("php.open_tag", CodeInjection, 1, C, Text, ALL, r"<\?\s*$|\[\s*/\s*php\s*\]"),
         r!("php.serialized_object", CodeInjection, 1, C, Text, ALL, r#"\b[oca]:\d+:"[\w\\]+":\d+:\{"#),
         r!(
             "php.ini_directive",
@@ -645,7 +720,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Text,
             ALL,
-            r"(?:invoker|instantiate|chained|constant|clone|closure|map|switch|predicate)transformer|forclosure|whileclosure|instantiatefactory|prototype(?:clone|serialization)factory|templatesimpl|xmldecoder|jndimanager|jdbcrowsetimpl|bsh\.interpreter|groovy\.(?:util|lang)|clojure\.(?:core|main|lang)|org\.apache\.(?:commons\.(?:collections|beanutils|io|fileupload)|xalan|xbean|tomcat|catalina|struts2?|log4j|naming|myfaces|shiro|bcel|wicket|velocity)|com\.sun\.(?:org\.apache|jndi|rowset|corba)|sun\.(?:misc|reflect|rmi)\.|ysoserial|org\.springframework\.(?:beans|context|core\.io|expression|jndi)|com\.alibaba\.fastjson|com\.mchange\.v2|org\.hibernate|\bobject(?:input|output)stream\b|\bgetruntime\s*\(|\bclass\.forname\s*\(|\.getclass\s*\(\s*\)\s*\.|\.newinstance\s*\(|\bprocessbuilder\b|\.getmethod\s*\(|\.invoke\s*\(.{0,40}\bnull\b|@type\s*['\x22]?\s*:"
+            r"(?:invoker|instantiate|chained|constant|clone|closure|map|switch|predicate)transformer|forclosure|whileclosure|instantiatefactory|prototype(?:clone|serialization)factory|templatesimpl|xmldecoder|jndimanager|jdbcrowsetimpl|bsh\.interpreter|groovy\.(?:util|lang)|clojure\.(?:core|main|lang)|org\.apache\.(?:commons\b|xalan|xbean|tomcat|catalina|struts2?|log4j|naming|myfaces|shiro|bcel|wicket|velocity)|com\.sun\.(?:org\.apache|jndi|rowset|corba)|org\.omg\.(?:corba|cosnaming|portableserver|iop)\b|com\.opensymphony\.(?:xwork2|webwork)\b|javax\.(?:naming|script|management)\b|java\.(?:rmi|beans)\b|sun\.(?:misc|reflect|rmi)\.|ysoserial|org\.springframework\.(?:beans|context|core\.io|expression|jndi)|com\.alibaba\.fastjson|com\.mchange\.v2|org\.hibernate|\bobject(?:input|output)stream\b|\bgetruntime\s*\(|\bclass\.forname\s*\(|\.getclass\s*\(\s*\)\s*\.|\.newinstance\s*\(|\bprocessbuilder\b|\.getmethod\s*\(|\.invoke\s*\(.{0,40}\bnull\b|@type\s*['\x22]?\s*:"
         ),
         r!(
             "java.serialized",
@@ -833,9 +908,9 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Text,
             ALL ^ UA,
-            r"(?:^|[\s;|&=<>(`'\x22])/(?:[a-z]{0,4}(?:[?*]|\[[a-z]+\])[a-z?*\[\]]{0,6}/[\w.?*\[\]/-]*|(?:bin|etc|usr|dev|tmp|proc|sbin|var|opt|home|root)/[\w./-]*?(?:[?*]|\[[a-z]+\])[\w.?*\[\]-]*)"
+            r"(?:^|[\s;|&=<>(`'\x22])/(?:[a-z]{0,4}(?:[?*]|\[[!^]?[a-z0-9/-]+\])[a-z?*\[\]!^/-]{0,12}/[\w.?*\[\]/!^-]*|\[[!^]?[a-z/]+(?:-[a-z])?\][a-z]{1,6}(?:/|$)|(?:bin|etc|usr|dev|tmp|proc|sbin|var|opt|home|root)/[\w./-]*?(?:[?*]|\[[!^]?[a-z0-9/-]+\])[\w.?*\[\]!^-]*)"
         ),
-        r!("cmdi.brace_expansion", Cmdi, 1, C, Text, ALL ^ UA, r"\{[a-z/][\w/.-]{0,20},[\w/.$-][\w/.$ -]{0,40}\}"),
+        r!("cmdi.brace_expansion", Cmdi, 1, C, Text, ALL ^ UA, r"\{,?[a-z/][\w/.-]{0,20},[\w/.$-][\w/.$ -]{0,40}\}"),
         r!("cmdi.shellshock", Cmdi, 1, C, Text, ALL, r"\(\s*\)\s*\{"),
         r!(
             "cmdi.windows",

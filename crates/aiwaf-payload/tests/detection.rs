@@ -154,6 +154,52 @@ fn traversal_rfi_cmdi_and_friends() {
     }
 }
 
+/// Evasions that only code allows (comments, line breaks, a called expression, glob and brace
+/// tricks) and tools that are command lines by name.
+#[test]
+fn code_and_command_evasions() {
+    for v in [
+        "exec  (blah)",
+        "FILE\r\n()",
+        "gzuncompress/*comment*/()",
+        "bzdecompress()",
+        "('system')('whoami')",
+        "($y)('uname');",
+        "(string) {[system][0]} ('uname');",
+        "$_aB_4c/*foo*/[@5]/*bar*/[@d]/*baz*/(19)",
+        "test<?",
+        "com.opensymphony.xwork2",
+        "org.apache.commons",
+        "ansible-playbook site.yml",
+        "visudo",
+        "; aptitude install x",
+        "time; chef-shell",
+        "/etc/[m-z]asswd",
+        "/usr/[a-z]in/bash",
+        "{,ifconfig,eth0}",
+        "cd /;cd etc;cat passwd",
+        "alias x=env",
+        "perf --version",
+    ] {
+        blocks(v);
+    }
+    for v in [
+        "see the attached file (pdf)",
+        "system (beta)",
+        "Section (a)(1) of the act",
+        "knife set",
+        "docker images",
+        "john doe",
+        "format=lastlog",
+        "perf review",
+        "[system] config section",
+        "cd player; records",
+        "f(x) = (a)(b)",
+    ] {
+        passes(v);
+    }
+}
+
 #[test]
 fn nosql_operators_in_names_and_json_keys() {
     let i = insp();
