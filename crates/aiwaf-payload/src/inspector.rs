@@ -336,7 +336,20 @@ impl Inspector {
                 p > 0 && first[..p].iter().all(|&b| b.is_ascii_graphic() && b != b'<' && b != b'{' && b != b'"')
             })
         };
-        if mime == "application/x-www-form-urlencoded" || (mime.is_empty() && looks_form()) {
+        // without a Content-Type the body is read as what it looks like: a form (`a=b`, or text that
+        // is URL-encoded: no raw blanks, some `%XX` or `+`), or JSON; an application may parse it so
+        let looks_encoded = || {
+            body.iter().all(|b| b.is_ascii_graphic())
+                && (memchr::memchr(b'+', body).is_some()
+                    || memchr::memchr_iter(b'%', body)
+                        .any(|i| body.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))))
+        };
+        let looks_json = || {
+            matches!(body.trim_ascii_start().first(), Some(b'{' | b'['))
+                && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+        };
+        let mime = if mime.is_empty() && looks_json() { "application/json".to_string() } else { mime };
+        if mime == "application/x-www-form-urlencoded" || (mime.is_empty() && (looks_form() || looks_encoded())) {
             let dropped = parse::urlencoded(body, self.cfg.max_targets, &mut |name, value, had_eq| {
                 run.arg(Location::BodyName, Location::BodyValue, "body.", &name, &value, had_eq);
             });

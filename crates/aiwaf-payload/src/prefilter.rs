@@ -90,6 +90,7 @@ fn literals() -> Vec<(u32, &'static [&'static str])> {
                 "`",
                 "w:union",
                 "w:select",
+                "e-308",
                 "sleep",
                 "benchmark",
                 "waitfor",

@@ -900,6 +900,18 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             r#"(?:^|[\s=(/])(?:and|or|xor|&&|\|\|)\s*[(!]*\s*[\w.@`]+\s*(?:==?|<=>|!=|<>|<=|>=|[<>])\s*(?:['"(!]|\d|$)|(?:^|[\s=(])(?:&&|\|\|)\s*\(\s*\w+\s*=|(?:^|[;\s])set\s+@\w+\s*="#
         ),
         r!("sqli.in_list", Sqli, 1, E, Sql, ALL, r"\bin\s*\(\s*\d+\s*(?:,\s*\d+\s*)+\)"),
+        // conditionals and statement shapes that only SQL has
+        r!(
+            "sqli.conditional",
+            Sqli,
+            1,
+            C,
+            Sql,
+            ALL,
+            r#"\)\s*(?:like|rlike|regexp)\s*\(|\b(?:if|iif)\s*\(\s*[\w'"@.]+\s*(?:=|<|>|!=|<>|\blike\b)|\bselect\s*\(\s*(?:user|database|version|schema|current_user|system_user|@@)\b|\bselect\s+(?:char|chr|nchar|concat|concat_ws|ascii|cast|convert|substring|substr|hex|unhex|load_file|case)\s*\(|\bselect\s*\(\s*case\b|\bexec(?:ute)?\s+master\.|^\s*declare\s+@\w+|['"]\s*\?\|?\s*(?:['"]|array\s*\[)"#
+        ),
+        // the floating-point value that hangs PHP and Java number parsers
+        r!("sqli.magic_number", Sqli, 1, C, Text, VALUES | NAMES, r"\b2\.225073858507201[0-9]*e-0*308\b"),
         // ---------------------------------------------------------------- added: shell
         r!(
             "cmdi.glob_path",
