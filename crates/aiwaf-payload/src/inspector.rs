@@ -350,6 +350,9 @@ impl Inspector {
         };
         let mime = if mime.is_empty() && looks_json() { "application/json".to_string() } else { mime };
         if mime == "application/x-www-form-urlencoded" || (mime.is_empty() && (looks_form() || looks_encoded())) {
+            if invalid_pct(body) {
+                run.protocol_at("protocol.invalid_url_encoding", Severity::Critical, Location::Body, "body", body);
+            }
             let dropped = parse::urlencoded(body, self.cfg.max_targets, &mut |name, value, had_eq| {
                 run.arg(Location::BodyName, Location::BodyValue, "body.", &name, &value, had_eq);
             });
@@ -357,6 +360,7 @@ impl Inspector {
         } else if mime == "multipart/form-data" || mime == "multipart/mixed" {
             let boundary = parse::header_param(ct, "boundary").unwrap_or("");
             let res = parse::multipart(body, boundary, self.cfg.max_targets, &mut |part| {
+                run.multipart_part(&part);
                 let mut target = Vec::with_capacity(part.name.len() + 9);
                 target.extend_from_slice(part.name);
                 if !part.name.is_empty() {
@@ -418,6 +422,38 @@ impl Run<'_> {
     ) {
         let (sname, svalue) =
             if prefix == "query." { (scope::QNAME, scope::QVAL) } else { (scope::BNAME, scope::BVAL) };
+        // HTTP method override: frameworks honour `_method` in a POSTed form for PUT, PATCH and
+        // DELETE; a method named in a query string (a link, a GET) or any other method named in a
+        // form bypasses method rules
+        const METHODS: [&[u8]; 19] = [
+            b"get",
+            b"post",
+            b"put",
+            b"patch",
+            b"delete",
+            b"head",
+            b"options",
+            b"trace",
+            b"connect",
+            b"propfind",
+            b"proppatch",
+            b"mkcol",
+            b"copy",
+            b"move",
+            b"lock",
+            b"unlock",
+            b"search",
+            b"report",
+            b"track",
+        ];
+        let is = |m: &[u8]| value.trim_ascii().eq_ignore_ascii_case(m);
+        if had_eq
+            && name.eq_ignore_ascii_case(b"_method")
+            && METHODS.iter().any(|m| is(m))
+            && (prefix == "query." || ![&b"put"[..], b"patch", b"delete", b"post"].iter().any(|m| is(m)))
+        {
+            self.protocol_at("protocol.method_override", Severity::Critical, lvalue, "_method", value);
+        }
         if had_eq {
             if !name.is_empty() {
                 self.value(lname, sname, prefix, name, name);
@@ -426,6 +462,51 @@ impl Run<'_> {
         } else {
             // argument without '=': both a name and a value
             self.value(lvalue, sname | svalue, prefix, b"", name);
+        }
+    }
+
+    /// Multipart smuggling: part names and file names with characters that make parsers disagree
+    /// (`;`, `=`, a backslash that is not a Windows path, a quote), and part charsets an
+    /// application does not decode the way the WAF does (UTF-7 and friends).
+    fn multipart_part(&mut self, part: &parse::Part<'_>) {
+        let odd = |v: &[u8], file: bool| {
+            let v = if file && v.len() > 2 && v[1] == b':' && v[0].is_ascii_alphabetic() { &v[2..] } else { v };
+            v.iter().enumerate().any(|(i, &b)| match b {
+                b'=' | b'"' => true,
+                b'\\' => !file,
+                // `;` that does not end an HTML entity (`&amp;`, `&eacute;`)
+                b';' => {
+                    let head = &v[..i];
+                    !head.iter().rposition(|&c| c == b'&').is_some_and(|a| {
+                        i - a > 1 && i - a <= 10 && head[a + 1..].iter().all(u8::is_ascii_alphanumeric)
+                    })
+                }
+                _ => false,
+            })
+        };
+        if odd(part.name, false) || part.filename.is_some_and(|f| odd(f, true)) {
+            let shown = part.filename.filter(|f| odd(f, true)).unwrap_or(part.name);
+            self.protocol_at("protocol.multipart_name", Severity::Critical, Location::Filename, "body", shown);
+        }
+        for line in part.headers.split(|&b| b == b'\n') {
+            let line = line.trim_ascii();
+            let Some(colon) = memchr::memchr(b':', line) else { continue };
+            if !line[..colon].trim_ascii().eq_ignore_ascii_case(b"content-type") {
+                continue;
+            }
+            let v = String::from_utf8_lossy(&line[colon + 1..]).to_ascii_lowercase();
+            if let Some(cs) = parse::header_param(&v, "charset") {
+                let cs = cs.trim_matches(|c| c == '"' || c == '\'' || c == ' ');
+                if !["utf-8", "utf8", "iso-8859-1", "iso-8859-15", "windows-1252", "us-ascii", "ascii"].contains(&cs) {
+                    self.protocol_at(
+                        "protocol.multipart_charset",
+                        Severity::Critical,
+                        Location::Body,
+                        "body",
+                        cs.as_bytes(),
+                    );
+                }
+            }
         }
     }
 

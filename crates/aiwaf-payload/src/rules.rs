@@ -1051,7 +1051,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Path,
             PATH | FILE,
-            r"\.(?:bak|backup|bkp|old|orig|original|save|sav|swp|swo|tmp|temp|inc|cnf|conf|config|ini|log|sql|mdb|dist|copy|passwd|htpasswd|htaccess|pem|key|env|kdbx|ovpn)~?$|~$|/\.(?:git|svn|hg|bzr|cvs|env|aws|ssh|docker|idea|vscode|htaccess|htpasswd|ds_store|bash_history|npmrc|netrc|pgpass|user\.ini|gitconfig)(?:/|$|\.)|/(?:web|app)\.config$|/wp-config\.php|/(?:cvs|\.svn)/entries$|/(?:phpinfo|info|test|php_info)\.php$|\.(?:php|jsp|asp|aspx|py|rb|pl|cgi|html?)\.(?:[a-z]{1,6})$"
+            r"\.(?:bak|backup|bkp|old|orig|original|save|sav|swp|swo|tmp|temp|inc|cnf|conf|config|ini|log|sql|mdb|dist|copy|passwd|htpasswd|htaccess|pem|key|env|kdbx|ovpn|db|rdb|sqlite|sqlite3|dbf|frm|myd|myi|ibd|pfx|p12|jks|keystore)~?$|~$|/\.(?:git|svn|hg|bzr|cvs|env|aws|ssh|docker|idea|vscode|htaccess|htpasswd|ds_store|bash_history|npmrc|netrc|pgpass|user\.ini|gitconfig)(?:/|$|\.)|/(?:web|app)\.config$|/wp-config\.php|/(?:cvs|\.svn)/entries$|/(?:phpinfo|info|test|php_info)\.php$|\.(?:php|jsp|asp|aspx|py|rb|pl|cgi|html?)\.(?:[a-z]{1,6})$"
         ),
     ]
 }

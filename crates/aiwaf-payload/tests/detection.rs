@@ -691,3 +691,44 @@ fn bench_request_is_clean() {
     assert!(r.findings.is_empty(), "{:?}", r.findings);
     assert_eq!(r.targets_inspected, 6);
 }
+
+fn body_rules(ct: Option<&str>, body: &[u8]) -> Vec<&'static str> {
+    let i = insp();
+    let mut r = Report::default();
+    i.inspect_body("/post", ct, body, false, &mut r);
+    r.findings.iter().filter(|f| !f.shadow).map(|f| f.rule).collect()
+}
+
+/// Multipart parsers that disagree with the WAF, method override, bad encoding, and bodies sent
+/// without a Content-Type.
+#[test]
+fn protocol_smuggling_in_bodies() {
+    let mp = |disp: &str, ctype: &str| {
+        format!("--b\r\nContent-Disposition: form-data; {disp}\r\n{ctype}\r\n\r\nhello\r\n--b--\r\n").into_bytes()
+    };
+    let ct = Some("multipart/form-data; boundary=b");
+    assert!(body_rules(ct, &mp(r#"name="a;b"; filename="x""#, "")).contains(&"protocol.multipart_name"));
+    assert!(body_rules(ct, &mp(r#"name="f"; filename="file=.txt""#, "")).contains(&"protocol.multipart_name"));
+    assert!(
+        body_rules(ct, &mp(r#"name="f""#, "Content-Type: text/plain; CHARSET=UTF-7"))
+            .contains(&"protocol.multipart_charset")
+    );
+    for (disp, ctype) in [
+        (r#"name="doc"; filename="Tom &amp; Jerry.pdf""#, "Content-Type: application/pdf"),
+        (r#"name="doc"; filename="D:\scans\report.pdf""#, ""),
+        (r#"name="note""#, "Content-Type: text/plain; charset=utf-8"),
+    ] {
+        assert!(body_rules(ct, &mp(disp, ctype)).is_empty(), "{disp} {ctype}");
+    }
+    let form = Some("application/x-www-form-urlencoded");
+    assert!(body_rules(form, b"_method=PROPFIND&x=1").contains(&"protocol.method_override"));
+    assert!(body_rules(form, b"_method=delete&authenticity_token=abc").is_empty(), "Rails/Laravel forms");
+    assert!(body_rules(form, b"_method=post&authenticity_token=abc").is_empty());
+    assert!(body_rules(form, b"param=%1G").contains(&"protocol.invalid_url_encoding"));
+    let q = query(&insp(), "amount=1000&_method=POST");
+    assert!(q.findings.iter().any(|f| f.rule == "protocol.method_override"), "{:?}", q.findings);
+    // no Content-Type: URL-encoded text and JSON are inspected as such
+    assert!(!body_rules(None, b"%22+union+select%0A").is_empty());
+    assert!(!body_rules(None, br#"{"q": "1' union select password from users--"}"#).is_empty());
+    assert!(body_rules(None, b"hello+world%21").is_empty());
+}
