@@ -389,7 +389,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Path,
             ALL ^ PATH,
-            r"(?:^|/|\s|=|\b)(?:etc/(?:passwd|shadow|group|gshadow|hosts|issue|motd|fstab|crontab|sudoers|profile|bashrc|hostname|resolv\.conf|httpd/|apache2?/|nginx/|mysql/|php\d?/|ssh/|master\.passwd|security/|environment|network|inetd\.conf|exports|shells|aliases|ld\.so\.|os-release|lsb-release|redhat-release|debian_version|init\.d|rc\.d|cron|pam\.d|ldap|samba|x11)|proc/(?:self|\d+)/(?:environ|cmdline|fd|maps|mem|status|cwd|exe|root|stat|mounts|net)|proc/(?:version|cpuinfo|meminfo|mounts|net/|sched_debug|partitions)|var/log/|var/(?:run|lib|mail|spool|www|db|adm|cache)/|(?:boot|win|system)\.ini\b|windows/(?:system32|win\.ini|repair|debug|panther|system\.ini|php\.ini)|winnt/|system32/|inetpub/|\.ssh/(?:id_\w+|authorized_keys|known_hosts)|\.(?:htaccess|htpasswd|bash_history|bash_profile|bashrc|zsh_history|mysql_history|psql_history|git/(?:config|head)|svn/entries|aws/credentials|docker/config\.json|ds_store|npmrc|netrc|pgpass)\b|web\.config\b|wp-config\.php|localsettings\.php|usr/local/(?:apache|etc|lib)|usr/(?:bin|sbin|lib)/|bin/(?:ba|z|k|c|da)?sh\b|dev/(?:tcp|udp|null|zero|random|shm)\b|/(?:tmp|root|home)/\.)"
+            r"(?:^|/|\s|=|\b)(?:etc/(?:passwd|shadow|group|gshadow|hosts|issue|motd|fstab|crontab|sudoers|profile|bashrc|hostname|resolv\.conf|httpd/|apache2?/|nginx/|mysql/|php\d?/|ssh/|master\.passwd|security/|environment|network|inetd\.conf|exports|shells|aliases|ld\.so\.|os-release|lsb-release|redhat-release|debian_version|init\.d|rc\.d|cron|pam\.d|ldap|samba|x11)|proc/(?:self|\d+)/(?:environ|cmdline|fd|maps|mem|status|cwd|exe|root|stat|mounts|net)|proc/(?:version|cpuinfo|meminfo|mounts|net/|sched_debug|partitions)|sys/(?:class|kernel|devices|firmware|module|power|block|bus)/|var/log/|var/(?:run|lib|mail|spool|www|db|adm|cache)/|(?:boot|win|system)\.ini\b|windows/(?:system32|win\.ini|repair|debug|panther|system\.ini|php\.ini)|winnt/|system32/|inetpub/|\.ssh/(?:id_\w+|authorized_keys|known_hosts)|\.(?:htaccess|htpasswd|bash_history|bash_profile|bashrc|zsh_history|mysql_history|psql_history|git/(?:config|head)|svn/entries|aws/credentials|docker/config\.json|ds_store|npmrc|netrc|pgpass)\b|web\.config\b|wp-config\.php|localsettings\.php|usr/local/(?:apache|etc|lib)|usr/(?:bin|sbin|lib)/|bin/(?:ba|z|k|c|da)?sh\b|dev/(?:tcp|udp|null|zero|random|shm)\b|/(?:tmp|root|home)/\.)"
         ),
         r!(
             "lfi.wrapper",
@@ -489,7 +489,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Shell,
             ALL ^ PATH,
-            r"(?:^|[\s;|&`(=<>])/?(?:usr/)?(?:local/)?s?bin/(?:[a-z]*sh|cat|id|nc|ncat|wget|curl|python\d?|perl|ruby|php|busybox|echo|ls|uname|whoami|rm|chmod)\b|/dev/(?:tcp|udp)/|\$\{?ifs\b|\$\{?(?:shell|bash|0)\}?\s+-c\b|\$\{(?:path|home|shell|pwd|user)[#%:/}]|\$\[\]|\$\(\(|\$\{#|\$'\\x"
+            r"(?:^|[\s;|&`(=<>])/?(?:usr/)?(?:local/)?s?bin/[a-z][\w.+-]*(?:$|[\s;|&<>`)])|(?:^|[\s;|&`(=<>])/?(?:usr/)?(?:local/)?s?bin/(?:[a-z]*sh|cat|id|nc|ncat|wget|curl|python\d?|perl|ruby|php|busybox|echo|ls|uname|whoami|rm|chmod)\b|[a-z](?:``|\$\(\s*\)|\$\{\s*\}|[<>]\(\s*\))(?:[a-z]|\s|$)|\bfind\s+\S+.{0,80}?\s-exec(?:dir)?\s|/dev/(?:tcp|udp)/|\$\{?ifs\b|\$\{?(?:shell|bash|0)\}?\s+-c\b|\$\{(?:path|home|shell|pwd|user)[#%:/}]|\$\[\]|\$\(\(|\$\{#|\$'\\x"
         ),
         r!(
             "cmdi.substitution",
@@ -765,7 +765,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Text,
             ALL,
-            r"\bwhile\s*\(+\s*(?:true|1|!0|!!|!\[\])\b|\bwhile\s*\(+\s*!!|\bfor\s*\(\s*;\s*;\s*\)"
+            r"\bwhile\s*\(+\s*(?:true|1|!0|!!|!\[\])\b|\bwhile\s*\(+\s*!!|\bfor\s*\(\s*;\s*;\s*\)|\bwhile\s*\(+\s*(?:this|!\s*(?:null|undefined|nan|false|-?0|``|''|\x22\x22|\{\s*\}))\s*\)"
         ),
         r!(
             "perl.injection",
@@ -908,7 +908,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Sql,
             ALL,
-            r#"\)\s*(?:like|rlike|regexp)\s*\(|\b(?:if|iif)\s*\(\s*[\w'"@.]+\s*(?:=|<|>|!=|<>|\blike\b)|\bselect\s*\(\s*(?:user|database|version|schema|current_user|system_user|@@)\b|\bselect\s+(?:char|chr|nchar|concat|concat_ws|ascii|cast|convert|substring|substr|hex|unhex|load_file|case)\s*\(|\bselect\s*\(\s*case\b|\bexec(?:ute)?\s+master\.|^\s*declare\s+@\w+|['"]\s*\?\|?\s*(?:['"]|array\s*\[)"#
+            r#"\)\s*(?:like|rlike|regexp)\s*\(|\b(?:if|iif)\s*\(\s*[\w'"@.]+\s*(?:=|<|>|!=|<>|\blike\b)|\bselect\s*\(\s*(?:user|database|version|schema|current_user|system_user|@@)\b|\bselect\s+(?:char|chr|nchar|concat|concat_ws|ascii|cast|convert|substring|substr|hex|unhex|load_file|case)\s*\(|\bselect\s*\(\s*case\b|\bexec(?:ute)?\s+master\.|^\s*declare\s+@\w+|['"]\s+\?\|?\s+(?:['"]|array\s*\[)"#
         ),
         // the floating-point value that hangs PHP and Java number parsers
         r!("sqli.magic_number", Sqli, 1, C, Text, VALUES | NAMES, r"\b2\.225073858507201[0-9]*e-0*308\b"),
@@ -951,7 +951,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Text,
             ALL,
-            r#"\bdocument\s*(?:/\*[^*]*\*/\s*|\)\s*)*(?:\.|\[\s*['"`])\s*(?:cookie|write|domain|location|createelement|body|forms|execcommand)\b|\bset(?:timeout|interval)\s*\(\s*[a-z_$]|\.\s*(?:/\*.*?\*/\s*)*(?:call|apply|bind)\s*(?:/\*.*?\*/\s*)*`|\burl\s*\(\s*['"]?\s*(?:javascript|vbscript)\b|\bdata\s*:[^,]{0,60},\s*<"#
+            r#"\b(?:window|self|top|parent|globalthis|frames)\s*\[\s*['"`](?:alert|prompt|confirm|eval|document|location|execscript|settimeout|fetch)['"`]\s*\]|\bbtoa\s*\(|\bdocument\s*(?:/\*[^*]*\*/\s*|\)\s*)*(?:\.|\[\s*['"`])\s*(?:/\*[^*]*\*/\s*)*(?:cookie|write|domain|location|createelement|body|forms|execcommand)\b|\bset(?:timeout|interval)\s*\(\s*[a-z_$]|\.\s*(?:/\*.*?\*/\s*)*(?:call|apply|bind)\s*(?:/\*.*?\*/\s*)*`|\burl\s*\(\s*['"]?\s*(?:javascript|vbscript)\b|\bdata\s*:[^,]{0,60},\s*<"#
         ),
         r!("xss.html_tag", Xss, 1, E, Text, ALL, r"<\s*(?:noscript|dialog|xmp|plaintext|noembed|listing|comment)\b"),
         // ---------------------------------------------------------------- added: RFI / SSRF
@@ -963,6 +963,15 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             Text,
             VALUES,
             r"(?:^|[/@.\s])(?:localtest\.me|lvh\.me|[\w.-]*\.nip\.io|[\w.-]*\.sslip\.io|host\.docker\.internal|gateway\.docker\.internal|host\.containers\.internal)\b"
+        ),
+        r!(
+            "rfi.ssrf_internal",
+            Rfi,
+            1,
+            C,
+            Text,
+            VALUES,
+            r"^\s*(?:localhost(?:\.localdomain)?|localhost[46]|ip6-localhost|ip6-loopback|ipv6-localhost|ipv6-loopback)[:/]|^\s*(?:localhost\.localdomain|localhost[46]|ip6-localhost|ip6-loopback|ipv6-localhost|ipv6-loopback)$|^\s*(?:[a-z][\w+.-]*:)?//(?:[^/@?#\s]*@)?(?:\d{8,10}|0x[0-9a-f]{8}|0[0-7]{10,11})(?:[:/?#]|$)|^\s*(?:local_file|jar):"
         ),
         r!("rfi.ssrf_confusion", Rfi, 1, C, Text, VALUES, r"^\s*(?:https?|ftp)://[^/?#@]*[\s&#\\][^/?]*@"),
         r!("rfi.ssrf_scheme", Rfi, 1, C, Text, VALUES, r"^\s*data:(?:text|application)/"),
@@ -1051,7 +1060,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Path,
             PATH | FILE,
-            r"\.(?:bak|backup|bkp|old|orig|original|save|sav|swp|swo|tmp|temp|inc|cnf|conf|config|ini|log|sql|mdb|dist|copy|passwd|htpasswd|htaccess|pem|key|env|kdbx|ovpn|db|rdb|sqlite|sqlite3|dbf|frm|myd|myi|ibd|pfx|p12|jks|keystore)~?$|~$|/\.(?:git|svn|hg|bzr|cvs|env|aws|ssh|docker|idea|vscode|htaccess|htpasswd|ds_store|bash_history|npmrc|netrc|pgpass|user\.ini|gitconfig)(?:/|$|\.)|/(?:web|app)\.config$|/wp-config\.php|/(?:cvs|\.svn)/entries$|/(?:phpinfo|info|test|php_info)\.php$|\.(?:php|jsp|asp|aspx|py|rb|pl|cgi|html?)\.(?:[a-z]{1,6})$"
+            r"\.(?:bak|backup|bkp|old|orig|original|save|sav|swp|swo|tmp|temp|inc|cnf|conf|config|ini|log|sql|mdb|dist|copy|passwd|htpasswd|htaccess|pem|key|env|kdbx|ovpn|db|rdb|sqlite|sqlite3|dbf|frm|myd|myi|ibd|pfx|p12|jks|keystore)~?$|~$|/\.(?:git|svn|hg|bzr|cvs|env|aws|ssh|docker|idea|vscode|htaccess|htpasswd|ds_store|bash_history|npmrc|netrc|pgpass|user\.ini|gitconfig)(?:/|$|\.)|/(?:web|app)\.config$|/wp-config\.php|/(?:cvs|\.svn)/entries$|/(?:phpinfo|info|test|php_info)\.php$|\.(?:sql|db|sqlite3?|bak|dump|mdb)\.(?:zip|gz|tgz|tar|bz2|xz|7z|rar|zst)$|/etc/(?:passwd|shadow|group|gshadow|sudoers|master\.passwd)$|/proc/(?:self|\d+|interrupts|version|cpuinfo|meminfo|mounts|net)(?:/|$)|\.(?:php|jsp|asp|aspx|py|rb|pl|cgi|html?)\.(?:[a-z]{1,6})$"
         ),
     ]
 }

@@ -180,6 +180,17 @@ fn code_and_command_evasions() {
         "cd /;cd etc;cat passwd",
         "alias x=env",
         "perf --version",
+        "while(!null)",
+        "window[\"alert\"](window[\"document\"][\"cookie\"])",
+        "document/*foo*/./*bar*/cookie",
+        "btoa(document.domain)",
+        "pi$()ng 127.0.0.1",
+        "pi``ng 127.0.0.1",
+        "find /etc -name passwd -exec cat {} +",
+        "localhost/admin",
+        "http://2852039166/",
+        "jar:http://evil.example/b.zip!/a",
+        "/@fs/etc/passwd",
     ] {
         blocks(v);
     }
@@ -195,6 +206,10 @@ fn code_and_command_evasions() {
         "[system] config section",
         "cd player; records",
         "f(x) = (a)(b)",
+        "localhost",
+        "while (foo) is bar.",
+        "Found it in the bin (the blue one)",
+        "order 2852039166",
     ] {
         passes(v);
     }
