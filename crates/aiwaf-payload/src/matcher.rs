@@ -345,6 +345,15 @@ fn sqli_fingerprint_plausible(fp: &str, text: &[u8]) -> bool {
                 | b'*'
         )
     });
+    // "while (foo) is bar": a T-SQL control word before a parenthesis, in prose with nothing that
+    // could close a string or end a statement
+    if fp.starts_with("T(")
+        && !text.iter().any(|&b| matches!(b, b'\'' | b'"' | b'`' | b';' | b'=' | b'#'))
+        && memchr::memmem::find(text, b"--").is_none()
+        && memchr::memmem::find(text, b"/*").is_none()
+    {
+        return false;
+    }
     has_special || fp.contains('U') || fp.contains('E') || fp.contains('k')
 }
 
