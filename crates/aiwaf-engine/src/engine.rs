@@ -252,7 +252,7 @@ impl Engine {
         }
         // Payload inspection of the request line and headers. It runs on exempt paths too
         // (a login form is where SQL injection is tried); exclusions are per route and target.
-        context.payload = self.inspect_payload_head(req);
+        context.payload = self.inspect_payload_head(state, req);
         context.wants_body = self.wants_body(req);
         if let Some(v) = self.login_rate(state, mode, &mut context, req, now) {
             return Inspection { verdict: v, context };
@@ -410,12 +410,12 @@ impl Engine {
         self.payload.as_ref().map(|p| p.config())
     }
 
-    fn inspect_payload_head(&self, req: &RequestInfo<'_>) -> Option<Box<aiwaf_payload::Report>> {
+    fn inspect_payload_head(&self, state: &WafState, req: &RequestInfo<'_>) -> Option<Box<aiwaf_payload::Report>> {
         let insp = self.payload.as_ref()?;
         let mut report = aiwaf_payload::Report::default();
         let head =
             aiwaf_payload::HeadParts { method: req.method, path: req.path, query: req.query, headers: req.headers };
-        insp.inspect_head(&head, &mut report);
+        insp.inspect_head_with(&head, &state.payload_overlay(), &mut report);
         (!report.is_clean()).then(|| Box::new(report))
     }
 
@@ -465,7 +465,7 @@ impl Engine {
         }
         ctx.wants_body = false;
         let mut report = ctx.payload.take().unwrap_or_default();
-        insp.inspect_body(path, content_type, body, truncated, &mut report);
+        insp.inspect_body_with(path, content_type, body, truncated, &state.payload_overlay(), &mut report);
         ctx.payload = (!report.is_clean()).then_some(report);
         self.payload_verdict(state, mode, ctx, now).unwrap_or(Verdict::ALLOW)
     }

@@ -204,6 +204,8 @@ pub struct WafState {
     known_recent: Box<[AtomicU64]>,
     ban_seq: AtomicU64,
     model: arc_swap::ArcSwapOption<Model>,
+    /// Payload exclusions and detector modes changed at run time (admin API).
+    payload_overlay: ArcSwap<aiwaf_payload::Overlay>,
 }
 
 impl std::fmt::Debug for WafState {
@@ -230,7 +232,23 @@ impl WafState {
             known_recent: (0..KNOWN_RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             ban_seq: AtomicU64::new(0),
             model: arc_swap::ArcSwapOption::empty(),
+            payload_overlay: ArcSwap::from_pointee(aiwaf_payload::Overlay::default()),
         }
+    }
+
+    /// The payload changes made at run time, borrowed for one request phase.
+    pub fn payload_overlay(&self) -> arc_swap::Guard<Arc<aiwaf_payload::Overlay>> {
+        self.payload_overlay.load()
+    }
+
+    /// Installs payload changes read from storage (requests already inspecting finish with the
+    /// previous ones). Returns whether they differ from those in force.
+    pub fn set_payload_overlay(&self, overlay: aiwaf_payload::Overlay) -> bool {
+        if **self.payload_overlay.load() == overlay {
+            return false;
+        }
+        self.payload_overlay.store(Arc::new(overlay));
+        true
     }
 
     /// The anomaly model in force, if any.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::Class;
 
@@ -31,7 +31,7 @@ pub enum Malformed {
 }
 
 /// Mode of one detector class.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorMode {
     /// Findings are scored (default).
@@ -44,7 +44,7 @@ pub enum DetectorMode {
 }
 
 /// Switches some detectors off for some paths and targets.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Exclusion {
     /// Applies to request paths starting with this prefix (raw path, as received).
@@ -154,18 +154,58 @@ impl PayloadConfig {
             }
         }
         for (i, ex) in self.exclusions.iter().enumerate() {
-            if !ex.path_prefix.starts_with('/') {
-                return Err(format!(
-                    "payload.exclusions[{i}].path_prefix must start with '/', got {:?}",
-                    ex.path_prefix
-                ));
-            }
-            for d in &ex.detectors {
-                if Class::from_id(d).is_none() {
-                    return Err(format!("payload.exclusions[{i}].detectors: unknown detector {d:?}"));
-                }
-            }
+            validate_exclusion(ex).map_err(|e| format!("payload.exclusions[{i}].{e}"))?;
         }
         Ok(())
     }
+}
+
+/// Changes an operator makes while the server runs (admin API), applied on top of the
+/// configuration without a restart: more exclusions, and detector modes that replace the
+/// configured ones. Stored as JSON; every instance sharing the database follows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overlay {
+    /// Exclusions added at run time (after the configured ones).
+    pub exclusions: Vec<Exclusion>,
+    /// Per detector class id: block, detect or off, replacing the configured mode.
+    pub detectors: BTreeMap<String, DetectorMode>,
+}
+
+impl Overlay {
+    /// Checks names and prefixes like the configuration does; the error names the bad entry.
+    pub fn validate(&self) -> Result<(), String> {
+        for k in self.detectors.keys() {
+            if Class::from_id(k).is_none() {
+                return Err(format!("detectors: unknown detector {k:?} (known: {})", Class::ids().join(", ")));
+            }
+        }
+        for (i, ex) in self.exclusions.iter().enumerate() {
+            validate_exclusion(ex).map_err(|e| format!("exclusions[{i}].{e}"))?;
+        }
+        Ok(())
+    }
+
+    /// True when it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.exclusions.is_empty() && self.detectors.is_empty()
+    }
+}
+
+/// Checks one exclusion; the error starts with the field name.
+pub fn validate_exclusion(ex: &Exclusion) -> Result<(), String> {
+    if !ex.path_prefix.starts_with('/') {
+        return Err(format!("path_prefix must start with '/', got {:?}", ex.path_prefix));
+    }
+    for d in &ex.detectors {
+        if Class::from_id(d).is_none() {
+            return Err(format!("detectors: unknown detector {d:?} (known: {})", Class::ids().join(", ")));
+        }
+    }
+    for t in &ex.targets {
+        if t.is_empty() || t.len() > 256 || t.chars().any(char::is_control) {
+            return Err(format!("targets: invalid target name {t:?}"));
+        }
+    }
+    Ok(())
 }

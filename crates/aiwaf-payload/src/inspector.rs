@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::config::{DetectorMode, Malformed, OverLimit, PayloadConfig};
+use std::collections::BTreeMap;
+
+use crate::config::{DetectorMode, Malformed, OverLimit, Overlay, PayloadConfig};
 use crate::matcher::{Hit, Matcher, ScanCtx};
 use crate::parse;
 use crate::report::{Class, Location, PayloadFinding, Report, Severity, evidence};
@@ -194,7 +196,14 @@ struct Run<'a> {
     insp: &'a Inspector,
     path: &'a str,
     out: &'a mut Report,
+    overlay: &'a Overlay,
+    /// Classes that run (configuration, then the overlay's modes).
+    enabled: u32,
+    /// Classes that only record (shadow).
+    detect: u32,
 }
+
+static NO_OVERLAY: Overlay = Overlay { exclusions: Vec::new(), detectors: BTreeMap::new() };
 
 impl Inspector {
     /// Validates the configuration and compiles the matchers; the error names the bad key and value.
@@ -229,12 +238,53 @@ impl Inspector {
         &self.cfg
     }
 
+    fn run<'a>(&'a self, path: &'a str, overlay: &'a Overlay, out: &'a mut Report) -> Run<'a> {
+        let (mut enabled, mut detect) = (self.enabled_classes, self.detect_classes);
+        for (id, mode) in &overlay.detectors {
+            let Some(c) = Class::from_id(id) else { continue };
+            match mode {
+                DetectorMode::Block => {
+                    enabled |= c.bit();
+                    detect &= !c.bit();
+                }
+                DetectorMode::Detect => {
+                    enabled |= c.bit();
+                    detect |= c.bit();
+                }
+                DetectorMode::Off => enabled &= !c.bit(),
+            }
+        }
+        Run { insp: self, path, out, overlay, enabled, detect }
+    }
+
+    /// [`Inspector::inspect_head`] with run-time changes applied.
+    pub fn inspect_head_with(&self, req: &HeadParts<'_>, overlay: &Overlay, out: &mut Report) {
+        self.head(req, overlay, out);
+    }
+
+    /// [`Inspector::inspect_body`] with run-time changes applied.
+    pub fn inspect_body_with(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        truncated: bool,
+        overlay: &Overlay,
+        out: &mut Report,
+    ) {
+        self.body(path, content_type, body, truncated, overlay, out);
+    }
+
     /// Request-line and headers phase: path, query arguments, cookies, selected headers.
     pub fn inspect_head(&self, req: &HeadParts<'_>, out: &mut Report) {
+        self.head(req, &NO_OVERLAY, out);
+    }
+
+    fn head(&self, req: &HeadParts<'_>, overlay: &Overlay, out: &mut Report) {
         if !self.cfg.enabled {
             return;
         }
-        let mut run = Run { insp: self, path: req.path, out };
+        let mut run = self.run(req.path, overlay, out);
         let path = req.path.as_bytes();
         if !path.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_') || path.len() > 1024
         {
@@ -312,12 +362,24 @@ impl Inspector {
 
     /// Body phase. `truncated` = the body was longer than what was handed over.
     pub fn inspect_body(&self, path: &str, content_type: Option<&str>, body: &[u8], truncated: bool, out: &mut Report) {
+        self.body(path, content_type, body, truncated, &NO_OVERLAY, out);
+    }
+
+    fn body(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        truncated: bool,
+        overlay: &Overlay,
+        out: &mut Report,
+    ) {
         if !self.cfg.enabled || body.is_empty() {
             return;
         }
         let truncated = truncated || body.len() > self.cfg.max_body_bytes;
         let body = &body[..body.len().min(self.cfg.max_body_bytes)];
-        let mut run = Run { insp: self, path, out };
+        let mut run = self.run(path, overlay, out);
         if truncated {
             match self.cfg.on_body_over_limit {
                 OverLimit::Pass => return,
@@ -519,7 +581,7 @@ impl Run<'_> {
                 && !seg.eq_ignore_ascii_case(b".well-known")
         });
         if let Some(seg) = hit
-            && self.insp.enabled_classes & Class::Protocol.bit() != 0
+            && self.enabled & Class::Protocol.bit() != 0
             && !self.excluded(Class::Protocol, "path")
         {
             self.out.push(PayloadFinding {
@@ -531,7 +593,7 @@ impl Run<'_> {
                 target: "path".to_string(),
                 matched: evidence(seg),
                 decoded: evidence(path),
-                shadow: self.insp.detect_classes & Class::Protocol.bit() != 0,
+                shadow: self.detect & Class::Protocol.bit() != 0,
             });
         }
     }
@@ -572,7 +634,7 @@ impl Run<'_> {
         target: &str,
         matched: &[u8],
     ) {
-        if self.insp.enabled_classes & class.bit() == 0 || self.excluded(class, target) {
+        if self.enabled & class.bit() == 0 || self.excluded(class, target) {
             return;
         }
         self.out.push(PayloadFinding {
@@ -584,7 +646,7 @@ impl Run<'_> {
             target: target.to_string(),
             matched: evidence(matched),
             decoded: String::new(),
-            shadow: self.insp.detect_classes & class.bit() != 0,
+            shadow: self.detect & class.bit() != 0,
         });
     }
 
@@ -695,7 +757,7 @@ impl Run<'_> {
     }
 
     fn protocol(&mut self, rule: &'static str, sev: Severity, target: &str, matched: &[u8]) {
-        if self.insp.enabled_classes & Class::Protocol.bit() == 0 || self.excluded(Class::Protocol, target) {
+        if self.enabled & Class::Protocol.bit() == 0 || self.excluded(Class::Protocol, target) {
             return;
         }
         self.out.push(PayloadFinding {
@@ -707,7 +769,7 @@ impl Run<'_> {
             target: target.to_string(),
             matched: evidence(matched),
             decoded: String::new(),
-            shadow: self.insp.detect_classes & Class::Protocol.bit() != 0,
+            shadow: self.detect & Class::Protocol.bit() != 0,
         });
     }
 
@@ -769,7 +831,7 @@ impl Run<'_> {
         }
         self.out.targets_inspected += 1;
         let value = &value[..value.len().min(cfg.max_value_len)];
-        let ctx = ScanCtx { scope: sc, classes: self.insp.enabled_classes & classes, max_pl: self.insp.max_pl };
+        let ctx = ScanCtx { scope: sc, classes: self.enabled & classes, max_pl: self.insp.max_pl };
         let mut hits: Vec<(crate::matcher::RuleMeta, String, String)> = Vec::new();
         self.insp.matcher.scan(value, ctx, &mut |h: Hit<'_>| {
             // one hit per rule id; a later, more severe (or lower-paranoia) variant of the same id wins
@@ -790,7 +852,7 @@ impl Run<'_> {
             if self.excluded(meta.class, &target) {
                 continue;
             }
-            let shadow = meta.pl > cfg.paranoia || self.insp.detect_classes & meta.class.bit() != 0;
+            let shadow = meta.pl > cfg.paranoia || self.detect & meta.class.bit() != 0;
             self.out.push(PayloadFinding {
                 rule: meta.id,
                 class: meta.class,
@@ -806,7 +868,7 @@ impl Run<'_> {
     }
 
     fn excluded(&self, class: Class, target: &str) -> bool {
-        self.insp.cfg.exclusions.iter().any(|ex| {
+        self.insp.cfg.exclusions.iter().chain(&self.overlay.exclusions).any(|ex| {
             self.path.starts_with(&ex.path_prefix)
                 && (ex.detectors.is_empty() || ex.detectors.iter().any(|d| d == class.as_str()))
                 && (ex.targets.is_empty() || ex.targets.iter().any(|t| t.eq_ignore_ascii_case(target)))

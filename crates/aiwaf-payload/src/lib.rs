@@ -35,6 +35,6 @@ mod prefilter;
 mod report;
 mod rules;
 
-pub use config::{DetectorMode, Exclusion, Malformed, OverLimit, PayloadConfig};
+pub use config::{DetectorMode, Exclusion, Malformed, OverLimit, Overlay, PayloadConfig, validate_exclusion};
 pub use inspector::{HeadParts, Inspector};
 pub use report::{Class, Location, MAX_FINDINGS, PayloadFinding, Report, Severity};

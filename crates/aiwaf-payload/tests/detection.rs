@@ -1,7 +1,8 @@
 //! Detection and false-positive fixtures (written for this crate; no third-party test text).
 
 use aiwaf_payload::{
-    Class, DetectorMode, Exclusion, HeadParts, Inspector, Location, Malformed, OverLimit, PayloadConfig, Report,
+    Class, DetectorMode, Exclusion, HeadParts, Inspector, Location, Malformed, OverLimit, Overlay, PayloadConfig,
+    Report,
 };
 
 fn insp() -> Inspector {
@@ -746,4 +747,63 @@ fn protocol_smuggling_in_bodies() {
     assert!(!body_rules(None, b"%22+union+select%0A").is_empty());
     assert!(!body_rules(None, br#"{"q": "1' union select password from users--"}"#).is_empty());
     assert!(body_rules(None, b"hello+world%21").is_empty());
+}
+
+/// Run-time changes (the admin API's overlay) apply on top of the configuration: an added
+/// exclusion, a detector switched to detect or off, and back — without rebuilding the inspector.
+#[test]
+fn overlay_applies_without_rebuilding() {
+    let i = insp();
+    let q = "q=%27+or+%271%27%3D%271";
+    let head = HeadParts { method: "GET", path: "/search", query: Some(q), headers: &[] };
+    let run = |o: &Overlay| {
+        let mut r = Report::default();
+        i.inspect_head_with(&head, o, &mut r);
+        r
+    };
+    assert!(run(&Overlay::default()).should_block(i.config()));
+    let excl = Overlay {
+        exclusions: vec![Exclusion {
+            path_prefix: "/search".into(),
+            detectors: vec!["sqli".into()],
+            targets: vec!["query.q".into()],
+        }],
+        ..Overlay::default()
+    };
+    let r = run(&excl);
+    assert!(r.findings.iter().all(|f| f.class != Class::Sqli), "{:?}", r.findings);
+    let elsewhere = HeadParts { method: "GET", path: "/other", query: Some(q), headers: &[] };
+    let mut r = Report::default();
+    i.inspect_head_with(&elsewhere, &excl, &mut r);
+    assert!(r.should_block(i.config()), "the exclusion is for /search only");
+
+    let mut detect = Overlay::default();
+    detect.detectors.insert("sqli".into(), DetectorMode::Detect);
+    let r = run(&detect);
+    assert!(!r.findings.is_empty() && r.findings.iter().all(|f| f.shadow) && r.score == 0, "{:?}", r.findings);
+    let mut off = Overlay::default();
+    off.detectors.insert("sqli".into(), DetectorMode::Off);
+    assert!(run(&off).findings.iter().all(|f| f.class != Class::Sqli));
+
+    // a configured detect mode is replaced by the overlay's block
+    let mut d = std::collections::BTreeMap::new();
+    d.insert("sqli".to_string(), DetectorMode::Detect);
+    let i2 = Inspector::new(PayloadConfig { detectors: d, ..PayloadConfig::default() }).expect("cfg");
+    let mut block = Overlay::default();
+    block.detectors.insert("sqli".into(), DetectorMode::Block);
+    let mut r = Report::default();
+    i2.inspect_head_with(&head, &block, &mut r);
+    assert!(r.should_block(i2.config()));
+
+    assert!(
+        Overlay { detectors: [("nope".to_string(), DetectorMode::Off)].into(), ..Overlay::default() }
+            .validate()
+            .unwrap_err()
+            .contains("nope")
+    );
+    let bad = Overlay {
+        exclusions: vec![Exclusion { path_prefix: "api".into(), ..Exclusion::default() }],
+        ..Overlay::default()
+    };
+    assert!(bad.validate().unwrap_err().contains("exclusions[0].path_prefix"));
 }

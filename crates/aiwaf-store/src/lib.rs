@@ -601,6 +601,26 @@ impl Store {
         Ok(())
     }
 
+    /// The payload changes made at run time, as stored (JSON; `None`: none made).
+    pub async fn payload_overlay(&self) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'payload_overlay'")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Stores the payload changes (JSON the caller validated); running servers follow within a
+    /// second (the settings table bumps the generation and notifies).
+    pub async fn set_payload_overlay(&self, json: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('payload_overlay', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(text(json))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Deletes the request log. Returns the number of rows removed.
     pub async fn clear_request_log(&self) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM request_log").execute(&self.pool).await?.rows_affected())

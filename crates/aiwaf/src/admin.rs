@@ -56,6 +56,8 @@ struct Inner {
     config: Config,
     stats: Arc<WriterStats>,
     conns: crate::conn::ConnLimits,
+    /// Serialises read-modify-write changes of the run-time payload policy in this process.
+    policy: tokio::sync::Mutex<()>,
     /// Without a token (`--admin-insecure-loopback`): one random CSRF token for the process.
     loopback_csrf: String,
     sessions: Mutex<HashMap<String, Session>>,
@@ -119,6 +121,7 @@ impl Admin {
                 config,
                 stats,
                 conns,
+                policy: tokio::sync::Mutex::new(()),
                 loopback_csrf: random_hex(16)
                     .unwrap_or_else(|e| panic!("no randomness from the OS for the CSRF token: {e}")),
                 sessions: Mutex::new(HashMap::new()),
@@ -140,6 +143,9 @@ impl Admin {
             .route("/keywords/{word}", axum::routing::delete(api_forget))
             .route("/events", get(api_events))
             .route("/payload/report", get(api_payload_report))
+            .route("/payload/policy", get(api_payload_policy).put(api_payload_policy_set))
+            .route("/payload/exclusions", post(api_payload_exclude))
+            .route("/payload/exclusions/{n}", axum::routing::delete(api_payload_unexclude))
             .route("/stats", get(api_stats))
             .route("/model", get(api_model))
             .route("/train", post(api_train))
@@ -525,6 +531,110 @@ async fn api_payload_report(State(a): State<Admin>, Query(q): Query<HashMap<Stri
     }
 }
 
+/// The payload policy: what the configuration sets, what was changed at run time, and what is in
+/// force in this process.
+async fn api_payload_policy(State(a): State<Admin>) -> Response {
+    let cfg = a.inner.config.engine.payload.clone();
+    match stored_overlay(&a).await {
+        Ok(runtime) => axum::Json(json!({
+            "config": {"exclusions": cfg.exclusions, "detectors": cfg.detectors, "paranoia": cfg.paranoia, "threshold": cfg.threshold},
+            "runtime": runtime,
+            "in_force": &**a.inner.waf.state().payload_overlay(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn stored_overlay(a: &Admin) -> Result<aiwaf_engine::payload::Overlay, Response> {
+    match a.inner.store.payload_overlay().await {
+        Ok(None) => Ok(aiwaf_engine::payload::Overlay::default()),
+        Ok(Some(j)) => {
+            serde_json::from_str(&j).map_err(|e| internal(format!("stored payload changes do not parse: {e}")))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Validates, stores and applies at once in this process (other instances follow on the
+/// change notification).
+async fn save_overlay(a: &Admin, o: &aiwaf_engine::payload::Overlay) -> Result<(), Response> {
+    if let Err(e) = o.validate() {
+        let field = e.split(['.', ':']).next().unwrap_or("body").to_string();
+        return Err(bad(&field, &e));
+    }
+    let json = serde_json::to_string(o).map_err(internal)?;
+    a.inner.store.set_payload_overlay(&json).await.map_err(internal)?;
+    crate::serve::reload(&a.inner.store, &a.inner.waf, &a.inner.stats, &a.inner.config).await.map_err(internal)?;
+    tracing::info!(
+        exclusions = o.exclusions.len(),
+        detectors = o.detectors.len(),
+        "Payload policy changed through the admin API."
+    );
+    Ok(())
+}
+
+/// Replaces the run-time payload changes: `{"exclusions": [...], "detectors": {"xss": "detect"}}`.
+async fn api_payload_policy_set(State(a): State<Admin>, body: Bytes) -> Response {
+    let o: aiwaf_engine::payload::Overlay = match serde_json::from_slice(&body) {
+        Ok(o) => o,
+        Err(e) => return bad("body", &format!("expected {{\"exclusions\": [...], \"detectors\": {{...}}}}: {e}")),
+    };
+    let _g = a.inner.policy.lock().await;
+    match save_overlay(&a, &o).await {
+        Ok(()) => axum::Json(json!({"runtime": o})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Adds one exclusion: `{"path_prefix": "/api/webhooks/", "detectors": [], "targets": []}`.
+async fn api_payload_exclude(State(a): State<Admin>, body: Bytes) -> Response {
+    let ex: aiwaf_engine::payload::Exclusion = match serde_json::from_slice(&body) {
+        Ok(x) => x,
+        Err(e) => return bad("body", &format!("expected {{\"path_prefix\", \"detectors\", \"targets\"}}: {e}")),
+    };
+    if let Err(e) = aiwaf_engine::payload::validate_exclusion(&ex) {
+        let field = e.split([' ', ':']).next().unwrap_or("body").to_string();
+        return bad(&field, &e);
+    }
+    let _g = a.inner.policy.lock().await;
+    let mut o = match stored_overlay(&a).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if o.exclusions.contains(&ex) {
+        return (StatusCode::OK, axum::Json(json!({"exclusion": ex, "created": false}))).into_response();
+    }
+    o.exclusions.push(ex.clone());
+    match save_overlay(&a, &o).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            axum::Json(json!({"exclusion": ex, "created": true, "index": o.exclusions.len() - 1})),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Removes the run-time exclusion at index `n` (as listed by `GET /payload/policy`).
+async fn api_payload_unexclude(State(a): State<Admin>, Path(n): Path<String>) -> Response {
+    let Ok(n) = n.parse::<usize>() else { return bad("n", &format!("`{n}` is not an index")) };
+    let _g = a.inner.policy.lock().await;
+    let mut o = match stored_overlay(&a).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if n >= o.exclusions.len() {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such run-time exclusion", "field": "n"})))
+            .into_response();
+    }
+    o.exclusions.remove(n);
+    match save_overlay(&a, &o).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
 async fn api_stats(State(a): State<Admin>) -> Response {
     match a.stats().await {
         Ok(v) => axum::Json(v).into_response(),
@@ -706,6 +816,19 @@ async fn openapi() -> Response {
             "/api/v1/payload/report": {"get": {"summary": "Which payload detectors fired on which routes and targets, with suggested exclusions",
                 "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "example": "24h"}}],
                 "responses": {"200": {"description": "rows by count"}, "400": {"description": "bad since"}}}},
+            "/api/v1/payload/policy": {
+                "get": {"summary": "Payload exclusions and detector modes: configured, changed at run time, in force", "responses": {"200": {"description": "policy"}}},
+                "put": {"summary": "Replace the run-time changes (applied at once, no restart; other instances follow)",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "exclusions": {"type": "array", "items": {"type": "object", "properties": {"path_prefix": {"type": "string"}, "detectors": {"type": "array", "items": {"type": "string"}}, "targets": {"type": "array", "items": {"type": "string"}}}}},
+                        "detectors": {"type": "object", "additionalProperties": {"type": "string", "enum": ["block", "detect", "off"]}}}}}}},
+                    "responses": {"200": {"description": "stored and in force"}, "400": {"description": "invalid; names the field"}}}},
+            "/api/v1/payload/exclusions": {"post": {"summary": "Add one run-time exclusion",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["path_prefix"], "properties": {"path_prefix": {"type": "string"}, "detectors": {"type": "array", "items": {"type": "string"}}, "targets": {"type": "array", "items": {"type": "string"}}}}}}},
+                "responses": {"201": {"description": "added and in force"}, "200": {"description": "already there"}, "400": {"description": "invalid"}}}},
+            "/api/v1/payload/exclusions/{n}": {"delete": {"summary": "Remove the run-time exclusion at index n",
+                "parameters": [{"name": "n", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"204": {"description": "removed"}, "404": {"description": "no such index"}}}},
             "/api/v1/stats": {"get": {"summary": "Counters", "responses": list("stats")}},
             "/api/v1/model": {"get": {"summary": "The anomaly model", "responses": {"200": {"description": "model"}, "404": {"description": "no model"}}}},
             "/api/v1/train": {"post": {"summary": "Start a training run", "responses": {"202": {"description": "started; poll /api/v1/train/{id}"}}}},

@@ -33,6 +33,22 @@ pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Conf
     waf.state().install_lists(lists, persisted, now);
     let logging = store.request_logging().await?.unwrap_or(config.request_logging);
     waf.set_request_logging(logging);
+    // run-time payload changes: a stored document that no longer parses (written by another
+    // version, edited by hand) is reported and the changes in force stay
+    match store.payload_overlay().await?.map(|j| serde_json::from_str::<aiwaf_engine::payload::Overlay>(&j)) {
+        None => {
+            waf.state().set_payload_overlay(aiwaf_engine::payload::Overlay::default());
+        }
+        Some(Ok(o)) => match o.validate() {
+            Ok(()) => {
+                if waf.state().set_payload_overlay(o) {
+                    tracing::info!("Payload exclusions and detector modes changed at run time are in force.");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "Stored payload changes are invalid; keeping those in force."),
+        },
+        Some(Err(e)) => tracing::error!(error = %e, "Stored payload changes do not parse; keeping those in force."),
+    }
     Ok(())
 }
 

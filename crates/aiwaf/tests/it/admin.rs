@@ -354,3 +354,58 @@ async fn insecure_loopback_admin_refuses_other_sites() {
     .await;
     assert!(status == 200 || status == 201, "{status}");
 }
+
+/// Issue 12: payload exclusions and detector modes changed through the admin API apply to the
+/// running proxy at once, without a restart, and can be taken back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_policy_changes_apply_without_restart() {
+    let up = Upstream::start().await;
+    let p = admin_proxy(&up);
+    let ok = Some(TOKEN);
+    let to = p.addr;
+    let sqli = "/search?q=%27+or+%271%27%3D%271";
+    let xss = "/search?c=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    // one fresh address per attempt: repeated payload blocks would ban the sender
+    assert_eq!(get("127.0.9.1", to, sqli).await.status, 403);
+
+    let ex = json!({"path_prefix": "/search", "detectors": ["sqli"], "targets": ["query.q"]});
+    let r = api(&p, "POST", "/api/v1/payload/exclusions", Some(ex.clone()), ok).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(get("127.0.9.2", to, sqli).await.status, 200, "the exclusion is in force at once");
+    assert_eq!(get("127.0.9.3", to, "/other?q=%27+or+%271%27%3D%271").await.status, 403, "only under /search");
+    assert_eq!(api(&p, "POST", "/api/v1/payload/exclusions", Some(ex.clone()), ok).await.status, 200, "no duplicate");
+    let pol = api(&p, "GET", "/api/v1/payload/policy", None, ok).await.json();
+    assert_eq!(pol["runtime"]["exclusions"].as_array().map(Vec::len), Some(1), "{pol}");
+    assert_eq!(pol["in_force"], pol["runtime"]);
+
+    for (body, field) in [
+        (json!({"path_prefix": "search"}), "path_prefix"),
+        (json!({"path_prefix": "/x", "detectors": ["nope"]}), "detectors"),
+    ] {
+        let r = api(&p, "POST", "/api/v1/payload/exclusions", Some(body.clone()), ok).await;
+        assert_eq!((r.status, r.json()["field"].as_str()), (400, Some(field)), "{body}: {}", r.text());
+    }
+    let r = api(&p, "PUT", "/api/v1/payload/policy", Some(json!({"detectors": {"bogus": "off"}})), ok).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        api(&p, "POST", "/api/v1/payload/exclusions", Some(json!({"path_prefix": "/x"})), None).await.status,
+        401
+    );
+
+    // XSS to detect-only: passes, and the finding is still recorded
+    assert_eq!(get("127.0.9.4", to, xss).await.status, 403);
+    let r =
+        api(&p, "PUT", "/api/v1/payload/policy", Some(json!({"exclusions": [ex], "detectors": {"xss": "detect"}})), ok)
+            .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get("127.0.9.5", to, xss).await.status, 200);
+
+    // taken back: both block again
+    assert_eq!(api(&p, "DELETE", "/api/v1/payload/exclusions/0", None, ok).await.status, 204);
+    assert_eq!(api(&p, "DELETE", "/api/v1/payload/exclusions/0", None, ok).await.status, 404);
+    assert_eq!(get("127.0.9.6", to, sqli).await.status, 403);
+    assert_eq!(api(&p, "PUT", "/api/v1/payload/policy", Some(json!({})), ok).await.status, 200);
+    assert_eq!(get("127.0.9.7", to, xss).await.status, 403);
+    let doc = api(&p, "GET", "/api/v1/openapi.json", None, None).await.json();
+    assert!(doc["paths"].get("/api/v1/payload/policy").is_some());
+}
