@@ -419,11 +419,21 @@ impl Engine {
         (!report.is_clean()).then(|| Box::new(report))
     }
 
-    /// Whether a request carries a body worth inspecting: a method with a body, and a content
-    /// type that is text (forms, multipart fields, JSON, XML, text) or none at all. Uploads of
+    /// Whether a request carries a body worth inspecting: a method with a body (or any method
+    /// that declares one), and a content type that is text (forms, multipart fields, JSON, XML, text) or none at all. Uploads of
     /// images, archives and other binary types stream through uninspected.
     pub fn wants_body(&self, req: &RequestInfo<'_>) -> bool {
-        if self.payload.is_none() || matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE") {
+        if self.payload.is_none() {
+            return false;
+        }
+        // these methods have no body by convention, but a body sent with one reaches an
+        // application that reads it: inspected too when one is declared
+        if matches!(req.method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "DELETE")
+            && !req.headers.iter().any(|(n, v)| {
+                (n.len() == 14 && n.eq_ignore_ascii_case("content-length") && v.trim_ascii() != b"0")
+                    || (n.len() == 17 && n.eq_ignore_ascii_case("transfer-encoding"))
+            })
+        {
             return false;
         }
         let Some(ct) = req.content_type else { return true };

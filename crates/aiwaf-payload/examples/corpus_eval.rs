@@ -35,10 +35,15 @@ fn run(insp: &Inspector, r: &Req) -> Report {
 }
 
 fn req_of(v: &Value) -> Req {
-    let headers = v["headers"]
+    let mut headers: Vec<(String, Vec<u8>)> = v["headers"]
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec())).collect())
         .unwrap_or_default();
+    // an HTTP client sends the length of a body it sends (as the proxy would see it)
+    let body_len = v["body"].as_str().map_or(0, str::len);
+    if body_len > 0 && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        headers.push(("Content-Length".into(), body_len.to_string().into_bytes()));
+    }
     Req {
         method: v["method"].as_str().unwrap_or("GET").to_string(),
         uri: v["uri"].as_str().unwrap_or("/").to_string(),

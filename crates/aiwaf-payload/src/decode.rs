@@ -386,9 +386,18 @@ pub fn shell_form(input: &[u8]) -> Vec<u8> {
                 }
                 continue;
             }
-            if matches!(rest.get(1), Some(b'@' | b'*')) {
+            if matches!(rest.get(1), Some(b'@' | b'*' | b'!' | b'-')) {
                 i += 2;
                 continue;
+            }
+            // `c$u` / `c${u}at`: an unset variable glued to a word expands to nothing
+            if out.last().is_some_and(u8::is_ascii_alphanumeric) {
+                let (name_start, braced) = if rest.get(1) == Some(&b'{') { (2, true) } else { (1, false) };
+                let n = rest[name_start..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+                if n > 0 && n <= 8 && (!braced || rest.get(name_start + n) == Some(&b'}')) {
+                    i += name_start + n + usize::from(braced);
+                    continue;
+                }
             }
         }
         match b {

@@ -301,6 +301,7 @@ impl Inspector {
         }
         let mut has_cl = false;
         let mut has_te = false;
+        let mut body_declared = false;
         for &(name, value) in req.headers {
             let kind = header_kind(name);
             run.header_protocol(name, value, kind);
@@ -323,7 +324,10 @@ impl Inspector {
                     });
                     continue;
                 }
-                HeaderKind::ContentLength => has_cl = true,
+                HeaderKind::ContentLength => {
+                    has_cl = true;
+                    body_declared |= value.trim_ascii() != b"0";
+                }
                 HeaderKind::TransferEncoding => has_te = true,
                 _ => {}
             }
@@ -346,6 +350,17 @@ impl Inspector {
             };
             let lname = name.to_ascii_lowercase();
             run.value(Location::Header, sc, "header.", lname.as_bytes(), value);
+        }
+        // a GET or HEAD with a body: unusual, and what proxies and applications read can differ;
+        // recorded (the body itself is inspected like any other), a block only with more
+        if (body_declared || has_te) && matches!(req.method, "GET" | "HEAD") {
+            run.protocol_at(
+                "protocol.body_on_get",
+                Severity::Error,
+                Location::Header,
+                "header.content-length",
+                req.method.as_bytes(),
+            );
         }
         if has_cl && has_te {
             run.protocol_class(

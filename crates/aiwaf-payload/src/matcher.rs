@@ -123,6 +123,17 @@ impl Matcher {
         {
             g |= group::CMDI;
         }
+        // quotes, backslashes, carets and `$` inside words hide command names from the checks
+        // above: look again at the shell form when there are any
+        if g & group::CMDI == 0 && bytes & prefilter::EVASION != 0 && sc & scope::UA == 0 {
+            let sh = decode::shell_form(text);
+            if self.first_word_is_command(&sh)
+                || prefilter::words_after_separators(&sh, &mut |w| self.is_command(w))
+                || self.obfuscated_command(text).is_some()
+            {
+                g |= group::CMDI;
+            }
+        }
         if sc & scope::VALUES == 0 {
             g &= !group::RFI;
         }
@@ -154,6 +165,35 @@ impl Matcher {
     fn is_tool(&self, w: &[u8]) -> bool {
         let lw = w.to_ascii_lowercase();
         tool_family(&lw) || self.tools.binary_search(&pack_word(&lw)).is_ok()
+    }
+
+    /// A command name written with characters the shell drops inside a word (`c$@at`,
+    /// `""p""y""thon3`, `who\ami`, `uname$u`): no word of prose does that. Returns the word.
+    fn obfuscated_command<'t>(&self, text: &'t [u8]) -> Option<&'t [u8]> {
+        let is_sep = |b: &u8| {
+            b.is_ascii_whitespace()
+                || matches!(b, b';' | b'|' | b'&' | b'`' | b'(' | b')' | b'{' | b'}' | b',' | b'<' | b'>' | b'=')
+        };
+        text.split(is_sep).find(|tok| {
+            let quote = |b: &u8| matches!(b, b'\'' | b'"');
+            let start = tok.iter().position(|b| !quote(b)).unwrap_or(tok.len());
+            let end = tok.iter().rposition(|b| !quote(b)).map_or(start, |e| e + 1);
+            let inner = &tok[start..end.max(start)];
+            inner.len() >= 3
+                && inner.len() <= 64
+                && inner.iter().any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$'))
+                && inner.iter().any(u8::is_ascii_alphabetic)
+                && {
+                    let sh = decode::shell_form(inner);
+                    let word = sh.rsplit(|&b| b == b'/').next().unwrap_or(&sh);
+                    let word = &word[..word
+                        .iter()
+                        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_' || *b == b'.'))
+                        .unwrap_or(word.len())];
+                    let word = word.strip_suffix(b".exe").unwrap_or(word);
+                    !word.is_empty() && word.len() < inner.len() && self.is_command(word)
+                }
+        })
     }
 
     fn first_word_is_command(&self, text: &[u8]) -> bool {
@@ -260,6 +300,18 @@ impl Matcher {
             if let Some(m) = r.re.find(form) {
                 emit(Hit { meta: r.meta, matched: m.as_bytes(), seen: form });
             }
+        }
+        if gates & group::CMDI != 0
+            && ctx.classes & Class::Cmdi.bit() != 0
+            && ctx.scope & scope::UA == 0
+            && ctx.max_pl >= 1
+            && let Some(word) = self.obfuscated_command(text)
+        {
+            emit(Hit {
+                meta: RuleMeta { id: "cmdi.obfuscated_command", class: Class::Cmdi, pl: 1, sev: Severity::Critical },
+                matched: word,
+                seen: text,
+            });
         }
         if gates & group::SQLI != 0
             && ctx.classes & Class::Sqli.bit() != 0

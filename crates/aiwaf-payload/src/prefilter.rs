@@ -383,6 +383,8 @@ fn literals() -> Vec<(u32, &'static [&'static str])> {
             RFI,
             &[
                 "://",
+                "http:",
+                "https:",
                 "169.254",
                 "metadata",
                 "kubernetes",
@@ -410,6 +412,8 @@ fn literals() -> Vec<(u32, &'static [&'static str])> {
         (
             CMDI,
             &[
+                "~+",
+                "~-",
                 "`",
                 "$(",
                 "${",
@@ -908,6 +912,9 @@ pub(crate) const SEPARATOR: u8 = 2;
 /// [`BYTE_CLASS`] bit: whitespace or a shell operator that can end a command word.
 pub(crate) const BLANK: u8 = 4;
 
+/// [`BYTE_CLASS`] bit: a character the shell drops inside a word (`'`, `"`, `\\`, `^`, `$`).
+pub(crate) const EVASION: u8 = 8;
+
 /// Per-byte class bits, OR-ed over a value in one pass to skip shape checks that cannot match.
 pub(crate) static BYTE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -922,6 +929,12 @@ pub(crate) static BYTE_CLASS: [u8; 256] = {
     let mut i = 0;
     while i < blanks.len() {
         t[blanks[i] as usize] |= BLANK;
+        i += 1;
+    }
+    let ev = b"'\"\\^$";
+    let mut i = 0;
+    while i < ev.len() {
+        t[ev[i] as usize] |= EVASION;
         i += 1;
     }
     t

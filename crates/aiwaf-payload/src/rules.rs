@@ -480,7 +480,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Shell,
             ALL ^ UA,
-            r"(?:^|[;|&`])\s*cd\s+(?:/|\.\.|~)[\w./-]*\s*(?:[;|&]|$)|^\s*alias\s+(?:[+-]\w+\s+)*[\w.-]+=|(?:^|[\s;|&])~[+-]\d*(?:$|[\s/;|&])|\$\[[\d\s+*/%-]*\]"
+            r"(?:^|[;|&`])\s*cd\s+(?:/|\.\.|~)[\w./-]*\s*(?:[;|&]|$)|^\s*alias\s+(?:[+-]\w+\s+)*[\w.-]+=|(?:^|[\s;|&])~[+-]\d+(?:$|[\s/;|&])|\$\[[\d\s+*/%-]*\]"
         ),
         r!(
             "cmdi.shell_path",
@@ -910,6 +910,16 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             ALL,
             r#"\)\s*(?:like|rlike|regexp)\s*\(|\b(?:if|iif)\s*\(\s*[\w'"@.]+\s*(?:=|<|>|!=|<>|\blike\b)|\bselect\s*\(\s*(?:user|database|version|schema|current_user|system_user|@@)\b|\bselect\s+(?:char|chr|nchar|concat|concat_ws|ascii|cast|convert|substring|substr|hex|unhex|load_file|case)\s*\(|\bselect\s*\(\s*case\b|\bexec(?:ute)?\s+master\.|^\s*declare\s+@\w+|['"]\s+\?\|?\s+(?:['"]|array\s*\[)"#
         ),
+        // a probe that ends in an opened call of a SQL function (`database(`, `hex (`)
+        r!(
+            "sqli.function_probe",
+            Sqli,
+            1,
+            C,
+            Sql,
+            ALL,
+            r"^\s*(?:select\s*\(?\s*)?(?:database|schema|user|version|hex|unhex|md5|sha1|sha2|uncompress|compress|char|chr|concat|concat_ws|substring|substr|ascii|sleep|benchmark|current_user|system_user|session_user|load_file|extractvalue|updatexml|db_name|user_name|is_srvrolemember|utl_inaddr\.\w+)\s*\\?\(\s*$"
+        ),
         // the floating-point value that hangs PHP and Java number parsers
         r!("sqli.magic_number", Sqli, 1, C, Text, VALUES | NAMES, r"\b2\.225073858507201[0-9]*e-0*308\b"),
         // ---------------------------------------------------------------- added: shell
@@ -922,7 +932,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             ALL ^ UA,
             r"(?:^|[\s;|&=<>(`'\x22])/(?:[a-z]{0,4}(?:[?*]|\[[!^]?[a-z0-9/-]+\])[a-z?*\[\]!^/-]{0,12}/[\w.?*\[\]/!^-]*|\[[!^]?[a-z/]+(?:-[a-z])?\][a-z]{1,6}(?:/|$)|(?:bin|etc|usr|dev|tmp|proc|sbin|var|opt|home|root)/[\w./-]*?(?:[?*]|\[[!^]?[a-z0-9/-]+\])[\w.?*\[\]!^-]*)"
         ),
-        r!("cmdi.brace_expansion", Cmdi, 1, C, Text, ALL ^ UA, r"\{,?[a-z/][\w/.-]{0,20},[\w/.$-][\w/.$ -]{0,40}\}"),
+        r!("cmdi.brace_expansion", Cmdi, 1, C, Shell, ALL ^ UA, r"\{,?[a-z/][\w/.-]{0,20},[\w/.$-][\w/.$ -]{0,40}\}"),
         r!("cmdi.shellshock", Cmdi, 1, C, Text, ALL, r"\(\s*\)\s*\{"),
         r!(
             "cmdi.windows",
@@ -971,7 +981,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Text,
             VALUES,
-            r"^\s*(?:localhost(?:\.localdomain)?|localhost[46]|ip6-localhost|ip6-loopback|ipv6-localhost|ipv6-loopback)[:/]|^\s*(?:localhost\.localdomain|localhost[46]|ip6-localhost|ip6-loopback|ipv6-localhost|ipv6-loopback)$|^\s*(?:[a-z][\w+.-]*:)?//(?:[^/@?#\s]*@)?(?:\d{8,10}|0x[0-9a-f]{8}|0[0-7]{10,11})(?:[:/?#]|$)|^\s*(?:local_file|jar):"
+            r"^\s*(?:localhost(?:\.localdomain)?|localhost[46]|ip6-localhost|ip6-loopback|ipv6-localhost|ipv6-loopback)[:/]|^\s*(?:localhost\.localdomain|localhost[46]|ip6-localhost|ip6-loopback|ipv6-localhost|ipv6-loopback)$|^\s*(?:[a-z][\w+.-]*:)?/{0,2}(?:[^/@?#\s]*@)?(?:\d{8,10}|0x[0-9a-f]{8,}|0[0-7]{10,11}|(?:0[0-7]{1,3}|0x[0-9a-f]{1,2}|\d{1,3})(?:\.(?:0[0-7]{1,3}|0x[0-9a-f]{1,2}|\d{1,3})){0,2}\.(?:0[0-7]{4,}|0x[0-9a-f]{3,}|\d{4,10})|(?:0[0-7]{1,3}\.){3}0[0-7]{1,3}|(?:0x[0-9a-f]{1,2}\.){3}0x[0-9a-f]{1,2})(?:[:/?#]|$)|^\s*(?:local_file|jar):"
         ),
         r!("rfi.ssrf_confusion", Rfi, 1, C, Text, VALUES, r"^\s*(?:https?|ftp)://[^/?#@]*[\s&#\\][^/?]*@"),
         r!("rfi.ssrf_scheme", Rfi, 1, C, Text, VALUES, r"^\s*data:(?:text|application)/"),
