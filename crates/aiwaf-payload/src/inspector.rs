@@ -286,7 +286,11 @@ impl Inspector {
         }
         let mut run = self.run(req.path, overlay, out);
         let path = req.path.as_bytes();
-        if !path.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_') || path.len() > 1024
+        // a path of plain words is done here; one with other characters, or a segment that starts
+        // with `_` (FrontPage and other probes), is inspected
+        if !path.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_')
+            || path.len() > 1024
+            || memchr::memmem::find(path, b"/_").is_some()
         {
             let decoded = crate::decode::url_decode(path, false);
             run.value(Location::Path, scope::PATH, "path", b"", &decoded);

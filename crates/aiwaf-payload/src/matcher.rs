@@ -510,7 +510,7 @@ fn rule_group(id: &str, class: Class) -> u32 {
     match id {
         "php.upload_name" => group::UPLOAD,
         "session.id_in_args" => group::SESSION_NAME,
-        "protocol.restricted_file" => group::RESTRICTED,
+        "protocol.restricted_file" | "protocol.legacy_probe" => group::RESTRICTED,
         _ => match class {
             Class::Sqli => group::SQLI,
             Class::Xss => group::XSS,

@@ -1063,6 +1063,17 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             r"^(?:[a-z]+session|[\w.-]*session[-_.](?:id|token)|sid|session_id|sessid|session|[\w-]*\.sid|play_session|laravel_session|ci_session|rack\.session|_session_id|koa\.sess)$"
         ),
         // ---------------------------------------------------------------- protocol
+        // default install paths of legacy servers that scanners fingerprint (IIS samples and
+        // admin, FrontPage, ColdFusion admin, Domino databases, WebSphere/WebLogic examples)
+        r!(
+            "protocol.legacy_probe",
+            Protocol,
+            1,
+            C,
+            Path,
+            PATH,
+            r"/(?:_vti_(?:pvt|bin|cnf|log|txt|script|inf)|vti_txt|_cti_pvt|_private|iisadmpwd|iissamples|iisadmin|iishelp|msadc|scripts/tools|printers|cfide/(?:administrator|adminapi|componentutils|scripts)|websphere(?:samples)?|examplesWebApp|webapp/examples|samples/(?:isapi|sampsite|htmlsamp|dbsamp|gbook|search)|servlet/(?:snoop|hello\w*|simpleservlet|sessionservlet))(?:/|$)|\.(?:htr|ida|idq|htw|printer|stm|btr)$|/(?:names|admin4?|catalog|log|bookmarks|mtatbls|dspug|statrep|webadmin|domcfg)\.nsf$"
+        ),
         r!(
             "protocol.restricted_file",
             Protocol,

@@ -819,3 +819,22 @@ fn overlay_applies_without_rebuilding() {
     };
     assert!(bad.validate().unwrap_err().contains("exclusions[0].path_prefix"));
 }
+
+/// Default install paths of legacy servers that scanners fingerprint are blocked on the first
+/// request; ordinary pages with similar words are not.
+#[test]
+fn legacy_probe_paths() {
+    let i = insp();
+    let path = |p: &str| {
+        let mut r = Report::default();
+        i.inspect_head(&HeadParts { method: "GET", path: p, query: None, headers: &[] }, &mut r);
+        r.should_block(i.config())
+    };
+    for p in ["/_vti_pvt/", "/iisadmpwd/aexp.htr", "/CFIDE/administrator/index.cfm", "/names.nsf", "/msadc/readme.txt"]
+    {
+        assert!(path(p), "{p}");
+    }
+    for p in ["/samples", "/blog/private-life", "/servlets/guide", "/admin/login", "/catalog/shoes"] {
+        assert!(!path(p), "{p}");
+    }
+}
