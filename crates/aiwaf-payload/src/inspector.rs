@@ -73,7 +73,17 @@ fn header_kind(name: &str) -> HeaderKind {
         | b"sec-fetch-user"
         | b"sec-ch-ua-mobile"
         | b"keep-alive"
-        | b"origin" => HeaderKind::List,
+        | b"origin"
+        | b"x-forwarded-for"
+        | b"x-forwarded-proto"
+        | b"x-forwarded-port"
+        | b"x-real-ip"
+        | b"forwarded"
+        | b"cf-connecting-ip"
+        | b"true-client-ip"
+        | b"x-client-ip"
+        | b"x-request-id"
+        | b"traceparent" => HeaderKind::List,
         b"proxy" | b"lock-token" | b"if" | b"x-http-method-override" | b"x-http-method" | b"x-method-override" => {
             HeaderKind::Restricted
         }

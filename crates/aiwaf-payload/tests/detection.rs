@@ -874,3 +874,19 @@ fn clean_header_memo_never_hides_findings() {
     strict.inspect_head(&head, &mut r);
     assert!(r.findings.iter().any(|f| f.rule == "rfi.offsite_url"), "{:?}", r.findings);
 }
+
+/// Address headers that fit the plain list grammar are skipped; one carrying anything else is
+/// inspected like any header (SQL injection through a logged `X-Forwarded-For`).
+#[test]
+fn address_headers() {
+    let i = insp();
+    let run = |v: &[u8]| {
+        let h: [(&str, &[u8]); 1] = [("X-Forwarded-For", v)];
+        let mut r = Report::default();
+        i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r);
+        r
+    };
+    assert!(run(b"203.0.113.7, 10.0.0.1").findings.is_empty());
+    assert!(run(b"2001:db8::1").findings.is_empty());
+    assert!(run(b"1.2.3.4' or sleep(5)#").should_block(i.config()));
+}
