@@ -95,6 +95,10 @@ def start_aiwaf(binary, upstream_port, data_dir):
     return p, host, int(port), cfg
 
 
+# requests the proxy's HTTP parser refused (see `send`)
+REFUSED = [0]
+
+
 def send(host, port, method, target, headers, body, client_ip, status):
     h = {k: v for k, v in (headers or {}).items() if k.lower() not in ("content-length", "connection", "x-forwarded-for", "transfer-encoding")}
     h["X-Forwarded-For"] = client_ip
@@ -112,10 +116,15 @@ def send(host, port, method, target, headers, body, client_ip, status):
         r = c.getresponse()
         text = r.read()
         ours = r.getheader("x-aiwaf-request-id") is not None
-        blocked = r.status in (403, 429) and ours and (b'"blocked"' in text or b"firewall" in text)
+        # a HEAD answer has no body: the status and our request id say it
+        blocked = r.status in (403, 429) and ours and (method == "HEAD" or b'"blocked"' in text or b"firewall" in text)
+        # a request line or header the HTTP parser refuses (400 before the WAF, no request id)
+        # never reaches the application either: counted as stopped, and reported apart
+        refused = r.status == 400 and not ours
         c.close()
-        return r.status, blocked
-    except Exception as e:  # a request the proxy rejects outright counts as not blocked by aiwaf
+        REFUSED[0] += int(refused)
+        return r.status, blocked or refused
+    except Exception as e:  # a request the client library cannot even send counts as not blocked
         return f"error: {e.__class__.__name__}", False
 
 
@@ -359,6 +368,7 @@ def main():
         res["offline"] = offline(a.aiwaf, a.log, a.labels)
     if a.corpus:
         res["payloads"] = payloads(a.aiwaf, a.corpus, a.payload_limit, a.modsec)
+        res["refused_by_parser"] = REFUSED[0]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(res, f, indent=2)
@@ -384,6 +394,8 @@ def main():
                       if a.modsec and "modsec_detected" in r else "")
                 print(f"  {fam:45} detected {r['detected']:4}/{r['attack']:<4} false positives {r['false_positives']:3}/{r['benign']}"
                       + (f" ({why})" if why else "") + ms)
+        print(f"(of the requests counted as stopped, {REFUSED[0]} were refused by the proxy's HTTP parser with 400"
+              " before reaching the WAF or the application)")
     print(f"wrote {a.out}")
 
 
