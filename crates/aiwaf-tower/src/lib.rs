@@ -40,6 +40,11 @@ pub const REQUEST_ID_HEADER: &str = "x-aiwaf-request-id";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The client address the WAF decided on (trusted proxy header applied), put in the extensions
+/// of every response it handles (access logs outside the layer read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
 /// Response body: aiwaf's own small body, or the inner service's.
 pub type WafBody<B> = Either<Full<Bytes>, B>;
 

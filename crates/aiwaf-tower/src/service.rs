@@ -242,7 +242,9 @@ impl Waf {
                 Ok(w) => windows = Some(w),
                 Err(_) if shared.fail_open => {}
                 Err(_) => {
-                    return Headers::Answer(unavailable(&meta.request_id));
+                    let mut resp = unavailable(&meta.request_id);
+                    resp.extensions_mut().insert(ClientAddr(meta.client));
+                    return Headers::Answer(resp);
                 }
             }
         }
@@ -255,7 +257,9 @@ impl Waf {
         drop(seen);
         self.record_verdict(&meta, mode, &inspection.verdict);
         if mode == Mode::Block && !inspection.verdict.is_allow() {
-            return Headers::Answer(self.answer(&meta, &inspection.verdict, wants_html, logging));
+            let mut resp = self.answer(&meta, &inspection.verdict, wants_html, logging);
+            resp.extensions_mut().insert(ClientAddr(meta.client));
+            return Headers::Answer(resp);
         }
         Headers::Continue(Box::new(Transaction {
             meta,
@@ -425,9 +429,13 @@ where
                 Headers::Answer(resp) => return Ok(resp.map(Either::Left)),
                 Headers::Continue(tx) => tx,
             };
+            let client = ClientAddr(tx.meta.client);
             let body = match waf.request_body(&mut tx, body).await {
                 Ok(b) => b,
-                Err(resp) => return Ok(resp.map(Either::Left)),
+                Err(mut resp) => {
+                    resp.extensions_mut().insert(client);
+                    return Ok(resp.map(Either::Left));
+                }
             };
             parts.headers.insert(X_AIWAF_REQUEST_ID, tx.meta.request_id.clone());
             let is_get = parts.method == http::Method::GET;
@@ -435,6 +443,7 @@ where
             let mut resp = inner.call(Request::from_parts(parts, body)).await?;
             waf.response(*tx, &resp, is_get);
             resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id);
+            resp.extensions_mut().insert(client);
             Ok(resp.map(Either::Right))
         })
     }

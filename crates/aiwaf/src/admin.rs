@@ -763,6 +763,12 @@ async fn metrics(State(a): State<Admin>) -> Response {
         "# HELP aiwaf_store_refused_total Records the database refused as bad data (dropped, never retried).\n# TYPE aiwaf_store_refused_total counter\naiwaf_store_refused_total {}",
         ld(&s.poisoned)
     );
+    let (written, dropped) = crate::access_log::counts();
+    let _ = writeln!(
+        out,
+        "# HELP aiwaf_access_log_lines_total Access log lines written.\n# TYPE aiwaf_access_log_lines_total counter\naiwaf_access_log_lines_total {written}\n\
+         # HELP aiwaf_access_log_dropped_total Access log lines dropped (writer behind, or the file not writable).\n# TYPE aiwaf_access_log_dropped_total counter\naiwaf_access_log_dropped_total {dropped}"
+    );
     let _ = writeln!(
         out,
         "# HELP aiwaf_clients Clients whose state is kept in memory.\n# TYPE aiwaf_clients gauge\naiwaf_clients {}",

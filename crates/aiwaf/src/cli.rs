@@ -66,6 +66,12 @@ enum Command {
         /// Write one JSON line per block to this file (size-rotated)
         #[arg(long, value_name = "PATH")]
         audit_log: Option<PathBuf>,
+        /// Write an access log (nginx combined + request time; size-rotated) that `aiwaf train` reads
+        #[arg(long, value_name = "PATH")]
+        access_log: Option<PathBuf>,
+        /// Access log format: combined (default) or json
+        #[arg(long, value_name = "FORMAT")]
+        access_log_format: Option<String>,
         /// Worker threads (default: one per CPU)
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
@@ -322,6 +328,8 @@ pub fn main() -> Result<ExitCode> {
         admin_listen,
         admin_insecure_loopback,
         audit_log,
+        access_log,
+        access_log_format,
         threads,
     } = &cli.command
     {
@@ -333,6 +341,8 @@ pub fn main() -> Result<ExitCode> {
         over.admin_listen = admin_listen.clone();
         over.admin_insecure_loopback = *admin_insecure_loopback;
         over.audit_log = audit_log.clone();
+        over.access_log = access_log.clone();
+        over.access_log_format = access_log_format.clone();
         over.threads = *threads;
     }
     if let Command::Diagnose = cli.command {

@@ -233,6 +233,10 @@ struct UuidSection {
 struct LoggingSection {
     requests: Option<bool>,
     access_log: Option<PathBuf>,
+    write_access_log: Option<bool>,
+    access_log_format: Option<String>,
+    access_log_max_bytes: Option<u64>,
+    access_log_keep: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,8 +324,17 @@ pub struct Config {
     pub block_page: Option<String>,
     /// `logging.requests` / `AIWAF_MIDDLEWARE_LOGGING` (the stored switch wins once set).
     pub request_logging: bool,
-    /// `logging.access_log` / `AIWAF_ACCESS_LOG`.
+    /// `logging.access_log` / `AIWAF_ACCESS_LOG`: the access log training reads (nginx's, or
+    /// this proxy's own when `write_access_log`).
     pub access_log: Option<PathBuf>,
+    /// `logging.write_access_log` / `--access-log PATH`: `serve` writes `access_log` itself.
+    pub write_access_log: bool,
+    /// `logging.access_log_format` / `--access-log-format`: `combined` (default) or `json`.
+    pub access_log_format: crate::access_log::Format,
+    /// `logging.access_log_max_bytes`: rotation size (100 MiB).
+    pub access_log_max_bytes: u64,
+    /// `logging.access_log_keep`: rotated files kept (5).
+    pub access_log_keep: u32,
     /// `model.path` / `AIWAF_MODEL_PATH`.
     pub model_path: Option<PathBuf>,
     /// `model.contamination` / `AIWAF_AI_CONTAMINATION`.
@@ -369,6 +382,10 @@ impl Default for Config {
             block_page: None,
             request_logging: false,
             access_log: None,
+            write_access_log: false,
+            access_log_format: crate::access_log::Format::Combined,
+            access_log_max_bytes: 100 << 20,
+            access_log_keep: 5,
             model_path: None,
             contamination: 0.05,
             retrain_every: None,
@@ -401,6 +418,10 @@ pub struct Overrides {
     pub mode: Option<String>,
     /// `--retrain-every`.
     pub retrain_every: Option<String>,
+    /// `serve --access-log PATH`: write this access log (and train from it).
+    pub access_log: Option<PathBuf>,
+    /// `serve --access-log-format`.
+    pub access_log_format: Option<String>,
     /// `--threads`.
     pub threads: Option<usize>,
 }
@@ -493,6 +514,14 @@ impl Config {
         }
         if let Some(v) = &over.retrain_every {
             c.retrain_every = Some(parse_duration("--retrain-every", v)?);
+        }
+        if let Some(v) = &over.access_log {
+            c.access_log = Some(v.clone());
+            c.write_access_log = true;
+        }
+        if let Some(v) = &over.access_log_format {
+            c.access_log_format =
+                crate::access_log::Format::parse(v).map_err(|e| anyhow::anyhow!("--access-log-format: {e}"))?;
         }
         if let Some(v) = over.threads {
             c.proxy.threads = Some(v);
@@ -729,6 +758,21 @@ impl Config {
         if let Some(v) = f.logging.access_log {
             self.access_log = Some(v);
         }
+        if let Some(v) = f.logging.write_access_log {
+            self.write_access_log = v;
+        }
+        if let Some(v) = &f.logging.access_log_format {
+            self.access_log_format =
+                crate::access_log::Format::parse(v).map_err(|e| anyhow::anyhow!("logging.access_log_format: {e}"))?;
+        }
+        if let Some(v) = f.logging.access_log_max_bytes {
+            anyhow::ensure!(v >= 4096, "logging.access_log_max_bytes must be >= 4096, got {v}");
+            self.access_log_max_bytes = v;
+        }
+        if let Some(v) = f.logging.access_log_keep {
+            anyhow::ensure!((1..=100).contains(&v), "logging.access_log_keep must be 1..=100, got {v}");
+            self.access_log_keep = v;
+        }
         if let Some(v) = f.model.path {
             self.model_path = Some(v);
         }
@@ -842,6 +886,9 @@ impl Config {
         self.engine.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.proxy.threads == Some(0) {
             bail!("server.threads / AIWAF_THREADS / --threads must be at least 1");
+        }
+        if self.write_access_log && self.access_log.is_none() {
+            bail!("logging.write_access_log needs logging.access_log (the file to write), or pass --access-log PATH");
         }
         let p = &self.proxy;
         if p.max_connections == 0 || p.max_connections_per_ip == 0 {

@@ -1,6 +1,7 @@
 //! aiwaf's proxy and operator CLI as a library: the `aiwaf` binary is [`cli::main`]. The
 //! modules are public so the fuzz targets (and embedders) can reach the config loader.
 
+pub mod access_log;
 pub mod admin;
 pub mod cli;
 pub mod config;

@@ -254,7 +254,21 @@ pub async fn run(config: Config) -> Result<()> {
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
     let trusted = IpSet::new(config.engine.trusted_proxies.iter().copied());
-    let service = WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone()));
+    let access_log = match (&config.access_log, config.write_access_log) {
+        (Some(path), true) => Some(
+            crate::access_log::AccessLog::start(
+                path.clone(),
+                config.access_log_format,
+                config.access_log_max_bytes,
+                config.access_log_keep,
+                config.channel_capacity,
+            )
+            .with_context(|| format!("cannot open the access log {}", path.display()))?,
+        ),
+        _ => None,
+    };
+    let service = crate::access_log::AccessLogLayer::new(access_log)
+        .layer(WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone())));
     let limits = crate::conn::ConnLimits::new(
         config.proxy.max_connections,
         config.proxy.max_connections_per_ip,

@@ -208,3 +208,64 @@ async fn a_stalled_request_body_is_a_408() {
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(t.elapsed() < Duration::from_secs(3));
 }
+
+/// Issue 16: `serve` writes an access log — one line per request, blocked ones included, with
+/// the client address the WAF decided on, the status the client got, the bytes sent and the
+/// request time — in the format `aiwaf train` reads, so the proxy learns from its own traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_is_written_and_training_reads_it() {
+    let up = Upstream::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("logs").join("access.log");
+    let p = Proxy::start(
+        &up.url(),
+        ProxyOpts {
+            dir: Some(dir.clone()),
+            config: Some(format!(
+                "[logging]\naccess_log = {:?}\nwrite_access_log = true\n\n[server]\ntrusted_proxies = [\"127.0.6.0/24\"]\n",
+                log.display().to_string()
+            )),
+            ..Default::default()
+        },
+    );
+    assert_eq!(get("127.0.5.1", p.addr, "/page?x=1").await.status, 200);
+    assert_eq!(get("127.0.5.2", p.addr, "/.env").await.status, 403);
+    let r = send_from(
+        "127.0.6.1",
+        p.addr,
+        "GET",
+        "/via-proxy",
+        &[
+            ("x-forwarded-for", "198.51.100.23"),
+            ("user-agent", "Mozilla/5.0 \"quoted\""),
+            ("referer", "https://a.test/"),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>();
+    eventually(Duration::from_secs(5), async || lines().len() >= 3).await.expect("three lines within a flush");
+    let all = lines();
+    let find =
+        |needle: &str| all.iter().find(|l| l.contains(needle)).cloned().unwrap_or_else(|| panic!("{needle}: {all:?}"));
+    let ok = find("/page?x=1");
+    assert!(ok.starts_with("127.0.5.1 - - ["), "{ok}");
+    assert!(ok.contains("\"GET /page?x=1 HTTP/1.1\" 200 "), "{ok}");
+    let blocked = find("/.env");
+    assert!(blocked.starts_with("127.0.5.2 ") && blocked.contains("\" 403 "), "{blocked}");
+    let proxied = find("/via-proxy");
+    assert!(proxied.starts_with("198.51.100.23 "), "the client the WAF decided on: {proxied}");
+    assert!(proxied.contains("\"https://a.test/\" \"Mozilla/5.0 \\x22quoted\\x22\""), "{proxied}");
+    let secs: f64 = proxied.rsplit(' ').next().unwrap().parse().expect("request time last");
+    assert!((0.0..5.0).contains(&secs));
+
+    // the same file, read by training (its configured access log), every line parsed
+    let cfg = dir.join("aiwaf.toml");
+    let (code, out, err) = cli_in(&dir, Some(&cfg), &["train", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["lines_read"], all.len(), "{out}");
+    assert_eq!(r["lines_skipped"], 0, "{out}");
+}
