@@ -144,6 +144,8 @@ struct ServerSection {
     max_connections_per_ip: Option<u32>,
     body_read_timeout: Option<DurationValue>,
     h2_max_concurrent_streams: Option<u32>,
+    upgrade_idle_timeout: Option<DurationValue>,
+    upgrade_max_lifetime: Option<DurationValue>,
     block_page: Option<PathBuf>,
 }
 
@@ -272,6 +274,10 @@ pub struct ProxySettings {
     pub body_read_timeout: Duration,
     /// HTTP/2 streams one connection may have open at once.
     pub h2_max_concurrent_streams: u32,
+    /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
+    pub upgrade_idle_timeout: Duration,
+    /// An upgraded connection is closed after this long, busy or not.
+    pub upgrade_max_lifetime: Duration,
 }
 
 /// The resolved configuration.
@@ -378,6 +384,8 @@ impl Default for Config {
                 max_connections_per_ip: 256,
                 body_read_timeout: Duration::from_secs(30),
                 h2_max_concurrent_streams: 128,
+                upgrade_idle_timeout: Duration::from_secs(300),
+                upgrade_max_lifetime: Duration::from_secs(24 * 3600),
             },
             block_page: None,
             request_logging: false,
@@ -581,6 +589,12 @@ impl Config {
         }
         if let Some(v) = &s.body_read_timeout {
             self.proxy.body_read_timeout = duration("server.body_read_timeout", v)?;
+        }
+        if let Some(v) = &s.upgrade_idle_timeout {
+            self.proxy.upgrade_idle_timeout = duration("server.upgrade_idle_timeout", v)?;
+        }
+        if let Some(v) = &s.upgrade_max_lifetime {
+            self.proxy.upgrade_max_lifetime = duration("server.upgrade_max_lifetime", v)?;
         }
         if let Some(v) = s.h2_max_concurrent_streams {
             self.proxy.h2_max_concurrent_streams = v;
@@ -897,9 +911,12 @@ impl Config {
         if p.h2_max_concurrent_streams == 0 {
             bail!("server.h2_max_concurrent_streams must be at least 1");
         }
-        for (key, d) in
-            [("server.header_read_timeout", p.header_read_timeout), ("server.body_read_timeout", p.body_read_timeout)]
-        {
+        for (key, d) in [
+            ("server.header_read_timeout", p.header_read_timeout),
+            ("server.body_read_timeout", p.body_read_timeout),
+            ("server.upgrade_idle_timeout", p.upgrade_idle_timeout),
+            ("server.upgrade_max_lifetime", p.upgrade_max_lifetime),
+        ] {
             if d.is_zero() || d > Duration::from_secs(86_400) {
                 bail!("{key} must be between 1ms and 24h, got {d:?}");
             }

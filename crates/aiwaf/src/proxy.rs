@@ -1,6 +1,12 @@
 //! The upstream side: a tower service that forwards a request to the upstream over a pooled
 //! keep-alive client and streams both bodies. It never fails: an unreachable upstream is a
 //! 502, a slow one a 504, an oversized body a 413.
+//!
+//! HTTP/1.1 upgrades (WebSocket): the handshake is an ordinary request — it went through the
+//! WAF's phases like any other (same client rules, same bans) — forwarded with its `Upgrade`
+//! header; when the upstream answers 101 both connections are taken over and bytes are copied
+//! both ways, not inspected, until either side closes, nothing moves for
+//! `server.upgrade_idle_timeout`, or `server.upgrade_max_lifetime` is over.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -20,7 +26,7 @@ use http_body_util::{Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::ProxySettings;
 
@@ -178,8 +184,19 @@ impl ProxyService {
             parts.headers.insert(header::HOST, v);
         }
         parts.uri = uri;
+        // An upgrade (WebSocket) asked for over HTTP/1.1: keep its `Upgrade` header and take the
+        // client side of the connection over if the upstream agrees.
+        let upgrade = if parts.version == http::Version::HTTP_11 && wants_upgrade(&parts.headers) {
+            parts.headers.get(header::UPGRADE).cloned().zip(parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        } else {
+            None
+        };
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
+        if let Some((proto, _)) = &upgrade {
+            parts.headers.insert(header::UPGRADE, proto.clone());
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         if let Some(peer) = peer {
             // A chain sent by an untrusted client is not passed on as if it were true.
             let trusted = self.inner.trusted.contains(peer);
@@ -216,7 +233,28 @@ impl ProxyService {
         let body = TimeoutBody::new(body, s.body_read_timeout);
         let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
         match tokio::time::timeout(s.upstream_timeout, self.inner.client.request(out)).await {
-            Ok(Ok(resp)) => {
+            Ok(Ok(mut resp)) => {
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some((_, client_side)) = upgrade
+                {
+                    let upstream_side = hyper::upgrade::on(&mut resp);
+                    let (idle, lifetime) = (s.upgrade_idle_timeout, s.upgrade_max_lifetime);
+                    tokio::spawn(async move {
+                        match tokio::try_join!(client_side, upstream_side) {
+                            Ok((c, u)) => tunnel(TokioIo::new(c), TokioIo::new(u), idle, lifetime).await,
+                            Err(e) => tracing::debug!(error = %e, "Upgrade not completed."),
+                        }
+                    });
+                    let (mut parts, body) = resp.into_parts();
+                    let proto = parts.headers.get(header::UPGRADE).cloned();
+                    strip_hop_by_hop(&mut parts.headers);
+                    if let Some(p) = proto {
+                        parts.headers.insert(header::UPGRADE, p);
+                        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                    }
+                    parts.version = http::Version::HTTP_11;
+                    return Response::from_parts(parts, Either::Left(body));
+                }
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 // Speak our own protocol version to the client, whatever the upstream used.
@@ -254,6 +292,53 @@ impl ProxyService {
             }
         }
     }
+}
+
+/// `Connection: upgrade` (a token of the list) and an `Upgrade` header.
+fn wants_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Copies bytes both ways until either side closes or errs, nothing moves for `idle`, or
+/// `lifetime` is over. The bytes are not inspected (a WebSocket's frames are the app's).
+async fn tunnel<A, B>(a: A, b: B, idle: std::time::Duration, lifetime: std::time::Duration)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    let mut from_a = vec![0u8; 16 * 1024];
+    let mut from_b = vec![0u8; 16 * 1024];
+    let end = tokio::time::Instant::now() + lifetime;
+    loop {
+        tokio::select! {
+            r = ar.read(&mut from_a) => match r {
+                Ok(n) if n > 0 => if bw.write_all(&from_a[..n]).await.is_err() { break },
+                _ => break,
+            },
+            r = br.read(&mut from_b) => match r {
+                Ok(n) if n > 0 => if aw.write_all(&from_b[..n]).await.is_err() { break },
+                _ => break,
+            },
+            () = tokio::time::sleep(idle) => {
+                tracing::debug!("Upgraded connection idle; closed.");
+                break;
+            }
+            () = tokio::time::sleep_until(end) => {
+                tracing::debug!("Upgraded connection reached its lifetime; closed.");
+                break;
+            }
+        }
+    }
+    let _ = aw.shutdown().await;
+    let _ = bw.shutdown().await;
 }
 
 fn caused_by_limit(e: &(dyn StdError + 'static)) -> bool {

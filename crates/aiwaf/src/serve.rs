@@ -365,7 +365,7 @@ pub async fn run(config: Config) -> Result<()> {
                         limits.count_timeout();
                         return;
                     }
-                    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %e, "Connection ended with an error.");
                     }

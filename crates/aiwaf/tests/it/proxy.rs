@@ -269,3 +269,96 @@ async fn access_log_is_written_and_training_reads_it() {
     assert_eq!(r["lines_read"], all.len(), "{out}");
     assert_eq!(r["lines_skipped"], 0, "{out}");
 }
+
+/// A WebSocket-style upstream on a raw socket: answers the upgrade with 101, then echoes.
+async fn echo_upgrade_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let h = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if !(h.contains("upgrade: websocket") && h.contains("connection: upgrade")) {
+                    let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+                    return;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n")
+                    .await;
+                let mut buf = [0u8; 1024];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(n) if n > 0 => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn ws_handshake(src: &str, to: std::net::SocketAddr, path: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(src.parse().unwrap(), 0)).unwrap();
+    let mut s = socket.connect(to).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Issue 16: WebSocket upgrades pass through after the handshake went through the WAF; a
+/// blocked handshake gets no tunnel; an idle tunnel is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_pass_through_after_the_waf() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = echo_upgrade_upstream().await;
+    let p = Proxy::start(
+        &format!("http://{up}"),
+        ProxyOpts { config: Some("[server]\nupgrade_idle_timeout = \"1s\"\n".into()), ..Default::default() },
+    );
+    let (mut s, head) = ws_handshake("127.0.7.1", p.addr, "/chat").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    for msg in [&b"hello"[..], b"second frame", &[0u8, 255, 1, 2][..]] {
+        s.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut got)).await.expect("echo in time").unwrap();
+        assert_eq!(got, msg);
+    }
+    // idle for longer than upgrade_idle_timeout: closed
+    let mut b = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await.expect("closed when idle");
+    assert_eq!(n.unwrap_or(0), 0);
+
+    // the handshake is a request like any other: an attack in it is blocked, no tunnel
+    let (_s, head) =
+        ws_handshake("127.0.7.2", p.addr, "/chat?room=1%27%20union%20select%20password%20from%20users--").await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let (_s, head) = ws_handshake("127.0.7.3", p.addr, "/.env").await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+}
