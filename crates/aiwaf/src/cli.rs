@@ -72,6 +72,12 @@ enum Command {
         /// Access log format: combined (default) or json
         #[arg(long, value_name = "FORMAT")]
         access_log_format: Option<String>,
+        /// Serve HTTPS with this PEM certificate chain (repeatable: one per --tls-key, chosen by SNI)
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Vec<PathBuf>,
+        /// PEM private key of the --tls-cert at the same position
+        #[arg(long, value_name = "FILE")]
+        tls_key: Vec<PathBuf>,
         /// Worker threads (default: one per CPU)
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
@@ -330,6 +336,8 @@ pub fn main() -> Result<ExitCode> {
         audit_log,
         access_log,
         access_log_format,
+        tls_cert,
+        tls_key,
         threads,
     } = &cli.command
     {
@@ -343,6 +351,8 @@ pub fn main() -> Result<ExitCode> {
         over.audit_log = audit_log.clone();
         over.access_log = access_log.clone();
         over.access_log_format = access_log_format.clone();
+        over.tls_cert = tls_cert.clone();
+        over.tls_key = tls_key.clone();
         over.threads = *threads;
     }
     if let Command::Diagnose = cli.command {

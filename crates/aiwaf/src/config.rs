@@ -85,6 +85,35 @@ struct FileConfig {
     payload: Option<aiwaf_engine::payload::PayloadConfig>,
     #[serde(default)]
     login: LoginSection,
+    #[serde(default)]
+    tls: TlsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    certificates: Option<Vec<TlsPairEntry>>,
+    redirect_listen: Option<String>,
+    hsts: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsPairEntry {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// TLS termination (`[tls]`, `--tls-cert` / `--tls-key`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// Certificate pairs; empty means plain HTTP.
+    pub certificates: Vec<crate::tls::CertPair>,
+    /// `tls.redirect_listen`: a plain-HTTP listener that answers every request with a 308 to https.
+    pub redirect_listen: Option<SocketAddr>,
+    /// `tls.hsts`: the `Strict-Transport-Security` value added to answers over TLS (e.g.
+    /// `max-age=31536000`); absent: none.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +307,8 @@ pub struct ProxySettings {
     pub upgrade_idle_timeout: Duration,
     /// An upgraded connection is closed after this long, busy or not.
     pub upgrade_max_lifetime: Duration,
+    /// `Strict-Transport-Security` for answers over TLS.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// The resolved configuration.
@@ -326,6 +357,8 @@ pub struct Config {
     pub exempt_ips: Vec<IpNet>,
     /// Proxy settings.
     pub proxy: ProxySettings,
+    /// `[tls]`: certificates, redirect listener, HSTS.
+    pub tls: TlsSettings,
     /// `server.block_page`: the HTML shown to blocked browsers (read at start).
     pub block_page: Option<String>,
     /// `logging.requests` / `AIWAF_MIDDLEWARE_LOGGING` (the stored switch wins once set).
@@ -372,6 +405,7 @@ impl Default for Config {
             reload_interval: Duration::from_millis(250),
             engine: EngineConfig::default(),
             exempt_ips: Vec::new(),
+            tls: TlsSettings::default(),
             proxy: ProxySettings {
                 upstream_timeout: Duration::from_secs(60),
                 connect_timeout: Duration::from_secs(5),
@@ -386,6 +420,7 @@ impl Default for Config {
                 h2_max_concurrent_streams: 128,
                 upgrade_idle_timeout: Duration::from_secs(300),
                 upgrade_max_lifetime: Duration::from_secs(24 * 3600),
+                hsts: None,
             },
             block_page: None,
             request_logging: false,
@@ -430,6 +465,10 @@ pub struct Overrides {
     pub access_log: Option<PathBuf>,
     /// `serve --access-log-format`.
     pub access_log_format: Option<String>,
+    /// `serve --tls-cert` (repeatable, paired with `--tls-key` in order).
+    pub tls_cert: Vec<PathBuf>,
+    /// `serve --tls-key`.
+    pub tls_key: Vec<PathBuf>,
     /// `--threads`.
     pub threads: Option<usize>,
 }
@@ -527,6 +566,21 @@ impl Config {
             c.access_log = Some(v.clone());
             c.write_access_log = true;
         }
+        if over.tls_cert.len() != over.tls_key.len() {
+            bail!(
+                "--tls-cert and --tls-key come in pairs: got {} certificate(s) and {} key(s)",
+                over.tls_cert.len(),
+                over.tls_key.len()
+            );
+        }
+        if !over.tls_cert.is_empty() {
+            c.tls.certificates = over
+                .tls_cert
+                .iter()
+                .zip(&over.tls_key)
+                .map(|(cert, key)| crate::tls::CertPair { cert: cert.clone(), key: key.clone() })
+                .collect();
+        }
         if let Some(v) = &over.access_log_format {
             c.access_log_format =
                 crate::access_log::Format::parse(v).map_err(|e| anyhow::anyhow!("--access-log-format: {e}"))?;
@@ -534,6 +588,7 @@ impl Config {
         if let Some(v) = over.threads {
             c.proxy.threads = Some(v);
         }
+        c.proxy.hsts = c.tls.hsts.clone();
         c.validate()?;
         Ok(c)
     }
@@ -589,6 +644,22 @@ impl Config {
         }
         if let Some(v) = &s.body_read_timeout {
             self.proxy.body_read_timeout = duration("server.body_read_timeout", v)?;
+        }
+        if let Some(list) = f.tls.certificates {
+            self.tls.certificates =
+                list.into_iter().map(|p| crate::tls::CertPair { cert: p.cert, key: p.key }).collect();
+        }
+        if let Some(v) = &f.tls.redirect_listen {
+            self.tls.redirect_listen = Some(
+                v.parse().with_context(|| format!("tls.redirect_listen: `{v}` is not an address like 0.0.0.0:80"))?,
+            );
+        }
+        if let Some(v) = &f.tls.hsts {
+            let hv =
+                http::HeaderValue::from_str(v.trim()).ok().filter(|_| v.trim().starts_with("max-age=")).with_context(
+                    || format!("tls.hsts: `{v}` is not a Strict-Transport-Security value like max-age=31536000"),
+                )?;
+            self.tls.hsts = Some(hv);
         }
         if let Some(v) = &s.upgrade_idle_timeout {
             self.proxy.upgrade_idle_timeout = duration("server.upgrade_idle_timeout", v)?;
@@ -900,6 +971,9 @@ impl Config {
         self.engine.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.proxy.threads == Some(0) {
             bail!("server.threads / AIWAF_THREADS / --threads must be at least 1");
+        }
+        if self.tls.certificates.is_empty() && (self.tls.redirect_listen.is_some() || self.tls.hsts.is_some()) {
+            bail!("tls.redirect_listen and tls.hsts need certificates: [[tls.certificates]] or --tls-cert/--tls-key");
         }
         if self.write_access_log && self.access_log.is_none() {
             bail!("logging.write_access_log needs logging.access_log (the file to write), or pass --access-log PATH");

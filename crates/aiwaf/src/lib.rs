@@ -8,5 +8,6 @@ pub mod config;
 pub mod conn;
 pub mod proxy;
 pub mod serve;
+pub mod tls;
 pub mod train;
 pub mod views;

@@ -30,6 +30,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::ProxySettings;
 
+/// Marks a request that arrived over TLS (request extensions; set by the server).
+#[derive(Debug, Clone, Copy)]
+pub struct Secure;
+
 /// Body of a proxied response: the upstream's, streamed, or a small error body of ours.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
@@ -166,6 +170,7 @@ impl ProxyService {
         }
         let (mut parts, body) = req.into_parts();
         let peer: Option<IpAddr> = parts.extensions.get::<PeerAddr>().map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
+        let secure = parts.extensions.get::<Secure>().is_some();
 
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let target = format!("{}{}", self.inner.base_path, path_and_query);
@@ -219,7 +224,9 @@ impl ProxyService {
                 parts.headers.remove(X_FORWARDED_FOR);
             }
             if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
-                parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+                parts
+                    .headers
+                    .insert(X_FORWARDED_PROTO, HeaderValue::from_static(if secure { "https" } else { "http" }));
             }
             if !trusted {
                 for name in CLIENT_CLAIMS {
@@ -232,6 +239,20 @@ impl ProxyService {
         }
         let body = TimeoutBody::new(body, s.body_read_timeout);
         let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
+        let mut resp = self.exchange(out, upgrade, html).await;
+        if secure && let Some(v) = &s.hsts {
+            resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+        resp
+    }
+
+    async fn exchange(
+        &self,
+        out: Request<Limited<TimeoutBody<RequestBody<Incoming>>>>,
+        upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
+        html: bool,
+    ) -> Response<ProxyBody> {
+        let s = &self.inner.settings;
         match tokio::time::timeout(s.upstream_timeout, self.inner.client.request(out)).await {
             Ok(Ok(mut resp)) => {
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS

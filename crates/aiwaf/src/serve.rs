@@ -112,6 +112,53 @@ fn load_model_if_changed(waf: &Waf, path: &std::path::Path, seen: Stamp) -> Stam
     stamp
 }
 
+/// `:PORT` for redirect targets, empty for 443.
+fn local_port_suffix(port: u16) -> String {
+    if port == 443 { String::new() } else { format!(":{port}") }
+}
+
+/// The plain-HTTP listener of `tls.redirect_listen`: every request gets a 308 to the same host
+/// (without its port) and target on https.
+async fn redirect_to_https(listener: TcpListener, port_suffix: String) {
+    let port_suffix: Arc<str> = port_suffix.into();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let port_suffix = port_suffix.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                let host = req
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(|h| h.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(h, |(n, _)| n))
+                    .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b)))
+                    .unwrap_or("localhost")
+                    .to_string();
+                let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+                let port_suffix = port_suffix.clone();
+                async move {
+                    let location = format!("https://{host}{port_suffix}{target}");
+                    let resp = http::Response::builder()
+                        .status(http::StatusCode::PERMANENT_REDIRECT)
+                        .header(http::header::LOCATION, location)
+                        .header(http::header::CONTENT_LENGTH, "0")
+                        .body(http_body_util::Empty::<bytes::Bytes>::new())
+                        .expect("static parts");
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -288,6 +335,27 @@ pub async fn run(config: Config) -> Result<()> {
         .keep_alive_interval(Some(config.proxy.header_read_timeout))
         .keep_alive_timeout(Duration::from_secs(20));
     let sniff_limit = config.proxy.header_read_timeout;
+    // TLS: certificates loaded now (a bad file refuses to start), then watched for changes
+    let (tls, cert_watch) = if config.tls.certificates.is_empty() {
+        (None, None)
+    } else {
+        let certs = crate::tls::load(&config.tls.certificates)?;
+        let resolver = crate::tls::Resolver::new(certs);
+        let cfg = crate::tls::server_config(resolver.clone())?;
+        let watch = crate::tls::watch(resolver, config.tls.certificates.clone(), Duration::from_secs(2));
+        (Some(tokio_rustls::TlsAcceptor::from(cfg)), Some(watch))
+    };
+    let redirect_task = match config.tls.redirect_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (tls.redirect_listen)"))?;
+            let https_port = local_port_suffix(local.port());
+            let bound = l.local_addr()?;
+            Some((bound, tokio::spawn(redirect_to_https(l, https_port))))
+        }
+        None => None,
+    };
     let admin_task = match config.admin_listen {
         Some(addr) => {
             let admin = crate::admin::Admin::new(
@@ -312,7 +380,8 @@ pub async fn run(config: Config) -> Result<()> {
     let graceful = GracefulShutdown::new();
     // Scripts and tests read this line to learn the bound address.
     println!(
-        "aiwaf listening on http://{local} -> {upstream_text} (mode {}, data dir {})",
+        "aiwaf listening on {}://{local} -> {upstream_text} (mode {}, data dir {})",
+        if tls.is_some() { "https" } else { "http" },
         config.mode.as_str(),
         config.data_dir.display()
     );
@@ -324,6 +393,9 @@ pub async fn run(config: Config) -> Result<()> {
         shared_state = if config.redis_url.is_some() { "redis" } else { "local" },
         "Serving."
     );
+    if let Some((bound, _)) = &redirect_task {
+        println!("aiwaf redirecting http://{bound} to https");
+    }
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -351,22 +423,50 @@ pub async fn run(config: Config) -> Result<()> {
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let secure = tls.is_some();
                 let svc = service.clone().map_request(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
+                    if secure {
+                        req.extensions_mut().insert(crate::proxy::Secure);
+                    }
                     req
                 });
+                let acceptor = tls.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 let limits = limits.clone();
                 tokio::spawn(async move {
                     let _guard = guard;
-                    // The protocol sniff has the header timeout too: a silent socket is closed.
-                    if !crate::conn::sniff(&stream, sniff_limit).await {
-                        limits.count_timeout();
-                        return;
-                    }
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    let ended = match acceptor {
+                        None => {
+                            // The protocol sniff has the header timeout too: a silent socket is closed.
+                            if !crate::conn::sniff(&stream, sniff_limit).await {
+                                limits.count_timeout();
+                                return;
+                            }
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            // The handshake has the header timeout: a silent or slow client is closed.
+                            let stream = match tokio::time::timeout(sniff_limit, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed.");
+                                    return;
+                                }
+                                Err(_) => {
+                                    limits.count_timeout();
+                                    return;
+                                }
+                            };
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+                            watcher.watch(conn.into_owned()).await
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(error = %e, "Connection ended with an error.");
                     }
                 });
@@ -381,6 +481,12 @@ pub async fn run(config: Config) -> Result<()> {
     }
     reloader.abort();
     janitor.abort();
+    if let Some(w) = cert_watch {
+        w.abort();
+    }
+    if let Some((_, t)) = redirect_task {
+        t.abort();
+    }
     if let Some(t) = admin_task {
         t.abort();
         let _ = t.await;
@@ -404,4 +510,36 @@ pub async fn run(config: Config) -> Result<()> {
     store.close().await;
     let _ = writeln!(std::io::stdout(), "aiwaf stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::*;
+
+    /// `tls.redirect_listen`: every plain-HTTP request is sent to the same host and target on
+    /// https, at the TLS listener's port (none for 443); a hostile Host falls back to localhost.
+    #[tokio::test]
+    async fn redirects_to_https_keeping_host_and_target() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(redirect_to_https(l, local_port_suffix(8443)));
+        for (host, target, want) in [
+            ("app.test:8080", "/a/b?x=1", "https://app.test:8443/a/b?x=1"),
+            ("app.test", "/", "https://app.test:8443/"),
+            ("evil.test/\"><script>", "/", "https://localhost:8443/"),
+        ] {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
+            let req = http::Request::get(target)
+                .header("host", http::HeaderValue::from_bytes(host.as_bytes()).unwrap())
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), http::StatusCode::PERMANENT_REDIRECT);
+            assert_eq!(resp.headers()[http::header::LOCATION], want, "{host}");
+        }
+        assert_eq!(local_port_suffix(443), "");
+        task.abort();
+    }
 }

@@ -362,3 +362,100 @@ async fn websocket_upgrades_pass_through_after_the_waf() {
     let (_s, head) = ws_handshake("127.0.7.3", p.addr, "/.env").await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
 }
+
+fn write_cert(dir: &std::path::Path, sans: &[&str]) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let c = rcgen::generate_simple_self_signed(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let (cert, key) = (dir.join("site.crt"), dir.join("site.key"));
+    // write the key first: the watcher may see the pair between the two writes and must cope
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    (cert, key, c.cert.der().to_vec())
+}
+
+async fn tls_connect(
+    to: std::net::SocketAddr,
+    sni: &str,
+    trust: &[u8],
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, std::io::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(trust.to_vec())).unwrap();
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.8.1:0".parse().unwrap()).unwrap();
+    let tcp = socket.connect(to).await?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)).connect(name, tcp).await
+}
+
+/// Issue 16: `serve` terminates TLS (rustls): HTTP/1.1 and HTTP/2 by ALPN, the WAF in force,
+/// `X-Forwarded-Proto: https` and HSTS, certificates picked by SNI and reloaded when the files
+/// change, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_termination_alpn_and_certificate_reload() {
+    use http_body_util::BodyExt;
+    let up = Upstream::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key, der1) = write_cert(tmp.path(), &["localhost", "site.test"]);
+    let p = Proxy::start(
+        &up.url(),
+        ProxyOpts {
+            config: Some(format!(
+                "[tls]\nhsts = \"max-age=31536000\"\n[[tls.certificates]]\ncert = {:?}\nkey = {:?}\n",
+                cert.display().to_string(),
+                key.display().to_string()
+            )),
+            ..Default::default()
+        },
+    );
+    // HTTP/1.1 over TLS
+    let tls = tls_connect(p.addr, "site.test", &der1, &[b"http/1.1"]).await.expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("/echo/x?q=1").header("host", "site.test").body(Full::new(Bytes::new())).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get("strict-transport-security").unwrap(), "max-age=31536000");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["headers"]["x-forwarded-proto"][0], "https", "{v}");
+    let req = http::Request::get("/search?q=%27%20union%20select%20password%20from%20users--")
+        .header("host", "site.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send.send_request(req).await.unwrap().status(), 403, "the WAF works over TLS");
+
+    // HTTP/2 by ALPN
+    let tls = tls_connect(p.addr, "localhost", &der1, &[b"h2", b"http/1.1"]).await.expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("https://localhost/echo/h2").body(Full::new(Bytes::new())).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!((resp.status(), resp.version()), (http::StatusCode::OK, http::Version::HTTP_2));
+
+    // a plain-HTTP client on the TLS port gets no HTTP answer in clear text
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut raw = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        raw.write_all(b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n").await.unwrap();
+        let mut buf = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.map_or(0, |r| r.unwrap_or(0));
+        assert!(!buf[..n].starts_with(b"HTTP/"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+    let (_c2, _k2, der2) = write_cert(tmp.path(), &["reloaded.test"]);
+    let reloaded = eventually(Duration::from_secs(10), async || {
+        tls_connect(p.addr, "reloaded.test", &der2, &[b"http/1.1"]).await.is_ok()
+    })
+    .await;
+    assert!(reloaded.is_some(), "the new certificate is served without a restart");
+    assert!(tls_connect(p.addr, "site.test", &der1, &[b"http/1.1"]).await.is_err(), "the old one is gone");
+}

@@ -214,7 +214,7 @@ impl Proxy {
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let addr_text = line
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
+            .find_map(|w| w.strip_prefix("http://").or_else(|| w.strip_prefix("https://")))
             .unwrap_or_else(|| panic!("unexpected first line from aiwaf serve: {line:?}"));
         let addr: SocketAddr = addr_text.parse().unwrap();
         Proxy { addr, admin, dir, child, _tmp: tmp, config }
