@@ -430,6 +430,7 @@ async fn tls_termination_alpn_and_certificate_reload() {
         .header("host", "site.test")
         .body(Full::new(Bytes::new()))
         .unwrap();
+    send.ready().await.unwrap();
     assert_eq!(send.send_request(req).await.unwrap().status(), 403, "the WAF works over TLS");
 
     // HTTP/2 by ALPN
