@@ -284,9 +284,11 @@ impl Matcher {
         let mut shell: Option<Vec<u8>> = None;
         let mut path: Option<Vec<u8>> = None;
         for r in &self.rules {
+            // a User-Agent is a header too, but a rule that leaves UAs out means it
             if gates & r.group == 0
                 || ctx.classes & r.meta.class.bit() == 0
                 || r.scope & ctx.scope == 0
+                || (ctx.scope & scope::UA != 0 && r.scope & scope::UA == 0)
                 || r.meta.pl > ctx.max_pl
             {
                 continue;

@@ -1074,6 +1074,17 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             PATH,
             r"/(?:_vti_(?:pvt|bin|cnf|log|txt|script|inf)|vti_txt|_cti_pvt|_private|iisadmpwd|iissamples|iisadmin|iishelp|msadc|scripts/tools|printers|cfide/(?:administrator|adminapi|componentutils|scripts)|websphere(?:samples)?|examplesWebApp|webapp/examples|samples/(?:isapi|sampsite|htmlsamp|dbsamp|gbook|search)|servlet/(?:snoop|hello\w*|simpleservlet|sessionservlet))(?:/|$)|\.(?:htr|ida|idq|htw|printer|stm|btr)$|/(?:names|admin4?|catalog|log|bookmarks|mtatbls|dspug|statrep|webadmin|domcfg)\.nsf$"
         ),
+        // extensions sites also serve on purpose (a sample log, an .ini download): a sign, not a
+        // block on their own
+        r!(
+            "protocol.restricted_file",
+            Protocol,
+            1,
+            E,
+            Path,
+            PATH | FILE,
+            r"\.(?:log|ini|conf|cnf|config|inc|dist|copy|tmp|temp|sav|save)$"
+        ),
         r!(
             "protocol.restricted_file",
             Protocol,
@@ -1081,7 +1092,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Path,
             PATH | FILE,
-            r"\.(?:bak|backup|bkp|old|orig|original|save|sav|swp|swo|tmp|temp|inc|cnf|conf|config|ini|log|sql|mdb|dist|copy|passwd|htpasswd|htaccess|pem|key|env|kdbx|ovpn|db|rdb|sqlite|sqlite3|dbf|frm|myd|myi|ibd|pfx|p12|jks|keystore)~?$|~$|/\.(?:git|svn|hg|bzr|cvs|env|aws|ssh|docker|idea|vscode|htaccess|htpasswd|ds_store|bash_history|npmrc|netrc|pgpass|user\.ini|gitconfig)(?:/|$|\.)|/(?:web|app)\.config$|/wp-config\.php|/(?:cvs|\.svn)/entries$|/(?:phpinfo|info|test|php_info)\.php$|\.(?:sql|db|sqlite3?|bak|dump|mdb)\.(?:zip|gz|tgz|tar|bz2|xz|7z|rar|zst)$|/etc/(?:passwd|shadow|group|gshadow|sudoers|master\.passwd)$|/proc/(?:self|\d+|interrupts|version|cpuinfo|meminfo|mounts|net)(?:/|$)|\.(?:php|jsp|asp|aspx|py|rb|pl|cgi|html?)\.(?:[a-z]{1,6})$"
+            r"\.(?:bak|backup|bkp|old|orig|original|swp|swo|sql|mdb|passwd|htpasswd|htaccess|pem|key|env|kdbx|ovpn|db|rdb|sqlite|sqlite3|dbf|frm|myd|myi|ibd|pfx|p12|jks|keystore)~?$|~$|/\.(?:git|svn|hg|bzr|cvs|env|aws|ssh|docker|idea|vscode|htaccess|htpasswd|ds_store|bash_history|npmrc|netrc|pgpass|user\.ini|gitconfig)(?:/|$|\.)|/(?:web|app)\.config$|/wp-config\.php|/(?:cvs|\.svn)/entries$|/(?:phpinfo|info|test|php_info)\.php$|\.(?:sql|db|sqlite3?|bak|dump|mdb)\.(?:zip|gz|tgz|tar|bz2|xz|7z|rar|zst)$|/etc/(?:passwd|shadow|group|gshadow|sudoers|master\.passwd)$|/proc/(?:self|\d+|interrupts|version|cpuinfo|meminfo|mounts|net)(?:/|$)|\.(?:php|jsp|asp|aspx|py|rb|pl|cgi|html?)\.(?:[a-z]{1,6})$"
         ),
     ]
 }

@@ -309,6 +309,9 @@ fn browser_headers_cookies_and_uas_pass() {
         "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
         "curl/8.5.0",
         "python-requests/2.32.3",
+        // `; Touch;` reads like a shell chain; rules that leave User-Agents out must mean it
+        "Mozilla/5.0 (compatible; MSIE 10.0; Windows Phone 8.0; Trident/6.0; IEMobile/10.0; ARM; Touch; NOKIA; Lumia 920)",
+        "Mozilla/5.0 (Windows NT 6.3; ARM; Trident/7.0; Touch; rv:11.0) like Gecko",
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     ] {
         let h: [(&str, &[u8]); 5] = [

@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aiwaf_engine::config::is_browser_auto_path;
 use aiwaf_engine::model::TrainingInfo;
 use aiwaf_engine::path::tokens;
-use aiwaf_engine::{Detector, Engine, EngineConfig, Lists, Model, Observation, RequestContext, WafState};
+use aiwaf_engine::{
+    Detector, Engine, EngineConfig, Lists, Mode, Model, Observation, RequestContext, RequestInfo, WafState,
+};
 use aiwaf_forest::{Forest, Params, quantile};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -107,6 +109,9 @@ pub struct Options {
     pub known_paths: HashSet<String>,
     /// Wall-clock time of the run (ms since the epoch), for the model's metadata.
     pub now: u64,
+    /// Replay the live request phase too (rate and flood, payload, scanner User-Agents,
+    /// keywords, probing, honeypot), each ban with the live detector's id.
+    pub request_phase: bool,
 }
 
 /// A skipped line, for the report.
@@ -294,6 +299,9 @@ struct Row {
     status: u16,
     resp: f64,
     target: (u32, u32),
+    method: (u32, u32),
+    referer: (u32, u32),
+    user_agent: (u32, u32),
 }
 
 struct ParsedChunk {
@@ -312,13 +320,19 @@ fn parse_chunk(chunk: &[u8], format: LogFormat) -> ParsedChunk {
         if !line.iter().all(u8::is_ascii_whitespace) {
             match parse_line(line, format) {
                 Ok((l, _)) => {
-                    let off = l.target.as_ptr() as usize - chunk.as_ptr() as usize;
+                    let span = |s: &str| {
+                        let off = s.as_ptr() as usize - chunk.as_ptr() as usize;
+                        (off as u32, (off + s.len()) as u32)
+                    };
                     out.rows.push(Row {
                         ip: aiwaf_engine::ip::canonical(l.ip),
                         ts: l.ts,
                         status: l.status,
                         resp: l.resp_time_s.unwrap_or(0.0),
-                        target: (off as u32, (off + l.target.len()) as u32),
+                        target: span(l.target),
+                        method: span(l.method),
+                        referer: if l.referer.is_empty() { (0, 0) } else { span(l.referer) },
+                        user_agent: if l.user_agent.is_empty() { (0, 0) } else { span(l.user_agent) },
                     });
                 }
                 Err(e) => out.errors.push((out.lines, e, (start, end))),
@@ -337,6 +351,20 @@ struct Seen<'a> {
     ctx: &'a RequestContext,
     status: u16,
     obs: &'a Observation,
+    /// The request phase's verdict, when it ran.
+    verdict: Option<&'a aiwaf_engine::Verdict>,
+}
+
+/// One log line's facts.
+struct Logged<'a> {
+    ip: IpAddr,
+    ts: u64,
+    method: &'a str,
+    target: &'a str,
+    status: u16,
+    resp: f64,
+    referer: &'a str,
+    user_agent: &'a str,
 }
 
 /// Replays the input once through `engine` with a fresh `state`; calls `visit` per row.
@@ -350,16 +378,54 @@ fn replay(
 ) -> io::Result<()> {
     let mut local = Report::default();
     let report = report.unwrap_or(&mut local);
-    let mut one = |ip: IpAddr, ts: u64, target: &str, status: u16, resp: f64, report: &mut Report| {
-        if opts.since.is_some_and(|s| ts < s) {
+    let mut one = |l: Logged<'_>, report: &mut Report| {
+        if opts.since.is_some_and(|s| l.ts < s) {
             report.lines_too_old += 1;
             return;
         }
         report.rows += 1;
-        let path = target.split('?').next().unwrap_or(target);
-        let ctx = engine.context(state, ip, path);
-        let obs = engine.replay(state, &ctx, status, resp, ts);
-        visit(Seen { ts, ctx: &ctx, status, obs: &obs });
+        let (path, query) = match l.target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (l.target, None),
+        };
+        // The request phase, as live (rate and flood from the log's timestamps, payload
+        // inspection of the path and query, scanner User-Agents, keywords, probing, the form
+        // honeypot), with what a log line holds: no body, no Accept, `Referer` and `User-Agent`.
+        // The log knows what live cannot yet: the site served this path. A path it serves is
+        // no probe (keywords are never judged on known paths).
+        if opts.request_phase && (200..300).contains(&l.status) {
+            state.seed_known_paths(std::iter::once(crate::normalized_once(path).as_str()));
+        }
+        let (verdict, ctx) = if opts.request_phase {
+            let ua = [("User-Agent", l.user_agent.as_bytes())];
+            let headers: &[(&str, &[u8])] = if l.user_agent.is_empty() || l.user_agent == "-" { &[] } else { &ua };
+            let referer = Some(l.referer).filter(|r| !r.is_empty() && *r != "-");
+            // A log has no Content-Type: a POST is taken as a form submission, which the honeypot
+            // only judges when its page was served to GETs as a page (a JSON API never is).
+            let form = matches!(l.method, "POST" | "PUT").then_some("application/x-www-form-urlencoded");
+            let info = RequestInfo {
+                client: l.ip,
+                method: l.method,
+                path,
+                content_type: form,
+                accept: None,
+                sec_fetch_dest: None,
+                referer,
+                host: None,
+                query,
+                headers,
+            };
+            let insp = engine.inspect(state, Mode::Block, &info, l.ts);
+            (Some(insp.verdict), insp.context)
+        } else {
+            (None, engine.context(state, l.ip, path))
+        };
+        // a page a browser reads: where forms live, for the honeypot's "POST without its GET"
+        if l.method == "GET" && (200..300).contains(&l.status) && !engine.is_asset(&ctx.path.once) {
+            engine.note_html_page(state, &ctx);
+        }
+        let obs = engine.replay(state, &ctx, l.status, l.resp, l.ts);
+        visit(Seen { ts: l.ts, ctx: &ctx, status: l.status, obs: &obs, verdict: verdict.as_ref() });
     };
     match input {
         Input::Rows(rows) => {
@@ -372,7 +438,17 @@ fn replay(
             });
             report.lines_read += rows.len() as u64;
             for r in rows {
-                one(r.ip, r.ts, &r.path, r.status, r.resp_time_s, report);
+                let l = Logged {
+                    ip: r.ip,
+                    ts: r.ts,
+                    method: "GET",
+                    target: &r.path,
+                    status: r.status,
+                    resp: r.resp_time_s,
+                    referer: "",
+                    user_agent: "",
+                };
+                one(l, report);
             }
         }
         Input::Files(files) => {
@@ -437,9 +513,19 @@ fn replay(
                         src.lines += p.lines;
                         src.malformed += p.errors.len() as u64;
                         for r in &p.rows {
-                            let target =
-                                std::str::from_utf8(&chunk[r.target.0 as usize..r.target.1 as usize]).unwrap_or("/");
-                            one(r.ip, r.ts, target, r.status, r.resp, report);
+                            let text =
+                                |(a, b): (u32, u32)| std::str::from_utf8(&chunk[a as usize..b as usize]).unwrap_or("");
+                            let l = Logged {
+                                ip: r.ip,
+                                ts: r.ts,
+                                method: text(r.method),
+                                target: Some(text(r.target)).filter(|t| !t.is_empty()).unwrap_or("/"),
+                                status: r.status,
+                                resp: r.resp,
+                                referer: text(r.referer),
+                                user_agent: text(r.user_agent),
+                            };
+                            one(l, report);
                         }
                     }
                 }
@@ -451,6 +537,10 @@ fn replay(
         }
     }
     Ok(())
+}
+
+fn normalized_once(path: &str) -> String {
+    aiwaf_engine::path::NormalizedPath::new(path).once
 }
 
 fn training_state(config: &EngineConfig, lists: &Lists) -> WafState {
@@ -494,6 +584,15 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
                     sample[j] = f.to_vec();
                 }
             }
+        }
+        if let Some(ban) = s.verdict.and_then(|v| v.ban.as_ref()) {
+            bans.entry(s.ctx.client).or_insert_with(|| FoundBan {
+                ip: s.ctx.client,
+                detector: ban.detector.as_str(),
+                reason: format!("Training: {}", ban.reason),
+                evidence: serde_json::json!({"source": "training", "finding": ban.evidence}),
+                at: s.ts,
+            });
         }
         if let Some(f) = &s.obs.finding
             && f.detector == Detector::NotFoundFlood

@@ -62,6 +62,10 @@ pub struct LogLine<'a> {
     pub status: u16,
     /// Request time in seconds, when the format has one.
     pub resp_time_s: Option<f64>,
+    /// `Referer` as logged (`-` or empty when none).
+    pub referer: &'a str,
+    /// `User-Agent` as logged.
+    pub user_agent: &'a str,
 }
 
 /// Why a line was skipped.
@@ -230,17 +234,20 @@ pub fn parse_line(line: &[u8], format: LogFormat) -> Result<(LogLine<'_>, Traile
     // Skip bytes, referer and agent: the trailer is what follows the second quoted field.
     let mut pos = req_end + 5;
     let mut quoted = 0;
+    let mut fields = ["", ""];
     while quoted < 2 {
         match memchr(b'"', &line[pos.min(line.len())..]) {
             Some(q) => {
                 let startq = pos + q + 1;
                 let endq = closing_quote(line, startq).ok_or(ParseError::Request)?;
+                fields[quoted] = std::str::from_utf8(&line[startq..endq]).unwrap_or("");
                 pos = endq + 1;
                 quoted += 1;
             }
             None => break,
         }
     }
+    let [referer, user_agent] = fields;
     let tail = if quoted == 2 { trailer(&line[pos.min(line.len())..]) } else { Trailer::None };
     let resp_time_s = match (format, tail) {
         (LogFormat::Combined, _) => None,
@@ -252,7 +259,7 @@ pub fn parse_line(line: &[u8], format: LogFormat) -> Result<(LogLine<'_>, Traile
         (LogFormat::Auto, Trailer::Integer(us)) => Some(us as f64 / 1e6),
         (LogFormat::Auto, Trailer::None) => None,
     };
-    Ok((LogLine { ip, ts, method, target, status, resp_time_s }, tail))
+    Ok((LogLine { ip, ts, method, target, status, resp_time_s, referer, user_agent }, tail))
 }
 
 /// Picks a format from a file's first lines.

@@ -59,6 +59,7 @@ fn opts() -> Options {
         sample: DEFAULT_SAMPLE,
         known_paths: HashSet::new(),
         now: 1_795_000_000_000,
+        request_phase: true,
     }
 }
 
@@ -220,4 +221,99 @@ fn a_log_written_behind_a_proxy_bans_nobody_and_learns_no_site_words() {
     for never in ["favicon", "robots", "apple", "touch", "precomposed", "4c1d", "5b8e", "a716"] {
         assert!(!words.contains(&never), "learned {never}: {words:?}");
     }
+}
+
+fn ua_line(ip: &str, sec: u32, method: &str, target: &str, status: u16, referer: &str, ua: &str) -> String {
+    format!(
+        "{ip} - - [{DAY}:11:{:02}:{:02} +0000] \"{method} {target} HTTP/1.1\" {status} 512 \"{referer}\" \"{ua}\" 0.010\n",
+        sec / 60 % 60,
+        sec % 60
+    )
+}
+
+const BROWSER: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+/// Issue 13: the log replayed through the live request phase. One fixture, every attacker kind
+/// a log can show, next to busy honest clients (one of them an office behind one address) and
+/// a Windows Phone browser whose User-Agent reads `; Touch;`.
+#[test]
+fn replay_of_the_live_request_phase_finds_each_attacker() {
+    let mut out = String::new();
+    let pages = ["/", "/shop/", "/shop/item/1/", "/shop/cart/", "/blog/parallelization-with-the-shell/"];
+    // honest readers: a page every few seconds, each followed by its assets, the form page GET
+    // and a POST several seconds later
+    for (n, ip) in ["198.51.100.10", "198.51.100.11"].iter().enumerate() {
+        for k in 0..40u32 {
+            let sec = k * 7 + n as u32;
+            let page = pages[k as usize % pages.len()];
+            out.push_str(&ua_line(ip, sec, "GET", page, 200, "-", BROWSER));
+            out.push_str(&ua_line(ip, sec, "GET", "/static/app.css", 200, "https://shop.test/", BROWSER));
+            out.push_str(&ua_line(ip, sec, "GET", "/static/app.js", 200, "https://shop.test/", BROWSER));
+            if k % 10 == 3 {
+                out.push_str(&ua_line(ip, sec + 1, "GET", "/contact/", 200, "-", BROWSER));
+                out.push_str(&ua_line(ip, sec + 5, "POST", "/contact/", 200, "https://shop.test/contact/", BROWSER));
+            }
+        }
+    }
+    // an office behind one address: many people, a busy but human pace
+    for k in 0..240u32 {
+        out.push_str(&ua_line("198.51.100.50", k, "GET", pages[k as usize % 4], 200, "-", BROWSER));
+    }
+    let phone = "Mozilla/5.0 (compatible; MSIE 10.0; Windows Phone 8.0; Trident/6.0; IEMobile/10.0; ARM; Touch; NOKIA; Lumia 920)";
+    for k in 0..20u32 {
+        out.push_str(&ua_line("198.51.100.60", k * 9, "GET", pages[k as usize % 4], 200, "-", phone));
+    }
+    // a flooder: 30 requests a second for 10 seconds
+    for k in 0..300u32 {
+        out.push_str(&ua_line("203.0.113.1", 100 + k / 30, "GET", "/shop/", 200, "-", BROWSER));
+    }
+    // a form bot that never GETs the form, and one that posts in the second it got it
+    for k in 0..8u32 {
+        out.push_str(&ua_line("203.0.113.2", 10 + k * 11, "POST", "/contact/", 200, "-", BROWSER));
+        out.push_str(&ua_line("203.0.113.3", 12 + k * 11, "GET", "/contact/", 200, "-", BROWSER));
+        out.push_str(&ua_line("203.0.113.3", 12 + k * 11, "POST", "/contact/", 200, "-", BROWSER));
+    }
+    // a payload sender
+    for k in 0..4u32 {
+        out.push_str(&ua_line(
+            "203.0.113.4",
+            30 + k * 20,
+            "GET",
+            "/shop/?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+            200,
+            "-",
+            "python-requests/2.31",
+        ));
+    }
+    // a Nikto-like scanner with only three requests, all answered 200 by a catch-all app
+    for (k, t) in ["/", "/index.php?x=1", "/robots.txt"].iter().enumerate() {
+        out.push_str(&ua_line(
+            "203.0.113.5",
+            50 + k as u32,
+            "GET",
+            t,
+            200,
+            "-",
+            "Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000001)",
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("access.log");
+    std::fs::write(&p, out).unwrap();
+    let r = run(vec![p.clone()], &opts()).report;
+    let by_ip: HashMap<String, &str> = r.bans.iter().map(|b| (b.ip.to_string(), b.detector)).collect();
+    assert_eq!(by_ip.get("203.0.113.1"), Some(&"flood"), "{by_ip:?}");
+    assert_eq!(by_ip.get("203.0.113.2"), Some(&"honeypot"), "{by_ip:?}");
+    assert_eq!(by_ip.get("203.0.113.3"), Some(&"honeypot"), "{by_ip:?}");
+    assert_eq!(by_ip.get("203.0.113.4"), Some(&"payload"), "{by_ip:?}");
+    assert_eq!(by_ip.get("203.0.113.5"), Some(&"payload"), "{by_ip:?}");
+    for honest in ["198.51.100.10", "198.51.100.11", "198.51.100.50", "198.51.100.60"] {
+        assert!(!by_ip.contains_key(honest), "{honest} banned: {:?}", r.bans);
+    }
+    assert_eq!(r.bans.len(), 5, "{:?}", r.bans);
+    // without the request phase only the response-phase rules run: the form bots, the payload
+    // sender and the scanner are not found (the flooder at most by the anomaly model)
+    let r = run(vec![p], &Options { request_phase: false, ..opts() }).report;
+    assert!(r.bans.iter().all(|b| b.ip.to_string() == "203.0.113.1"), "{:?}", r.bans);
 }

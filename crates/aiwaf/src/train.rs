@@ -186,6 +186,7 @@ pub async fn run(config: &Config, store: &Store, req: &Request) -> Result<serde_
         sample: aiwaf_train::DEFAULT_SAMPLE,
         known_paths: store.known_paths(config.engine.known_path_capacity).await?.into_iter().collect(),
         now,
+        request_phase: true,
     };
 
     let bar = (req.progress && total_bytes > 0 && std::io::stderr().is_terminal()).then(|| {
