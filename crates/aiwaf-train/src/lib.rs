@@ -682,7 +682,18 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
                 }
             }
         };
-        replay(engine, &state, input, opts, None, &mut |s: Seen<'_>| {
+        // The request phase's bans were found in pass 1; scoring needs the response phase only.
+        let scoring = Options {
+            format: opts.format,
+            since: opts.since,
+            params: opts.params.clone(),
+            top_n: opts.top_n,
+            sample: opts.sample,
+            known_paths: HashSet::new(),
+            now: opts.now,
+            request_phase: false,
+        };
+        replay(engine, &state, input, &scoring, None, &mut |s: Seen<'_>| {
             // Only rows with attack signs can count towards a ban; the rest need no score.
             if let Some(f) = s.obs.features.filter(|f| config.attack_signs(f)) {
                 batch.push((s.ctx.client, s.ctx.path.once.clone(), f, s.ts));
