@@ -393,8 +393,11 @@ fn replay(
         // honeypot), with what a log line holds: no body, no Accept, `Referer` and `User-Agent`.
         // The log knows what live cannot yet: the site served this path. A path it serves is
         // no probe (keywords are never judged on known paths).
-        if opts.request_phase && (200..300).contains(&l.status) {
-            state.seed_known_paths(std::iter::once(crate::normalized_once(path).as_str()));
+        if opts.request_phase && (200..300).contains(&l.status) && path.len() > 1 {
+            let once = crate::normalized_once(path);
+            if !state.is_known_path(&once) {
+                state.seed_known_paths(std::iter::once(once.as_str()));
+            }
         }
         let (verdict, ctx) = if opts.request_phase {
             let ua = [("User-Agent", l.user_agent.as_bytes())];
