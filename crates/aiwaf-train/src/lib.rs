@@ -689,7 +689,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         let scoring = Options {
             format: opts.format,
             since: opts.since,
-            params: opts.params.clone(),
+            params: opts.params,
             top_n: opts.top_n,
             sample: opts.sample,
             known_paths: HashSet::new(),
