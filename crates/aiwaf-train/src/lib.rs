@@ -112,6 +112,33 @@ pub struct Options {
     /// Replay the live request phase too (rate and flood, payload, scanner User-Agents,
     /// keywords, probing, honeypot), each ban with the live detector's id.
     pub request_phase: bool,
+    /// Record, for this one client, every finding the replay produced (`aiwaf train --explain`).
+    pub explain: Option<IpAddr>,
+}
+
+/// One finding of the replay for the client `--explain` asked about.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Explained {
+    /// File (or "request log").
+    pub source: String,
+    /// Line in it (1-based).
+    pub line: u64,
+    /// ms since the epoch.
+    pub ts: u64,
+    /// `METHOD TARGET` as logged.
+    pub request: String,
+    /// Status logged.
+    pub status: u16,
+    /// `request` (the request phase) or `response` (the response phase).
+    pub phase: &'static str,
+    /// What live would have done: `block`, `ban`, `rate_limit`, `flag`.
+    pub action: &'static str,
+    /// Detector id.
+    pub detector: &'static str,
+    /// Why.
+    pub reason: String,
+    /// The finding's evidence.
+    pub evidence: serde_json::Value,
 }
 
 /// A skipped line, for the report.
@@ -207,6 +234,9 @@ pub struct Report {
     pub model_skipped: Option<String>,
     /// Wall time of each phase, in milliseconds.
     pub timings_ms: std::collections::BTreeMap<String, u64>,
+    /// `--explain IP`: every finding for that client, in log order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explain: Vec<Explained>,
     /// Findings on addresses training never bans (loopback, trusted proxies), with why.
     pub not_banned: Vec<String>,
     /// Things the operator should know about the input (e.g. a log written behind a proxy).
@@ -302,6 +332,8 @@ struct Row {
     method: (u32, u32),
     referer: (u32, u32),
     user_agent: (u32, u32),
+    /// Line number within its chunk (1-based).
+    line: u64,
 }
 
 struct ParsedChunk {
@@ -333,6 +365,7 @@ fn parse_chunk(chunk: &[u8], format: LogFormat) -> ParsedChunk {
                         method: span(l.method),
                         referer: if l.referer.is_empty() { (0, 0) } else { span(l.referer) },
                         user_agent: if l.user_agent.is_empty() { (0, 0) } else { span(l.user_agent) },
+                        line: out.lines,
                     });
                 }
                 Err(e) => out.errors.push((out.lines, e, (start, end))),
@@ -357,6 +390,8 @@ struct Seen<'a> {
 
 /// One log line's facts.
 struct Logged<'a> {
+    source: &'a str,
+    line: u64,
     ip: IpAddr,
     ts: u64,
     method: &'a str,
@@ -428,6 +463,37 @@ fn replay(
             engine.note_html_page(state, &ctx);
         }
         let obs = engine.replay(state, &ctx, l.status, l.resp, l.ts);
+        if opts.explain.is_some_and(|ip| engine.client_key(ip) == ctx.client) {
+            let mut add = |phase: &'static str, action: &'static str, f: &aiwaf_engine::Finding| {
+                report.explain.push(Explained {
+                    source: l.source.to_string(),
+                    line: l.line,
+                    ts: l.ts,
+                    request: format!("{} {}", l.method, l.target),
+                    status: l.status,
+                    phase,
+                    action,
+                    detector: f.detector.as_str(),
+                    reason: f.reason.clone(),
+                    evidence: f.evidence.clone(),
+                })
+            };
+            // after its ban, each request of the client is blocked as banned: the ban says it once
+            if let Some(v) = &verdict
+                && let Some(f) = v.finding.as_ref().filter(|f| f.detector != Detector::Blacklist)
+            {
+                let action = match (v.ban.is_some(), v.action) {
+                    (true, _) => "ban",
+                    (false, aiwaf_engine::Action::Allow) => "flag",
+                    (false, aiwaf_engine::Action::RateLimit { .. }) => "rate_limit",
+                    _ => "block",
+                };
+                add("request", action, f);
+            }
+            if let Some(f) = &obs.finding {
+                add("response", "finding", f);
+            }
+        }
         visit(Seen { ts: l.ts, ctx: &ctx, status: l.status, obs: &obs, verdict: verdict.as_ref() });
     };
     match input {
@@ -440,8 +506,10 @@ fn replay(
                 malformed: 0,
             });
             report.lines_read += rows.len() as u64;
-            for r in rows {
+            for (i, r) in rows.iter().enumerate() {
                 let l = Logged {
+                    source: "request log",
+                    line: i as u64 + 1,
                     ip: r.ip,
                     ts: r.ts,
                     method: "GET",
@@ -519,6 +587,8 @@ fn replay(
                             let text =
                                 |(a, b): (u32, u32)| std::str::from_utf8(&chunk[a as usize..b as usize]).unwrap_or("");
                             let l = Logged {
+                                source: &name,
+                                line: src.lines - p.lines + r.line,
                                 ip: r.ip,
                                 ts: r.ts,
                                 method: text(r.method),
@@ -695,6 +765,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             known_paths: HashSet::new(),
             now: opts.now,
             request_phase: false,
+            explain: None,
         };
         replay(engine, &state, input, &scoring, None, &mut |s: Seen<'_>| {
             // Only rows with attack signs can count towards a ban; the rest need no score.

@@ -60,6 +60,7 @@ fn opts() -> Options {
         known_paths: HashSet::new(),
         now: 1_795_000_000_000,
         request_phase: true,
+        explain: None,
     }
 }
 
@@ -312,6 +313,16 @@ fn replay_of_the_live_request_phase_finds_each_attacker() {
         assert!(!by_ip.contains_key(honest), "{honest} banned: {:?}", r.bans);
     }
     assert_eq!(r.bans.len(), 5, "{:?}", r.bans);
+    // --explain: every finding for one client, with its line; the ban once
+    let ip: IpAddr = "203.0.113.4".parse().unwrap();
+    let e = run(vec![p.clone()], &Options { explain: Some(ip), ..opts() }).report.explain;
+    let text = std::fs::read_to_string(&p).unwrap();
+    let first = text.lines().position(|l| l.starts_with("203.0.113.4 ")).unwrap() as u64 + 1;
+    assert_eq!(e.first().map(|x| (x.line, x.detector, x.action)), Some((first, "payload", "block")), "{e:?}");
+    assert_eq!(e.iter().filter(|x| x.action == "ban").count(), 1, "{e:?}");
+    assert!(e.iter().all(|x| x.request.starts_with("GET /shop/?id=") && x.status == 200), "{e:?}");
+    let honest: IpAddr = "198.51.100.50".parse().unwrap();
+    assert!(run(vec![p.clone()], &Options { explain: Some(honest), ..opts() }).report.explain.is_empty());
     // without the request phase only the response-phase rules run: the form bots, the payload
     // sender and the scanner are not found (the flooder at most by the anomaly model)
     let r = run(vec![p], &Options { request_phase: false, ..opts() }).report;

@@ -99,6 +99,10 @@ enum Command {
         /// Print the report as one JSON object
         #[arg(long)]
         json: bool,
+        /// Why would training ban this address: every finding of the replay for it, with file and
+        /// line (implies --dry-run)
+        #[arg(long, value_name = "IP")]
+        explain: Option<String>,
     },
     /// The anomaly model.
     Model {
@@ -272,6 +276,44 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
 }
 
 /// A training report: one JSON object, or the summary for humans.
+/// `aiwaf train --explain IP`: the findings of the replay for one client, then whether it would
+/// be banned and why.
+fn print_explain(report: &serde_json::Value, ip: std::net::IpAddr) {
+    let rows = report["explain"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("{ip}: no finding in {} lines read", report["lines_read"]);
+    }
+    for r in &rows {
+        println!(
+            "{}:{}  {}  {} -> {}  [{} {}] {}: {}",
+            r["source"].as_str().unwrap_or("?"),
+            r["line"],
+            views::rfc3339(r["ts"].as_i64().unwrap_or(0)),
+            r["request"].as_str().unwrap_or(""),
+            r["status"],
+            r["phase"].as_str().unwrap_or(""),
+            r["action"].as_str().unwrap_or(""),
+            r["detector"].as_str().unwrap_or(""),
+            r["reason"].as_str().unwrap_or("")
+        );
+    }
+    let ban = report["bans"].as_array().and_then(|b| b.iter().find(|b| b["ip"].as_str() == Some(&ip.to_string())));
+    match ban {
+        Some(b) => println!(
+            "=> training bans {ip}: {} ({})",
+            b["reason"].as_str().unwrap_or(""),
+            b["detector"].as_str().unwrap_or("")
+        ),
+        None => match report["not_banned"]
+            .as_array()
+            .and_then(|n| n.iter().filter_map(|v| v.as_str()).find(|v| v.starts_with(&format!("{ip} "))))
+        {
+            Some(why) => println!("=> not banned: {why}"),
+            None => println!("=> training does not ban {ip}"),
+        },
+    }
+}
+
 fn print_report(report: &serde_json::Value, json: bool) -> Result<()> {
     if json {
         print_json(report)
@@ -652,7 +694,14 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 table(&["TIME", "IP", "ACTION", "DETECTOR", "REQUEST", "REASON", "REQUEST ID"], &body);
             }
         }
-        Command::Train { logs, format, since, dry_run, json } => {
+        Command::Train { logs, format, since, dry_run, json, explain } => {
+            let explain = match explain {
+                Some(s) => Some(
+                    s.parse::<std::net::IpAddr>()
+                        .map_err(|_| anyhow::anyhow!("--explain: `{s}` is not an IP address"))?,
+                ),
+                None => None,
+            };
             let since = match since {
                 Some(s) => {
                     Some(humantime::parse_duration(&s).with_context(|| format!("--since: `{s}` is not a duration"))?)
@@ -663,10 +712,15 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 source: crate::train::Source::Auto(logs),
                 format: format.parse().map_err(anyhow::Error::msg)?,
                 since,
-                dry_run,
+                dry_run: dry_run || explain.is_some(),
                 progress: !json,
+                explain,
             };
-            print_report(&crate::train::run(config, store, &req).await?, json)?;
+            let report = crate::train::run(config, store, &req).await?;
+            match explain {
+                Some(ip) if !json => print_explain(&report, ip),
+                _ => print_report(&report, json)?,
+            }
         }
         Command::Model { action } => match action {
             ModelCmd::Info { json } => {
@@ -704,6 +758,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                     since: None,
                     dry_run: false,
                     progress: !json,
+                    explain: None,
                 };
                 print_report(&crate::train::run(config, store, &req).await?, json)?;
             }

@@ -44,6 +44,8 @@ pub struct Request {
     pub dry_run: bool,
     /// Show a progress bar (on a TTY).
     pub progress: bool,
+    /// Report every finding for this client (`--explain IP`; implies a dry run).
+    pub explain: Option<std::net::IpAddr>,
 }
 
 impl Request {
@@ -55,6 +57,7 @@ impl Request {
             since: None,
             dry_run: false,
             progress: false,
+            explain: None,
         }
     }
 }
@@ -187,6 +190,7 @@ pub async fn run(config: &Config, store: &Store, req: &Request) -> Result<serde_
         known_paths: store.known_paths(config.engine.known_path_capacity).await?.into_iter().collect(),
         now,
         request_phase: true,
+        explain: req.explain,
     };
 
     let bar = (req.progress && total_bytes > 0 && std::io::stderr().is_terminal()).then(|| {

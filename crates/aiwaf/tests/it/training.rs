@@ -199,3 +199,26 @@ async fn scheduled_retraining_in_serve() {
     assert_eq!(get("127.0.62.1", p.addr, "/").await.status, 200);
     eventually(Duration::from_secs(3), async || banned_ips(&p).contains(&"203.0.113.66".to_string())).await.unwrap();
 }
+
+/// Issue 13: `aiwaf train --explain IP` says why training would ban an address — each finding
+/// with its file and line — and writes nothing.
+#[test]
+fn train_explain_names_lines_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, site_log("22/Nov/2026")).unwrap();
+    let data = dir.path().join("data");
+    let logarg = log.to_str().unwrap();
+    let (code, out, err) = cli_in(&data, None, &["train", "--log", logarg, "--explain", "203.0.113.66"]);
+    assert_eq!(code, 0, "{err}");
+    let first = out.lines().next().unwrap_or("");
+    assert!(first.starts_with(&format!("{logarg}:3001 ")), "{out}");
+    assert!(first.contains("GET /phpmyadmin/ -> 404") && first.contains("payload"), "{out}");
+    assert!(out.lines().last().unwrap().starts_with("=> training bans 203.0.113.66"), "{out}");
+    assert!(!data.join("model.json").exists(), "explain is a dry run");
+    let (_, out, _) = cli_in(&data, None, &["train", "--log", logarg, "--explain", "198.51.100.7"]);
+    assert!(out.contains("no finding") && out.contains("=> training does not ban 198.51.100.7"), "{out}");
+    let (code, _, err) = cli_in(&data, None, &["train", "--log", logarg, "--explain", "nope"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--explain"), "{err}");
+}
