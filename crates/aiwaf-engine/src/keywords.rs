@@ -57,6 +57,19 @@ fn is_token_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// Whether the match at `start..end` is one word of a prose slug: a path segment of at least
+/// four hyphen-separated words of letters (`parallelization-with-the-shell.html`). Scanners ask
+/// for tool names (`/shell.php`, `/c99-shell/`), not sentences; a site's article URLs are
+/// sentences, and a word in one is not a probe.
+fn in_prose_slug(form: &str, start: usize, end: usize) -> bool {
+    let seg_start = form[..start].rfind('/').map_or(0, |i| i + 1);
+    let seg_end = form[end..].find(['/', '?']).map_or(form.len(), |i| end + i);
+    let seg = &form[seg_start..seg_end];
+    let stem = seg.rsplit_once('.').map_or(seg, |(s, ext)| if ext.len() <= 5 { s } else { seg });
+    let words: Vec<&str> = stem.split('-').collect();
+    words.len() >= 4 && words.iter().all(|w| !w.is_empty() && w.chars().all(|c| c.is_alphabetic()))
+}
+
 fn is_word(k: &str) -> bool {
     k.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
@@ -115,6 +128,7 @@ impl KeywordSet {
                 } else if word.is_none_or(|(s, _)| start < s)
                     && !form[..start].chars().next_back().is_some_and(is_token_char)
                     && !form[end..].chars().next().is_some_and(is_token_char)
+                    && !in_prose_slug(form, start, end)
                 {
                     word = Some((start, i - nf));
                 }
@@ -172,6 +186,20 @@ mod tests {
         assert_eq!(hit(&s, "/repo/.git/config"), Some(".git".into()));
         assert_eq!(hit(&s, "/cgi-bin/shell"), Some("shell".into()));
         assert_eq!(hit(&s, "/xmlrpc"), Some("xmlrpc".into()));
+    }
+
+    /// A site's article slug is a sentence; a keyword in it is not a probe. Tool names,
+    /// short names and fragments still fire.
+    #[test]
+    fn words_in_prose_slugs_are_not_probes() {
+        let s = set(&["backup"], &[]);
+        assert_eq!(hit(&s, "/blog/productivity/parallelization-with-the-shell.html"), None);
+        assert_eq!(hit(&s, "/blog/how-to-restore-a-backup/"), None);
+        assert_eq!(hit(&s, "/shell.php"), Some(".php".into()));
+        assert_eq!(hit(&s, "/cgi-bin/shell"), Some("shell".into()));
+        assert_eq!(hit(&s, "/c99-shell-v2/"), Some("shell".into()));
+        assert_eq!(hit(&s, "/site-backup-2024/"), Some("backup".into()), "digits: a file name, not prose");
+        assert_eq!(hit(&s, "/my-nice-shell-here/.env"), Some(".env".into()), "fragments still fire");
     }
 
     #[test]
