@@ -76,6 +76,9 @@ struct Inner {
     block_page: arc_swap::ArcSwapOption<String>,
     /// Longest pause allowed while the body phase reads a body.
     body_read_timeout_ms: AtomicU64,
+    /// Put [`ClientAddr`] in response extensions (an access log outside the layer wants it; the
+    /// extension map is an allocation per response, so only then).
+    expose_client: std::sync::atomic::AtomicBool,
 }
 
 /// The running WAF: engine, in-memory state, mode and the storage channel. Cheap to clone.
@@ -119,6 +122,7 @@ impl Waf {
                 client_ip_header,
                 block_page: arc_swap::ArcSwapOption::empty(),
                 body_read_timeout_ms: AtomicU64::new(30_000),
+                expose_client: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -147,6 +151,15 @@ impl Waf {
     /// Sets the longest pause allowed while the body phase reads a request body (30 s).
     pub fn set_body_read_timeout(&self, d: std::time::Duration) {
         self.inner.body_read_timeout_ms.store(d.as_millis().clamp(1, u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    /// Puts the client address the WAF decided on ([`ClientAddr`]) in every response's extensions.
+    pub fn set_expose_client(&self, on: bool) {
+        self.inner.expose_client.store(on, Ordering::Relaxed);
+    }
+
+    fn expose_client(&self) -> bool {
+        self.inner.expose_client.load(Ordering::Relaxed)
     }
 
     /// Turns the request log on or off.

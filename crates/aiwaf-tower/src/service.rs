@@ -243,7 +243,9 @@ impl Waf {
                 Err(_) if shared.fail_open => {}
                 Err(_) => {
                     let mut resp = unavailable(&meta.request_id);
-                    resp.extensions_mut().insert(ClientAddr(meta.client));
+                    if self.expose_client() {
+                        resp.extensions_mut().insert(ClientAddr(meta.client));
+                    }
                     return Headers::Answer(resp);
                 }
             }
@@ -258,7 +260,9 @@ impl Waf {
         self.record_verdict(&meta, mode, &inspection.verdict);
         if mode == Mode::Block && !inspection.verdict.is_allow() {
             let mut resp = self.answer(&meta, &inspection.verdict, wants_html, logging);
-            resp.extensions_mut().insert(ClientAddr(meta.client));
+            if self.expose_client() {
+                resp.extensions_mut().insert(ClientAddr(meta.client));
+            }
             return Headers::Answer(resp);
         }
         Headers::Continue(Box::new(Transaction {
@@ -429,11 +433,13 @@ where
                 Headers::Answer(resp) => return Ok(resp.map(Either::Left)),
                 Headers::Continue(tx) => tx,
             };
-            let client = ClientAddr(tx.meta.client);
+            let client = waf.expose_client().then_some(ClientAddr(tx.meta.client));
             let body = match waf.request_body(&mut tx, body).await {
                 Ok(b) => b,
                 Err(mut resp) => {
-                    resp.extensions_mut().insert(client);
+                    if let Some(c) = client {
+                        resp.extensions_mut().insert(c);
+                    }
                     return Ok(resp.map(Either::Left));
                 }
             };
@@ -443,7 +449,9 @@ where
             let mut resp = inner.call(Request::from_parts(parts, body)).await?;
             waf.response(*tx, &resp, is_get);
             resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id);
-            resp.extensions_mut().insert(client);
+            if let Some(c) = client {
+                resp.extensions_mut().insert(c);
+            }
             Ok(resp.map(Either::Right))
         })
     }
