@@ -163,8 +163,12 @@ impl Matcher {
 
     /// A tool name (see [`UNIX_TOOLS_ALONE`]): a command line even with nothing after it.
     fn is_tool(&self, w: &[u8]) -> bool {
-        let lw = w.to_ascii_lowercase();
-        tool_family(&lw) || self.tools.binary_search(&pack_word(&lw)).is_ok()
+        // lower-cased on the stack: this runs for short query values on the request path
+        let mut buf = [0u8; 32];
+        let Some(lw) = buf.get_mut(..w.len()) else { return false };
+        lw.copy_from_slice(w);
+        lw.make_ascii_lowercase();
+        tool_family(lw) || self.tools.binary_search(&pack_word(lw)).is_ok()
     }
 
     /// A command name written with characters the shell drops inside a word (`c$@at`,
