@@ -4,18 +4,12 @@ use aiwaf_payload::{HeadParts, Inspector, PayloadConfig, Report};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-const UA: &[u8] =
-    b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+#[path = "support/cases.rs"]
+mod cases;
 
 fn bench(c: &mut Criterion) {
     let insp = Inspector::new(PayloadConfig::default()).expect("config");
-    let headers: Vec<(&str, &[u8])> = vec![
-        ("Host", b"shop.example"),
-        ("User-Agent", UA),
-        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Cookie", b"JSESSIONID=08C8DCD89400C53A4F6F4C6029663578; _ga=GA1.2.123.456"),
-        ("Referer", b"https://shop.example/tienda1/publico/productos.jsp"),
-    ];
+    let headers = cases::headers();
     c.bench_function("get_no_query", |b| {
         b.iter(|| {
             let mut r = Report::default();
@@ -26,21 +20,21 @@ fn bench(c: &mut Criterion) {
             r
         })
     });
-    let form = b"modo=registro&login=natiuk&password=perjura&nombre=Ahmed&apellidos=Moreno+Undurraga&email=lag%40xavipetit.lu&dni=39499084B&direccion=Plza.+Promesas%2C+123%2C+";
+    let form = cases::CSIC_FORM;
     c.bench_function("csic_like", |b| {
         b.iter(|| {
             let mut r = Report::default();
             insp.inspect_head(
                 black_box(&HeadParts {
                     method: "POST",
-                    path: "/tienda1/publico/anadir.jsp",
-                    query: Some("id=2&nombre=Jam%F3n+Ib%E9rico&precio=85&cantidad=18&B1=A%F1adir+al+carrito"),
+                    path: cases::CSIC_PATH,
+                    query: Some(cases::CSIC_QUERY),
                     headers: &headers,
                 }),
                 &mut r,
             );
             insp.inspect_body(
-                "/tienda1/publico/anadir.jsp",
+                cases::CSIC_PATH,
                 Some("application/x-www-form-urlencoded"),
                 black_box(form),
                 false,
@@ -49,15 +43,7 @@ fn bench(c: &mut Criterion) {
             r
         })
     });
-    let mut json = String::from("{\"order\":{\"id\":\"A-1029\",\"items\":[");
-    for i in 0..12 {
-        json.push_str(&format!(
-            "{{\"sku\":\"SKU-{i:04}\",\"name\":\"Blue cotton shirt size {i}\",\"qty\":{i},\"price\":19.99}},"
-        ));
-    }
-    json.push_str(
-        "{\"sku\":\"END\"}],\"customer\":{\"email\":\"ana@example.com\",\"note\":\"Leave at the door, thanks!\"}}}",
-    );
+    let json = cases::json_1k();
     c.bench_function("json_1k", |b| {
         b.iter(|| {
             let mut r = Report::default();
