@@ -174,6 +174,7 @@ struct ServerSection {
     body_read_timeout: Option<DurationValue>,
     h2_max_concurrent_streams: Option<u32>,
     upgrade_idle_timeout: Option<DurationValue>,
+    upstream_protocol: Option<String>,
     upgrade_max_lifetime: Option<DurationValue>,
     block_page: Option<PathBuf>,
 }
@@ -309,6 +310,9 @@ pub struct ProxySettings {
     pub upgrade_max_lifetime: Duration,
     /// `Strict-Transport-Security` for answers over TLS.
     pub hsts: Option<http::HeaderValue>,
+    /// `server.upstream_protocol`: `http1` (default) or `h2c` (HTTP/2 with prior knowledge:
+    /// gRPC and other HTTP/2-only upstreams).
+    pub upstream_h2c: bool,
 }
 
 /// The resolved configuration.
@@ -421,6 +425,7 @@ impl Default for Config {
                 upgrade_idle_timeout: Duration::from_secs(300),
                 upgrade_max_lifetime: Duration::from_secs(24 * 3600),
                 hsts: None,
+                upstream_h2c: false,
             },
             block_page: None,
             request_logging: false,
@@ -660,6 +665,13 @@ impl Config {
                     || format!("tls.hsts: `{v}` is not a Strict-Transport-Security value like max-age=31536000"),
                 )?;
             self.tls.hsts = Some(hv);
+        }
+        if let Some(v) = &s.upstream_protocol {
+            self.proxy.upstream_h2c = match v.as_str() {
+                "http1" => false,
+                "h2c" => true,
+                _ => bail!("server.upstream_protocol must be \"http1\" or \"h2c\", got {v:?}"),
+            };
         }
         if let Some(v) = &s.upgrade_idle_timeout {
             self.proxy.upgrade_idle_timeout = duration("server.upgrade_idle_timeout", v)?;

@@ -141,6 +141,7 @@ impl ProxyService {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(256)
+            .http2_only(settings.upstream_h2c)
             .build(connector);
         let base_path = upstream.path().trim_end_matches('/').to_string();
         ProxyService {
@@ -191,13 +192,20 @@ impl ProxyService {
         parts.uri = uri;
         // An upgrade (WebSocket) asked for over HTTP/1.1: keep its `Upgrade` header and take the
         // client side of the connection over if the upstream agrees.
-        let upgrade = if parts.version == http::Version::HTTP_11 && wants_upgrade(&parts.headers) {
+        let h2 = self.inner.settings.upstream_h2c;
+        let upgrade = if !h2 && parts.version == http::Version::HTTP_11 && wants_upgrade(&parts.headers) {
             parts.headers.get(header::UPGRADE).cloned().zip(parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         } else {
             None
         };
-        parts.version = http::Version::HTTP_11;
+        parts.version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+        // `TE: trailers` is the one TE an HTTP/2 upstream takes (gRPC needs it)
+        let te_trailers =
+            h2 && parts.headers.get_all(header::TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         strip_hop_by_hop(&mut parts.headers);
+        if te_trailers {
+            parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         if let Some((proto, _)) = &upgrade {
             parts.headers.insert(header::UPGRADE, proto.clone());
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -460,3 +460,64 @@ async fn tls_termination_alpn_and_certificate_reload() {
     assert!(reloaded.is_some(), "the new certificate is served without a restart");
     assert!(tls_connect(p.addr, "site.test", &der1, &[b"http/1.1"]).await.is_err(), "the old one is gone");
 }
+
+/// Issue 16: `server.upstream_protocol = "h2c"` speaks HTTP/2 to the upstream, so an
+/// HTTP/2-only (gRPC-style) upstream works end to end: `TE: trailers` reaches it, its trailers
+/// reach the client, and the WAF still judges every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_upstream_passes_trailers() {
+    use http_body_util::BodyExt;
+    // an HTTP/2-only upstream: echoes the request's protocol and TE, answers with trailers
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let info = format!(
+                        "{:?} te={}",
+                        req.version(),
+                        req.headers().get("te").and_then(|v| v.to_str().ok()).unwrap_or("-")
+                    );
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
+                        vec![Ok(http_body::Frame::data(Bytes::from(info))), Ok(http_body::Frame::trailers(trailers))];
+                    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let p = Proxy::start(
+        &format!("http://{up}"),
+        ProxyOpts { config: Some("[server]\nupstream_protocol = \"h2c\"\n".into()), ..Default::default() },
+    );
+    // the client speaks h2c (prior knowledge) to the proxy, as gRPC clients do
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.9.9:0".parse().unwrap()).unwrap();
+    let tcp = socket.connect(p.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("http://app.test/pkg.Service/Method")
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\x02hi")))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    let body = collected.to_bytes();
+    assert_eq!(&body[..], b"HTTP/2.0 te=trailers", "{:?}", String::from_utf8_lossy(&body));
+    assert_eq!(trailers.and_then(|t| t.get("grpc-status").cloned()).unwrap(), "0");
+    // the WAF judges requests to an h2c upstream like any other
+    let req = http::Request::get("http://app.test/search?q=%27%20union%20select%20password%20from%20users--")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send.send_request(req).await.unwrap().status(), 403);
+}
