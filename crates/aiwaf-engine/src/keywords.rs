@@ -66,8 +66,7 @@ fn in_prose_slug(form: &str, start: usize, end: usize) -> bool {
     let seg_end = form[end..].find(['/', '?']).map_or(form.len(), |i| end + i);
     let seg = &form[seg_start..seg_end];
     let stem = seg.rsplit_once('.').map_or(seg, |(s, ext)| if ext.len() <= 5 { s } else { seg });
-    let words: Vec<&str> = stem.split('-').collect();
-    words.len() >= 4 && words.iter().all(|w| !w.is_empty() && w.chars().all(|c| c.is_alphabetic()))
+    stem.split('-').all(|w| !w.is_empty() && w.chars().all(char::is_alphabetic)) && stem.split('-').count() >= 4
 }
 
 fn is_word(k: &str) -> bool {

@@ -310,30 +310,13 @@ impl Inspector {
         Run { insp: self, path, out, overlay, enabled, detect }
     }
 
-    /// [`Inspector::inspect_head`] with run-time changes applied.
-    pub fn inspect_head_with(&self, req: &HeadParts<'_>, overlay: &Overlay, out: &mut Report) {
-        self.head(req, overlay, out);
-    }
-
-    /// [`Inspector::inspect_body`] with run-time changes applied.
-    pub fn inspect_body_with(
-        &self,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-        truncated: bool,
-        overlay: &Overlay,
-        out: &mut Report,
-    ) {
-        self.body(path, content_type, body, truncated, overlay, out);
-    }
-
     /// Request-line and headers phase: path, query arguments, cookies, selected headers.
     pub fn inspect_head(&self, req: &HeadParts<'_>, out: &mut Report) {
-        self.head(req, &NO_OVERLAY, out);
+        self.inspect_head_with(req, &NO_OVERLAY, out);
     }
 
-    fn head(&self, req: &HeadParts<'_>, overlay: &Overlay, out: &mut Report) {
+    /// [`Inspector::inspect_head`] with run-time changes applied.
+    pub fn inspect_head_with(&self, req: &HeadParts<'_>, overlay: &Overlay, out: &mut Report) {
         if !self.cfg.enabled {
             return;
         }
@@ -434,10 +417,11 @@ impl Inspector {
 
     /// Body phase. `truncated` = the body was longer than what was handed over.
     pub fn inspect_body(&self, path: &str, content_type: Option<&str>, body: &[u8], truncated: bool, out: &mut Report) {
-        self.body(path, content_type, body, truncated, &NO_OVERLAY, out);
+        self.inspect_body_with(path, content_type, body, truncated, &NO_OVERLAY, out);
     }
 
-    fn body(
+    /// [`Inspector::inspect_body`] with run-time changes applied.
+    pub fn inspect_body_with(
         &self,
         path: &str,
         content_type: Option<&str>,

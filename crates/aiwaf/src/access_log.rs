@@ -202,26 +202,17 @@ fn version(v: http::Version) -> &'static str {
     }
 }
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// `01/Dec/2026:06:07:08 +0000` (UTC; `aiwaf train` reads the offset).
+/// `01/Dec/2026:06:07:08 +0000` (UTC; `aiwaf train` reads the offset), from humantime's
+/// RFC 3339 rendering (`2026-12-01T06:07:08Z`).
 fn time_local(ts_ms: u64, out: &mut Vec<u8>) {
     const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = (ts_ms / 1000) as i64;
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    let _ = write!(out, "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000", MON[m as usize - 1], s / 3600, s / 60 % 60, s % 60);
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ts_ms);
+    let r = humantime::format_rfc3339_seconds(t).to_string();
+    let (date, time) = r.trim_end_matches('Z').split_once('T').unwrap_or(("1970-01-01", "00:00:00"));
+    let mut ymd = date.splitn(3, '-');
+    let (y, m, d) = (ymd.next().unwrap_or("1970"), ymd.next().unwrap_or("01"), ymd.next().unwrap_or("01"));
+    let mon = m.parse::<usize>().ok().and_then(|m| MON.get(m.wrapping_sub(1))).unwrap_or(&"Jan");
+    let _ = write!(out, "{d}/{mon}/{y}:{time} +0000");
 }
 
 fn combined(e: &Entry, out: &mut Vec<u8>) {
@@ -464,9 +455,14 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(11_016), (2000, 2, 29));
-        assert_eq!(civil(20_453), (2025, 12, 31));
+        let t = |ms: u64| {
+            let mut v = Vec::new();
+            time_local(ms, &mut v);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(t(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(t(951_782_400_000), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(t(1_767_225_599_999), "31/Dec/2025:23:59:59 +0000");
     }
 
     #[test]

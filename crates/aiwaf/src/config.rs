@@ -111,9 +111,6 @@ pub struct TlsSettings {
     pub certificates: Vec<crate::tls::CertPair>,
     /// `tls.redirect_listen`: a plain-HTTP listener that answers every request with a 308 to https.
     pub redirect_listen: Option<SocketAddr>,
-    /// `tls.hsts`: the `Strict-Transport-Security` value added to answers over TLS (e.g.
-    /// `max-age=31536000`); absent: none.
-    pub hsts: Option<http::HeaderValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,7 +305,8 @@ pub struct ProxySettings {
     pub upgrade_idle_timeout: Duration,
     /// An upgraded connection is closed after this long, busy or not.
     pub upgrade_max_lifetime: Duration,
-    /// `Strict-Transport-Security` for answers over TLS.
+    /// `tls.hsts`: the `Strict-Transport-Security` value added to answers over TLS (e.g.
+    /// `max-age=31536000`); absent: none.
     pub hsts: Option<http::HeaderValue>,
     /// `server.upstream_protocol`: `http1` (default) or `h2c` (HTTP/2 with prior knowledge:
     /// gRPC and other HTTP/2-only upstreams).
@@ -593,7 +591,6 @@ impl Config {
         if let Some(v) = over.threads {
             c.proxy.threads = Some(v);
         }
-        c.proxy.hsts = c.tls.hsts.clone();
         c.validate()?;
         Ok(c)
     }
@@ -664,7 +661,7 @@ impl Config {
                 http::HeaderValue::from_str(v.trim()).ok().filter(|_| v.trim().starts_with("max-age=")).with_context(
                     || format!("tls.hsts: `{v}` is not a Strict-Transport-Security value like max-age=31536000"),
                 )?;
-            self.tls.hsts = Some(hv);
+            self.proxy.hsts = Some(hv);
         }
         if let Some(v) = &s.upstream_protocol {
             self.proxy.upstream_h2c = match v.as_str() {
@@ -984,7 +981,7 @@ impl Config {
         if self.proxy.threads == Some(0) {
             bail!("server.threads / AIWAF_THREADS / --threads must be at least 1");
         }
-        if self.tls.certificates.is_empty() && (self.tls.redirect_listen.is_some() || self.tls.hsts.is_some()) {
+        if self.tls.certificates.is_empty() && (self.tls.redirect_listen.is_some() || self.proxy.hsts.is_some()) {
             bail!("tls.redirect_listen and tls.hsts need certificates: [[tls.certificates]] or --tls-cert/--tls-key");
         }
         if self.write_access_log && self.access_log.is_none() {
