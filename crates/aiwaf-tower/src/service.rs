@@ -129,11 +129,38 @@ struct Transaction {
 }
 
 /// The request-headers phase's outcome.
-enum Headers {
+pub enum Headers {
     /// Answer at once (blocked, or shared state unavailable and failing closed).
     Answer(Response<Full<Bytes>>),
     /// Go on to the body phase and the inner service.
-    Continue(Box<Transaction>),
+    Continue(Pending),
+}
+
+/// A request that passed its headers phase: what the later phases of the same request need.
+/// Adapters that drive the phases themselves (the Python package) hold it between
+/// [`Waf::request_headers`], [`Waf::request_body_bytes`] and [`Waf::response_phase`].
+pub struct Pending(Box<Transaction>);
+
+impl Pending {
+    /// The request id (also sent to the app and on the response).
+    pub fn request_id(&self) -> &HeaderValue {
+        &self.0.meta.request_id
+    }
+
+    /// The client address the WAF decided on.
+    pub fn client(&self) -> IpAddr {
+        self.0.meta.client
+    }
+
+    /// Whether the engine wants the request body inspected.
+    pub fn wants_body(&self) -> bool {
+        self.0.context.wants_body
+    }
+
+    /// The most body bytes the body phase inspects (`payload.max_body_bytes`).
+    pub fn body_limit(&self, waf: &Waf) -> usize {
+        waf.engine().payload_config().map_or(0, |c| c.max_body_bytes)
+    }
 }
 
 impl Waf {
@@ -197,8 +224,9 @@ impl Waf {
         resp
     }
 
-    /// Phase 1: request headers.
-    async fn request_headers(&self, req: &http::request::Parts, peer: IpAddr) -> Headers {
+    /// Phase 1: request headers. `peer` is the TCP peer (the configured client header is
+    /// believed only when it is a trusted proxy).
+    pub async fn request_headers(&self, req: &http::request::Parts, peer: IpAddr) -> Headers {
         let engine = self.engine();
         let mode = self.mode();
         // Two clock reads here and one after the upstream answers serve every measure.
@@ -265,7 +293,7 @@ impl Waf {
             }
             return Headers::Answer(resp);
         }
-        Headers::Continue(Box::new(Transaction {
+        Headers::Continue(Pending(Box::new(Transaction {
             meta,
             mode,
             context: inspection.context,
@@ -273,19 +301,18 @@ impl Waf {
             logging,
             decided,
             content_type,
-        }))
+        })))
     }
 
     /// Phase 2: request body (only when the engine asked for it).
-    async fn request_body<B>(&self, tx: &mut Transaction, body: B) -> Result<RequestBody<B>, Response<Full<Bytes>>>
+    async fn request_body<B>(&self, tx: &mut Pending, body: B) -> Result<RequestBody<B>, Response<Full<Bytes>>>
     where
         B: Body<Data = Bytes> + Unpin,
     {
-        if !tx.context.wants_body {
+        if !tx.wants_body() {
             return Ok(RequestBody::new(body));
         }
-        let engine = self.engine();
-        let limit = engine.payload_config().map_or(0, |c| c.max_body_bytes);
+        let limit = tx.body_limit(self);
         let gap = Duration::from_millis(self.inner.body_read_timeout_ms.load(Ordering::Relaxed));
         let (bytes, truncated, passed) = match buffer_body(body, limit, gap).await {
             Ok(b) => b,
@@ -294,41 +321,54 @@ impl Waf {
                     BodyError::Timeout => (StatusCode::REQUEST_TIMEOUT, "request body read timed out"),
                     BodyError::Broken => (StatusCode::BAD_REQUEST, "request body could not be read"),
                 };
-                return Err(plain_error(status, what, &tx.meta.request_id));
+                return Err(plain_error(status, what, tx.request_id()));
             }
         };
+        match self.request_body_bytes(tx, &bytes[..bytes.len().min(limit)], truncated) {
+            Some(resp) => Err(resp),
+            None => Ok(passed),
+        }
+    }
+
+    /// Phase 2 for adapters that hold the body already: inspects `bytes` (at most
+    /// [`Pending::body_limit`] of them; `truncated` when the body is longer). `Some` is the
+    /// answer to a blocked request.
+    pub fn request_body_bytes(&self, tx: &mut Pending, bytes: &[u8], truncated: bool) -> Option<Response<Full<Bytes>>> {
+        let tx = &mut *tx.0;
+        if !tx.context.wants_body {
+            return None;
+        }
         let path = tx.meta.path_and_query.as_ref().map_or("/", |p| p.path());
-        let verdict = engine.inspect_body(
+        let verdict = self.engine().inspect_body(
             self.state(),
             tx.mode,
             &mut tx.context,
             path,
             tx.content_type.as_deref().filter(|c| !c.is_empty()),
-            &bytes[..bytes.len().min(limit)],
+            bytes,
             truncated,
             now_ms(),
         );
         tx.decided = Instant::now();
         self.record_verdict(&tx.meta, tx.mode, &verdict);
         if tx.mode == Mode::Block && !verdict.is_allow() {
-            return Err(self.answer(&tx.meta, &verdict, tx.wants_html, tx.logging));
+            return Some(self.answer(&tx.meta, &verdict, tx.wants_html, tx.logging));
         }
-        Ok(passed)
+        None
     }
 
-    /// Phase 4 (response headers) and 5 (logging).
-    fn response<B>(&self, tx: Transaction, resp: &Response<B>, is_get: bool)
-    where
-        B: Body,
-    {
+    /// Phase 4 (response headers) and 5 (logging), from the status and headers the app or
+    /// upstream answered with. With shared windows the counting runs in a task of its own, so
+    /// it must be called inside the Tokio runtime then.
+    pub fn response_phase(&self, tx: Pending, status: u16, headers: &HeaderMap) {
+        let tx = *tx.0;
+        let is_get = tx.meta.method == http::Method::GET;
         let engine = self.engine();
         let answered = Instant::now();
         self.inner.counters.observe(Histogram::Upstream, (answered - tx.decided).as_secs_f64());
-        let status = resp.status().as_u16();
         if is_get
             && (200..300).contains(&status)
-            && resp
-                .headers()
+            && headers
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.trim_start().get(..9).is_some_and(|m| m.eq_ignore_ascii_case("text/html")))
@@ -338,7 +378,7 @@ impl Waf {
         let elapsed = answered - tx.meta.started;
         let now = tx.meta.ts + elapsed.as_millis() as u64;
         if tx.logging {
-            let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+            let len = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
             self.emit(tx.meta.log_entry(status, len, false, answered));
         }
         let query = if self.inner.shared.is_some() { engine.response_query(&tx.context, status) } else { None };
@@ -433,7 +473,7 @@ where
                 Headers::Answer(resp) => return Ok(resp.map(Either::Left)),
                 Headers::Continue(tx) => tx,
             };
-            let client = waf.expose_client().then_some(ClientAddr(tx.meta.client));
+            let client = waf.expose_client().then_some(ClientAddr(tx.client()));
             let body = match waf.request_body(&mut tx, body).await {
                 Ok(b) => b,
                 Err(mut resp) => {
@@ -443,11 +483,10 @@ where
                     return Ok(resp.map(Either::Left));
                 }
             };
-            parts.headers.insert(X_AIWAF_REQUEST_ID, tx.meta.request_id.clone());
-            let is_get = parts.method == http::Method::GET;
-            let request_id = tx.meta.request_id.clone();
+            let request_id = tx.request_id().clone();
+            parts.headers.insert(X_AIWAF_REQUEST_ID, request_id.clone());
             let mut resp = inner.call(Request::from_parts(parts, body)).await?;
-            waf.response(*tx, &resp, is_get);
+            waf.response_phase(tx, resp.status().as_u16(), resp.headers());
             resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id);
             if let Some(c) = client {
                 resp.extensions_mut().insert(c);

@@ -176,11 +176,43 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs the proxy until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> Result<()> {
-    let upstream_text =
-        config.upstream.clone().context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
-    let upstream = parse_upstream(&upstream_text)?;
+/// The WAF with its storage and background tasks running: what `aiwaf serve` and the Python
+/// package (one per worker process) put in front of requests.
+pub struct Running {
+    /// The storage.
+    pub store: Store,
+    /// The WAF every adapter drives.
+    pub waf: Waf,
+    /// The storage writer's counters.
+    pub stats: Arc<WriterStats>,
+    writer: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the background tasks, lets the writer drain what is queued (10 s at most) and
+    /// closes the storage. Every other clone of the [`Waf`] must be gone already, or the
+    /// writer waits for it until the deadline.
+    pub async fn stop(self) {
+        let Running { store, waf, stats: _, writer, tasks } = self;
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        drop(waf);
+        // Every sender is gone now: the writer drains the channel and ends.
+        if tokio::time::timeout(Duration::from_secs(10), writer).await.is_err() {
+            tracing::warn!("Storage writer did not finish in time; some records may be lost.");
+        }
+        store.close().await;
+    }
+}
+
+/// Opens the storage, builds the WAF and starts the background tasks (storage writer, lists
+/// reloader, change listener, retention, scheduled retraining).
+pub async fn start(config: &Config) -> Result<Running> {
     let store = Store::connect(config.database_url.as_deref(), &config.data_dir).await?;
     let engine = Engine::new(config.engine.clone(), IpSet::new(config.exempt_ips.iter().copied()))
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -203,7 +235,7 @@ pub async fn run(config: Config) -> Result<()> {
         None => None,
     };
     let waf = Waf::with_shared(engine, config.mode, Some(tx), shared);
-    reload(&store, &waf, &stats, &config).await.context("cannot read the lists from storage")?;
+    reload(&store, &waf, &stats, config).await.context("cannot read the lists from storage")?;
     let known = store.known_paths(config.engine.known_path_capacity).await?;
     waf.state().seed_known_paths(known.iter().map(String::as_str));
     let model_path = config.model_path();
@@ -297,6 +329,19 @@ pub async fn run(config: Config) -> Result<()> {
 
     waf.set_block_page(config.block_page.clone());
     waf.set_body_read_timeout(config.proxy.body_read_timeout);
+    let mut tasks = vec![reloader, janitor];
+    tasks.extend(change_listener);
+    tasks.extend(retrainer);
+    Ok(Running { store, waf, stats, writer, tasks })
+}
+
+/// Runs the proxy until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> Result<()> {
+    let upstream_text =
+        config.upstream.clone().context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
+    let upstream = parse_upstream(&upstream_text)?;
+    let running = start(&config).await?;
+    let (store, waf, stats) = (running.store.clone(), running.waf.clone(), running.stats.clone());
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
@@ -480,8 +525,6 @@ pub async fn run(config: Config) -> Result<()> {
     if tokio::time::timeout(config.proxy.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("Shutdown grace period over; closing remaining connections.");
     }
-    reloader.abort();
-    janitor.abort();
     if let Some(w) = cert_watch {
         w.abort();
     }
@@ -492,23 +535,11 @@ pub async fn run(config: Config) -> Result<()> {
         t.abort();
         let _ = t.await;
     }
-    if let Some(l) = change_listener {
-        l.abort();
-        let _ = l.await;
-    }
-    if let Some(r) = retrainer {
-        r.abort();
-        let _ = r.await;
-    }
-    let _ = reloader.await;
-    let _ = janitor.await;
     drop(service);
     drop(waf);
-    // Every sender is gone now: the writer drains the channel and ends.
-    if tokio::time::timeout(Duration::from_secs(10), writer).await.is_err() {
-        tracing::warn!("Storage writer did not finish in time; some records may be lost.");
-    }
-    store.close().await;
+    drop(store);
+    drop(stats);
+    running.stop().await;
     let _ = writeln!(std::io::stdout(), "aiwaf stopped");
     Ok(())
 }
