@@ -193,6 +193,9 @@ pub struct EngineConfig {
     pub anomaly_min_burst: u32,
     /// Attack sign: static keyword hits at least this (1).
     pub anomaly_min_keyword_hits: u32,
+    /// Detectors switched off: they make no finding (the Django adapter turns on only the
+    /// detectors of the middleware classes a project lists). The blacklist is always enforced.
+    pub detectors_off: Vec<crate::Detector>,
 }
 
 impl Default for EngineConfig {
@@ -242,6 +245,7 @@ impl Default for EngineConfig {
             anomaly_min_404: 3,
             anomaly_min_burst: 30,
             anomaly_min_keyword_hits: 1,
+            detectors_off: Vec::new(),
         }
     }
 }

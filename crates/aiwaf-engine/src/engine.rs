@@ -93,6 +93,8 @@ pub struct Engine {
     asset_extensions: Vec<String>,
     payload: Option<aiwaf_payload::Inspector>,
     login_paths: ExemptPaths,
+    /// `detectors_off` as a bit per detector.
+    detectors_mask: u16,
 }
 
 fn secs(ms: u64) -> f64 {
@@ -125,10 +127,25 @@ impl Engine {
             ExemptPaths::new(builtin.iter().copied().chain(config.exempt_paths.iter().map(String::as_str)));
         let extensions = config.file_extensions.iter().map(|e| e.to_lowercase()).collect();
         let asset_extensions = config.asset_extensions.iter().map(|e| e.to_lowercase()).collect();
-        let payload =
-            if config.payload.enabled { Some(aiwaf_payload::Inspector::new(config.payload.clone())?) } else { None };
+        let detectors_mask =
+            config.detectors_off.iter().filter(|d| **d != Detector::Blacklist).fold(0u16, |m, d| m | (1 << *d as u16));
+        let payload = if config.payload.enabled && !config.detectors_off.contains(&Detector::Payload) {
+            Some(aiwaf_payload::Inspector::new(config.payload.clone())?)
+        } else {
+            None
+        };
         let login_paths = ExemptPaths::new(config.login_paths.iter().map(String::as_str));
-        Ok(Engine { config, trusted, exempt_ips, exempt_paths, extensions, asset_extensions, payload, login_paths })
+        Ok(Engine {
+            config,
+            trusted,
+            exempt_ips,
+            exempt_paths,
+            extensions,
+            asset_extensions,
+            payload,
+            login_paths,
+            detectors_mask,
+        })
     }
 
     /// The settings.
@@ -315,9 +332,18 @@ impl Engine {
                 self.rate(&w, now)
             }
         };
-        let honeypot = self.honeypot(state, &client, req, &context.path, now);
+        let mut rate = rate;
+        if !self.on(Detector::Flood) {
+            rate.ban = None;
+        }
+        if !self.on(Detector::RateLimit) {
+            rate.limited = None;
+        }
+        let honeypot =
+            if self.on(Detector::Honeypot) { self.honeypot(state, &client, req, &context.path, now) } else { None };
         context.slot = Some(client);
-        let keyword = if auto { None } else { self.keyword(state, &lists, &context.path) };
+        let keyword =
+            if auto || !self.on(Detector::Keyword) { None } else { self.keyword(state, &lists, &context.path) };
         let (honeypot_ban, honeypot_signal) = match honeypot {
             Some((f, true)) => (Some(f), None),
             Some((f, false)) => (None, Some(f)),
@@ -359,6 +385,7 @@ impl Engine {
     ) -> Option<Verdict> {
         let c = &self.config;
         if c.login_rate_max == 0
+            || !self.on(Detector::RateLimit)
             || !req.method.eq_ignore_ascii_case("POST")
             || !self.login_paths.matches(&ctx.path.once)
         {
@@ -398,6 +425,11 @@ impl Engine {
             return Some(Verdict { action: Action::RateLimit { retry_after_s }, finding: Some(f), ban: None });
         }
         None
+    }
+
+    /// Whether a detector may make findings (`detectors_off`).
+    fn on(&self, d: Detector) -> bool {
+        self.detectors_mask & (1 << d as u16) == 0
     }
 
     /// Whether the layer should hand the request's headers to the engine (payload inspection on).
@@ -694,7 +726,7 @@ impl Engine {
     /// Findings from the response windows: extension probing, then 404 flood, then UUID tamper.
     fn response_finding(&self, q: &ResponseQuery, w: &ResponseWindows) -> Option<Finding> {
         let c = &self.config;
-        if q.extension && w.extension >= c.extension_threshold {
+        if q.extension && w.extension >= c.extension_threshold && self.on(Detector::ExtensionProbe) {
             return Some(Finding {
                 detector: Detector::ExtensionProbe,
                 reason: format!(
@@ -707,7 +739,7 @@ impl Engine {
                     "window_s": secs(c.window_ms), "paths": w.extension_paths}),
             });
         }
-        if q.not_found && w.not_found >= c.not_found_threshold {
+        if q.not_found && w.not_found >= c.not_found_threshold && self.on(Detector::NotFoundFlood) {
             return Some(Finding {
                 detector: Detector::NotFoundFlood,
                 reason: format!("Excessive 404s ({} within {}s)", w.not_found, secs(c.window_ms)),
@@ -715,7 +747,7 @@ impl Engine {
                     "window_s": secs(c.window_ms), "paths": w.not_found_paths}),
             });
         }
-        if q.uuid_delta.is_some() && w.uuid_score >= c.uuid_threshold {
+        if q.uuid_delta.is_some() && w.uuid_score >= c.uuid_threshold && self.on(Detector::UuidTamper) {
             return Some(Finding {
                 detector: Detector::UuidTamper,
                 reason: format!("UUID tampering (score {} within {}s)", w.uuid_score, secs(c.uuid_window_ms)),
@@ -778,7 +810,7 @@ impl Engine {
         if let Some(m) = model.as_ref().filter(|_| signs) {
             let score = m.score(&features);
             out.score = Some(score);
-            if finding.is_none() {
+            if finding.is_none() && self.on(Detector::Anomaly) {
                 finding = self.anomaly_rule(&mut cs, &ctx.path.once, &features, score, m.threshold(), signs, now);
             }
         }

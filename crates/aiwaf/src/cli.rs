@@ -353,7 +353,7 @@ fn env_lookup(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
-/// Entry point; returns the exit code.
+/// Entry point of the `aiwaf` binary; returns the exit code.
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. }) {
@@ -361,6 +361,30 @@ pub fn main() -> Result<ExitCode> {
         // Unix tool (never the server, which must survive clients that hang up).
         sigpipe::reset();
     }
+    run(cli, &env_lookup)
+}
+
+/// Runs one command line (`args[0]` is the program name) with settings looked up in `env`
+/// instead of the process environment: the Python package's management commands call the
+/// CLI this way, with the project's `AIWAF_*` settings. A usage error is an `Err` carrying
+/// clap's message (`--help` and `--version` print and succeed).
+pub fn run_args<I, T>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => anyhow::bail!("{}", e.render().to_string().trim_end()),
+    };
+    run(cli, env)
+}
+
+fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode> {
     let mut over = Overrides {
         config: cli.global.config.clone(),
         data_dir: cli.global.data_dir.clone(),
@@ -398,9 +422,9 @@ pub fn main() -> Result<ExitCode> {
         over.threads = *threads;
     }
     if let Command::Diagnose = cli.command {
-        return runtime(None)?.block_on(diagnose(&over));
+        return runtime(None)?.block_on(diagnose(&over, env));
     }
-    let config = Config::load(&over, &env_lookup)?;
+    let config = Config::load(&over, env)?;
     check_data_dir(&cli.command, &config)?;
     let rt = runtime(if matches!(cli.command, Command::Serve { .. }) { config.proxy.threads } else { None })?;
     rt.block_on(async move {
@@ -769,7 +793,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
 }
 
 /// `aiwaf diagnose`: a readable report; exit 1 when something is wrong.
-async fn diagnose(over: &Overrides) -> Result<ExitCode> {
+async fn diagnose(over: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode> {
     let mut problems = 0;
     let mut line = |ok: Option<bool>, what: &str, detail: String| {
         let tag = match ok {
@@ -783,7 +807,7 @@ async fn diagnose(over: &Overrides) -> Result<ExitCode> {
         println!("[{tag}] {what}: {detail}");
     };
     println!("aiwaf {} diagnose", env!("CARGO_PKG_VERSION"));
-    let config = match Config::load(over, &env_lookup) {
+    let config = match Config::load(over, env) {
         Ok(c) => {
             let src = c
                 .file

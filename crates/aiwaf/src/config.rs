@@ -87,6 +87,29 @@ struct FileConfig {
     login: LoginSection,
     #[serde(default)]
     tls: TlsSection,
+    #[serde(default)]
+    detectors: DetectorsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectorsSection {
+    /// Detectors switched off (`detectors.off = ["honeypot"]`).
+    off: Option<Vec<String>>,
+}
+
+/// Detector names (`keyword`, `rate_limit`, …, as in events) to detectors.
+fn detectors(key: &str, names: &[String]) -> Result<Vec<aiwaf_engine::Detector>> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.trim().to_ascii_lowercase().replace('-', "_");
+            aiwaf_engine::Detector::ALL.iter().copied().find(|d| d.as_str() == n).with_context(|| {
+                let known: Vec<&str> = aiwaf_engine::Detector::ALL.iter().map(|d| d.as_str()).collect();
+                format!("{key}: unknown detector `{n}` (one of {})", known.join(", "))
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -770,6 +793,9 @@ impl Config {
         if let Some(v) = &f.bans.payload_window {
             e.payload_ban_window_ms = ms(duration("bans.payload_window", v)?);
         }
+        if let Some(off) = &f.detectors.off {
+            e.detectors_off = detectors("detectors.off", off)?;
+        }
         if let Some(p) = f.payload {
             e.payload = p;
         }
@@ -900,6 +926,9 @@ impl Config {
         let e = &mut self.engine;
         if let Some(v) = get("AIWAF_RATE_WINDOW") {
             e.rate_window_ms = ms(parse_duration("AIWAF_RATE_WINDOW", &v)?);
+        }
+        if let Some(v) = get("AIWAF_DETECTORS_OFF") {
+            e.detectors_off = detectors("AIWAF_DETECTORS_OFF", &env_list("AIWAF_DETECTORS_OFF", &v)?)?;
         }
         if let Some(v) = get("AIWAF_RATE_MAX") {
             e.rate_max = num("AIWAF_RATE_MAX", &v)?;
@@ -1098,6 +1127,16 @@ mod tests {
         assert!(err.contains("AIWAF_RATE_MAX"), "{err}");
         let err = format!("{:#}", load_text("[rate_limit]\nmax = 50\n", &no_env).unwrap_err());
         assert!(err.contains("rate_limit.flood"), "{err}");
+    }
+
+    #[test]
+    fn detectors_off() {
+        let c = load_text("[detectors]\noff = [\"honeypot\", \"uuid-tamper\"]\n", &no_env).unwrap();
+        assert_eq!(c.engine.detectors_off, [aiwaf_engine::Detector::Honeypot, aiwaf_engine::Detector::UuidTamper]);
+        let env = |k: &str| (k == "AIWAF_DETECTORS_OFF").then(|| r#"["payload"]"#.to_string());
+        assert_eq!(load_text("", &env).unwrap().engine.detectors_off, [aiwaf_engine::Detector::Payload]);
+        let err = format!("{:#}", load_text("[detectors]\noff = [\"magic\"]\n", &no_env).unwrap_err());
+        assert!(err.contains("detectors.off") && err.contains("magic") && err.contains("honeypot"), "{err}");
     }
 
     #[test]

@@ -602,3 +602,41 @@ fn login_pages_have_their_own_rate_limit() {
         assert!(i.verdict.is_allow());
     }
 }
+
+/// `detectors_off`: a switched-off detector makes no finding (the Django adapter turns on only
+/// the detectors of the middleware classes listed); the others and the blacklist still work.
+#[test]
+fn switched_off_detectors_make_no_finding() {
+    let (e, s) = engine(|c| {
+        c.detectors_off = vec![Detector::Keyword, Detector::RateLimit, Detector::NotFoundFlood, Detector::Payload]
+    });
+    // no keyword (or payload) block on /.env, and 40 requests within the window: no 429 ...
+    for n in 0..40u64 {
+        let i = e.inspect(&s, Mode::Block, &get("10.0.0.1", "/.env"), T0 + n);
+        assert!(i.verdict.is_allow(), "request {n}: {:?}", i.verdict);
+        // ... nor a 404-flood ban
+        assert!(e.observe(&s, Mode::Block, &i.context, 404, 0.01, T0 + n).ban.is_none());
+    }
+    // ... but the flood (a detector still on) bans the 41st, and the ban is enforced
+    let i = e.inspect(&s, Mode::Block, &get("10.0.0.1", "/"), T0 + 41);
+    assert_eq!(detector(&i), Some(Detector::Flood));
+    assert!(i.verdict.ban.is_some());
+    let i = e.inspect(&s, Mode::Block, &get("10.0.0.1", "/"), T0 + 42);
+    assert_eq!(detector(&i), Some(Detector::Blacklist));
+    // payload off: no inspector at all
+    let (e, _) = engine(|c| c.detectors_off = vec![Detector::Payload]);
+    assert!(e.payload_config().is_none() && !e.wants_headers());
+    // the blacklist cannot be switched off
+    let (e, s) = engine(|c| c.detectors_off = vec![Detector::Blacklist, Detector::Keyword]);
+    s.add_pending_ban(
+        ip("10.0.0.2"),
+        crate::state::BanState {
+            created_at: T0,
+            expires_at: None,
+            offences: 1,
+            reason: "t".into(),
+            detector: "manual".into(),
+        },
+    );
+    assert_eq!(detector(&e.inspect(&s, Mode::Block, &get("10.0.0.2", "/"), T0)), Some(Detector::Blacklist));
+}
