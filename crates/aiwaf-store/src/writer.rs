@@ -42,6 +42,8 @@ pub struct WriterStats {
     pub queued: AtomicU64,
     /// Whether the last write failed.
     pub failing: AtomicBool,
+    /// Whether a batch is being written now (taken from the channel, not yet in storage).
+    pub writing: AtomicBool,
 }
 
 struct Queue {
@@ -140,8 +142,10 @@ pub fn spawn_with_audit(
         let mut backoff = Duration::from_millis(50);
         loop {
             if q.len() == 0 {
+                stats.writing.store(false, Ordering::SeqCst);
                 match rx.recv().await {
                     Some(r) => {
+                        stats.writing.store(true, Ordering::SeqCst);
                         audit_write(&mut audit, &r);
                         q.push(r, &stats)
                     }
@@ -215,5 +219,6 @@ pub fn spawn_with_audit(
             }
         }
         stats.queued.store(0, Ordering::Relaxed);
+        stats.writing.store(false, Ordering::SeqCst);
     })
 }

@@ -182,6 +182,11 @@ impl Waf {
         &self.inner.counters
     }
 
+    /// Records handed to storage and not yet taken by its writer.
+    pub fn queued_records(&self) -> usize {
+        self.inner.sink.as_ref().map_or(0, |s| s.max_capacity() - s.capacity())
+    }
+
     /// Records dropped because storage could not keep up.
     pub fn dropped_records(&self) -> u64 {
         self.inner.counters.get(Counter::DroppedRecords)

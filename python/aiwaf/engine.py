@@ -1,0 +1,177 @@
+"""What every adapter shares: settings as the Rust core reads them, request parts from WSGI
+environ dicts, and the bodies of block answers.
+
+The adapters (Django, WSGI, ASGI) only translate: the Rust core (``aiwaf._core.Core``, the same
+engine and phases as ``aiwaf serve``) decides.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import PurePath
+from urllib.parse import quote
+
+from aiwaf import _core
+
+#: What a blocked request gets: the seed's JSON bodies (``{"error": "blocked"}`` 403,
+#: ``{"error": "too_many_requests"}`` 429), or aiwaf's own answer (a small page for browsers,
+#: JSON with the request id for others).
+BLOCK_RESPONSES = ("json", "page", "permission_denied")
+
+# Characters a request path keeps as they are when a decoded path is quoted again.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def setting_text(name: str, value: object) -> str | None:
+    """One setting as the core reads it (the text an environment variable would hold)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (str, PurePath)):
+        return str(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = []
+        for item in value:
+            if not isinstance(item, (str, int, float, PurePath)) or isinstance(item, bool):
+                raise ValueError(f"{name}: list items must be text, not {type(item).__name__}")
+            items.append(str(item))
+        return json.dumps(items)
+    raise ValueError(f"{name}: expected text, a number, a boolean or a list, not {type(value).__name__}")
+
+
+def settings_text(values: Mapping[str, object]) -> dict[str, str]:
+    """The ``AIWAF_*`` entries of ``values`` as text; ``ValueError`` names a bad one."""
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if not name.startswith("AIWAF_"):
+            continue
+        text = setting_text(name, value)
+        if text is not None:
+            out[name] = text
+    return out
+
+
+def environment_settings() -> dict[str, str]:
+    """``AIWAF_*`` variables of the process environment (the WSGI/ASGI default)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AIWAF_")}
+
+
+class Engine:
+    """A started-on-demand Rust core for one configuration; its records are flushed at exit."""
+
+    def __init__(self, settings: Mapping[str, str]):
+        self.settings = dict(settings)
+        self.core = _core.Core(self.settings)
+        atexit.register(self.core.flush)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Waits until this process's records (bans, events, request log) are stored."""
+        return self.core.flush(timeout)
+
+
+def wsgi_target(environ: Mapping[str, object]) -> str:
+    """The request target as the client sent it: the server's raw URI when it gives one
+    (gunicorn ``RAW_URI``, uWSGI ``REQUEST_URI``), else the decoded path quoted again."""
+    for key in ("RAW_URI", "REQUEST_URI"):
+        raw = environ.get(key)
+        if isinstance(raw, str) and raw.startswith("/"):
+            return raw
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")) or "/"
+    # PEP 3333: the path is bytes decoded as latin-1
+    target = quote(path.encode("latin-1", "replace"), safe=_PATH_SAFE)
+    query = environ.get("QUERY_STRING")
+    if query:
+        target += "?" + str(query)
+    return target
+
+
+def wsgi_headers(environ: Mapping[str, object]) -> list[tuple[str, bytes]]:
+    """Request headers from a WSGI environ, as (name, raw value bytes)."""
+    out: list[tuple[str, bytes]] = []
+    for key, value in environ.items():
+        if not isinstance(value, str):
+            continue
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if not value:
+                continue
+            name = key.replace("_", "-").lower()
+        else:
+            continue
+        out.append((name, value.encode("latin-1", "replace")))
+    return out
+
+
+def answer_parts(answer: _core.Answer, style: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of a block answer in the configured style."""
+    if style == "page":
+        return answer.status, list(answer.headers), answer.body
+    kept = [(n, v) for n, v in answer.headers if n.lower() in ("x-aiwaf-request-id", "retry-after", "cache-control")]
+    if answer.status == 429:
+        body = {"error": "too_many_requests"}
+    elif answer.status == 403:
+        body = {"error": "blocked"}
+    elif answer.status == 503:
+        body = {"error": "unavailable"}
+    else:
+        body = {"error": "bad_request"}
+    kept.append(("Content-Type", "application/json"))
+    return answer.status, kept, json.dumps(body).encode()
+
+
+class PrefixedStream:
+    """A body stream that gives back the bytes already read for inspection, then the rest."""
+
+    def __init__(self, prefix: bytes, rest):
+        self._prefix = prefix
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            data, self._prefix = self._prefix, b""
+            return data + (self._rest.read() if self._rest is not None else b"")
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            if len(data) < size and self._rest is not None:
+                data += self._rest.read(size - len(data))
+            return data
+        return self._rest.read(size) if self._rest is not None else b""
+
+    def readline(self, size: int = -1) -> bytes:
+        if self._prefix:
+            cut = self._prefix.find(b"\n")
+            end = len(self._prefix) if cut < 0 else cut + 1
+            if size is not None and size >= 0:
+                end = min(end, size)
+            data, self._prefix = self._prefix[:end], self._prefix[end:]
+            if not data.endswith(b"\n") and self._rest is not None and (size is None or size < 0 or len(data) < size):
+                more = size - len(data) if size is not None and size >= 0 else -1
+                data += self._rest.readline(more)
+            return data
+        return self._rest.readline(size) if self._rest is not None else b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterable[bytes]:
+        return iter(self.readline, b"")
+
+
+def read_prefix(stream, length: int | None, limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of a body stream (fewer when the length is known)."""
+    want = limit + 1 if length is None else min(length, limit + 1)
+    chunks, got = [], 0
+    while got < want:
+        data = stream.read(want - got)
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
