@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils.html import format_html
 
 from aiwaf import conf
 from aiwaf.models import BlacklistEntry, BlockEvent, DynamicKeyword, IPExemption, RequestLog
 
 
-def _cli(request, args: list[str]) -> bool:
+def _cli(request, args: list[str]) -> None:
+    """Runs the change once the admin's own transaction has committed: the store writes through
+    a connection of its own, which must not interleave with a transaction of Django's (SQLite
+    would refuse Django's next write)."""
+    transaction.on_commit(lambda: _run(request, args))
+
+
+def _run(request, args: list[str]) -> bool:
     try:
         code = conf.run_cli(args)
     except Exception as e:  # noqa: BLE001 - shown to the operator, never a 500

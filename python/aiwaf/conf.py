@@ -134,11 +134,12 @@ def engine() -> Engine:
 
 
 def reset() -> None:
-    """Forgets the engine (tests that change settings); its records are flushed first."""
+    """Stops the engine (tests that change settings): its records are written, its database
+    connections closed; the next middleware builds a new one."""
     global _engine
     with _lock:
         if _engine is not None:
-            _engine.flush()
+            _engine.core.close()
         _engine = None
 
 

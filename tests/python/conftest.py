@@ -18,6 +18,13 @@ def ip():
     return make
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _close_engines_before_the_test_database_goes(django_db_setup):
+    """Engines hold connections to the test database: closed before it is dropped."""
+    yield
+    conf.reset()
+
+
 @pytest.fixture
 def engine_for():
     """Rebuilds the engine after a settings change (and again after the test)."""

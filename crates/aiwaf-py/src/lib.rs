@@ -96,12 +96,15 @@ struct Transaction {
 struct Live {
     pid: u32,
     rt: tokio::runtime::Runtime,
-    running: Running,
+    waf: Waf,
+    stats: Arc<aiwaf_store::writer::WriterStats>,
+    /// Storage and background tasks, taken by `close`.
+    running: std::sync::Mutex<Option<Running>>,
 }
 
 impl Live {
     fn waf(&self) -> &Waf {
-        &self.running.waf
+        &self.waf
     }
 }
 
@@ -186,7 +189,13 @@ impl Core {
         let running = rt
             .block_on(aiwaf::serve::start(&self.config))
             .map_err(|e| PyRuntimeError::new_err(format!("aiwaf cannot start: {e:#}")))?;
-        let live = Arc::new(Live { pid, rt, running });
+        let live = Arc::new(Live {
+            pid,
+            rt,
+            waf: running.waf.clone(),
+            stats: running.stats.clone(),
+            running: std::sync::Mutex::new(Some(running)),
+        });
         self.live.store(Some(live.clone()));
         Ok(live)
     }
@@ -316,7 +325,7 @@ impl Core {
         }
         py.detach(move || {
             let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 600.0));
-            let stats = &live.running.stats;
+            let stats = &live.stats;
             // nothing in the channel, nothing queued after a failure, no batch being written
             let idle = || {
                 live.waf().queued_records() == 0
@@ -335,6 +344,24 @@ impl Core {
             }
             idle()
         })
+    }
+
+    /// Stops this process's background tasks and closes its database connections, after
+    /// writing what is queued (at most `timeout` seconds). The next request starts them again.
+    #[pyo3(signature = (timeout = 5.0))]
+    fn close(&self, py: Python<'_>, timeout: f64) {
+        self.flush(py, timeout);
+        let Some(live) = self.live.swap(None) else { return };
+        if live.pid != std::process::id() {
+            std::mem::forget(live);
+            return;
+        }
+        py.detach(move || {
+            let running = live.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(running) = running {
+                live.rt.block_on(running.abort());
+            }
+        });
     }
 
     /// Counters of this process: requests, blocked, rate limited, bans, dropped records.

@@ -210,6 +210,24 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Stops everything now without waiting for the writer to drain (flush first when records
+    /// matter) and closes the storage: for an embedder whose [`Waf`] clones outlive it.
+    pub async fn abort(self) {
+        let Running { store, waf, stats: _, writer, tasks } = self;
+        drop(waf);
+        writer.abort();
+        for t in tasks.iter().chain(std::iter::once(&writer)) {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = writer.await;
+        store.close().await;
+    }
+}
+
 /// Opens the storage, builds the WAF and starts the background tasks (storage writer, lists
 /// reloader, change listener, retention, scheduled retraining).
 pub async fn start(config: &Config) -> Result<Running> {

@@ -27,6 +27,9 @@ def unmanaged(name, table, fields, ordering):
 
 class Migration(migrations.Migration):
     initial = True
+    # the store migrates through its own connection: no Django transaction may hold the
+    # database meanwhile (SQLite would make it wait for the lock)
+    atomic = False
     dependencies = []
 
     operations = [

@@ -72,6 +72,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / "db.sqlite3",
+            # aiwaf's store writes to this database from its own connection: Django's write
+            # transactions take the write lock when they begin, and wait for it
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
             # a file, not memory: the Rust store opens the same database
             "TEST": {"NAME": str(BASE_DIR / "test-db.sqlite3")},
         }
