@@ -10,6 +10,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     maturin==1.16.0 Django==5.2.19 pytest==8.4.2 pytest-django==4.14.0 gunicorn==23.0.0 \
+    Flask==3.1.2 fastapi==0.118.0 starlette==0.48.0 httpx==0.28.1 \
     "psycopg[binary]==3.2.10"
 # the dev profile shares the workspace's target dir with `cargo test`
 VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" "$venv/bin/maturin" develop --quiet

@@ -149,11 +149,16 @@ fn target_uri(target: &str) -> Uri {
     s.parse().unwrap_or_else(|_| Uri::from_static("/"))
 }
 
-/// Polls a future once and, if it is not done (a wait on Redis), blocks on it in the runtime.
+/// Polls a future once (in the runtime's context: the Redis client needs its reactor) and, if
+/// it is not done (a wait on Redis), blocks on it in the runtime.
 fn run_now<F: std::future::Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
     let mut fut = Box::pin(fut);
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
+    let first = {
+        let _in_runtime = rt.enter();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        fut.as_mut().poll(&mut cx)
+    };
+    match first {
         Poll::Ready(v) => v,
         Poll::Pending => rt.block_on(fut),
     }

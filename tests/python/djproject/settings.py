@@ -29,6 +29,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "shop.middleware.worker_pid",
     "aiwaf.middleware.AIWAFMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,3 +86,5 @@ AIWAF_ACCESS_LOG = str(BASE_DIR / "access.log")
 AIWAF_EXEMPT_PATHS = ["/health/"]
 AIWAF_RATE_MAX = 20
 AIWAF_RATE_FLOOD = 40
+# several workers share rate windows through Redis when set (the gunicorn test sets it)
+AIWAF_REDIS_URL = os.environ.get("AIWAF_TEST_SHARED_REDIS") or None

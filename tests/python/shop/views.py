@@ -51,6 +51,13 @@ def health(request):
     return HttpResponse("ok")
 
 
+def slow(request):
+    import time
+
+    time.sleep(0.4)
+    return HttpResponse("slow")
+
+
 @aiwaf_exempt
 def open_fbv(request):
     return HttpResponse("open")
