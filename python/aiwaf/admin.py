@@ -36,6 +36,14 @@ def _run(request, args: list[str]) -> bool:
     return True
 
 
+class DeletesOneByOne:
+    """Bulk deletion as single deletions (each through the CLI's code)."""
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 class BanForm(forms.ModelForm):
     ttl = forms.CharField(required=False, help_text="Ban length, e.g. 30m or 24h; empty: permanent")
 
@@ -45,7 +53,7 @@ class BanForm(forms.ModelForm):
 
 
 @admin.register(BlacklistEntry)
-class BlacklistEntryAdmin(admin.ModelAdmin):
+class BlacklistEntryAdmin(DeletesOneByOne, admin.ModelAdmin):
     form = BanForm
     list_display = ["ip_address", "reason", "detector", "created_at", "expires_at", "offences"]
     list_filter = ["detector"]
@@ -66,13 +74,9 @@ class BlacklistEntryAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         _cli(request, ["blacklist", "remove", obj.ip_address])
 
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
-
 
 @admin.register(IPExemption)
-class IPExemptionAdmin(admin.ModelAdmin):
+class IPExemptionAdmin(DeletesOneByOne, admin.ModelAdmin):
     list_display = ["ip_address", "reason", "created_at"]
     search_fields = ["ip_address", "reason"]
     fields = ["ip_address", "reason"]
@@ -86,13 +90,9 @@ class IPExemptionAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         _cli(request, ["exempt", "remove", obj.ip_address])
 
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
-
 
 @admin.register(DynamicKeyword)
-class DynamicKeywordAdmin(admin.ModelAdmin):
+class DynamicKeywordAdmin(DeletesOneByOne, admin.ModelAdmin):
     list_display = ["keyword", "count", "last_updated"]
     search_fields = ["keyword"]
 
@@ -104,10 +104,6 @@ class DynamicKeywordAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         _cli(request, ["keywords", "remove", obj.keyword])
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aiwaf.engine import Engine, answer_parts, environment_settings, settings_text
+from aiwaf.engine import adapter_engine, answer_parts
 
 
 def _target(scope) -> str:
@@ -27,12 +27,9 @@ class AiwafMiddleware:
     """Wraps an ASGI application."""
 
     def __init__(self, app, settings: Mapping[str, object] | None = None, block_response: str = "page"):
-        if block_response not in ("json", "page"):
-            raise ValueError(f"block_response: {block_response!r} is not one of json, page")
+        self.engine = adapter_engine(settings, block_response)
         self.app = app
         self.style = block_response
-        text = environment_settings() if settings is None else settings_text(settings)
-        self.engine = Engine(text)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):

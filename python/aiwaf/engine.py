@@ -75,6 +75,14 @@ class Engine:
         return self.core.flush(timeout)
 
 
+def adapter_engine(settings: Mapping[str, object] | None, block_response: str) -> Engine:
+    """The engine of a WSGI/ASGI middleware: ``settings`` (``AIWAF_*`` names), else the process
+    environment; ``block_response`` is ``json`` (the seed's bodies) or ``page`` (aiwaf's)."""
+    if block_response not in ("json", "page"):
+        raise ValueError(f"block_response: {block_response!r} is not one of json, page")
+    return Engine(environment_settings() if settings is None else settings_text(settings))
+
+
 def wsgi_target(environ: Mapping[str, object]) -> str:
     """The request target as the client sent it: the server's raw URI when it gives one
     (gunicorn ``RAW_URI``, uWSGI ``REQUEST_URI``), else the decoded path quoted again."""

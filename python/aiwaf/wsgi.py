@@ -13,16 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from aiwaf.engine import (
-    Engine,
-    PrefixedStream,
-    answer_parts,
-    environment_settings,
-    read_prefix,
-    settings_text,
-    wsgi_headers,
-    wsgi_target,
-)
+from aiwaf.engine import PrefixedStream, adapter_engine, answer_parts, read_prefix, wsgi_headers, wsgi_target
 
 _REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 429: "Too Many Requests", 503: "Service Unavailable"}
 
@@ -31,12 +22,9 @@ class AiwafMiddleware:
     """Wraps a WSGI application."""
 
     def __init__(self, app: Callable, settings: Mapping[str, object] | None = None, block_response: str = "page"):
-        if block_response not in ("json", "page"):
-            raise ValueError(f"block_response: {block_response!r} is not one of json, page")
+        self.engine = adapter_engine(settings, block_response)
         self.app = app
         self.style = block_response
-        text = environment_settings() if settings is None else settings_text(settings)
-        self.engine = Engine(text)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         core = self.engine.core
