@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # aiwaf in Rust against the seed it replaces, aiwaf 0.1.9.1.6 (Django middleware), side by side:
-#   1. throughput: Django alone, Django + aiwaf middleware, Django behind `aiwaf serve`;
+#   1. throughput: Django alone, Django + the seed's middleware, Django + this repository's Python
+#      package (the same middleware names, the Rust engine in-process), Django behind `aiwaf serve`;
 #   2. training: `aiwaf train` vs `manage.py detect_and_train` on the same generated traffic
 #      (the seed needs its `response-time=` suffix, which `aiwaf train` also reads).
-# Installs aiwaf==0.1.9.1.6, Django and gunicorn from PyPI into a cached venv.
+# Installs aiwaf==0.1.9.1.6, Django and gunicorn from PyPI into a cached venv, and this
+# repository's package (`pip install .`, a release build) with the same Django into another
+# (both are imported as `aiwaf`).
 #   bench/seed/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,6 +19,10 @@ if [ ! -x "$venv/bin/gunicorn" ] || ! "$venv/bin/python" -c 'import aiwaf' 2>/de
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "aiwaf==0.1.9.1.6" "Django>=4.2,<5.2" gunicorn
 fi
+rsvenv=$cache/rs-venv
+[ -x "$rsvenv/bin/gunicorn" ] || { python3 -m venv "$rsvenv" && "$rsvenv/bin/pip" install -q "Django>=4.2,<5.2" gunicorn; }
+echo "building this repository's Python package (release) into $rsvenv ..." >&2
+"$rsvenv/bin/pip" install -q --force-reinstall --no-deps .
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 cargo build --release -q -p aiwaf -p aiwaf-bench
 work=$(mktemp -d)
@@ -26,18 +33,24 @@ cp -r bench/seed/site "$work/site"
 export SITE_DB=$work/site/db.sqlite3
 export DJANGO_SETTINGS_MODULE=site_proj.settings
 (cd "$work/site" && WITH_AIWAF=1 "$venv/bin/python" manage.py makemigrations aiwaf -v 0 2>/dev/null; WITH_AIWAF=1 "$venv/bin/python" manage.py migrate -v 0) >/dev/null 2>&1
+# this package: its own database (the store's tables), created by `migrate` as its README says
+rs_env=(WITH_AIWAF=1 SITE_DB="$work/site/rs.sqlite3" AIWAF_RATE_MAX=1000000 AIWAF_RATE_FLOOD=2000000 AIWAF_TRUSTED_PROXIES=127.0.0.1/32)
+(cd "$work/site" && env "${rs_env[@]}" "$rsvenv/bin/python" manage.py migrate -v 0) >/dev/null
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-p_plain=$(freeport); p_seed=$(freeport)
+p_plain=$(freeport); p_seed=$(freeport); p_rs=$(freeport)
 (cd "$work/site" && WITH_AIWAF=0 exec "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_plain" --log-level warning --no-control-socket site_proj.wsgi:application) &
 pids+=($!)
 # The seed with limits raised so the benchmark measures its allow path, not its 429s.
 (cd "$work/site" && WITH_AIWAF=1 AIWAF_RATE_MAX=1000000 AIWAF_RATE_FLOOD=2000000 exec "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_seed" --log-level warning --no-control-socket site_proj.wsgi:application) &
 pids+=($!)
+(cd "$work/site" && env "${rs_env[@]}" AIWAF_DATA_DIR="$work/rs-data" exec "$rsvenv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_rs" --log-level warning --no-control-socket site_proj.wsgi:application) &
+pids+=($!)
 printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' >"$work/aiwaf.toml"
 AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$p_plain" --data-dir "$work/data" --config "$work/aiwaf.toml" >"$work/aiwaf.out" &
 pids+=($!)
 for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$p_plain/" && curl -s -o /dev/null "http://127.0.0.1:$p_seed/" && grep -q listening "$work/aiwaf.out" && break
+  curl -s -o /dev/null "http://127.0.0.1:$p_plain/" && curl -s -o /dev/null "http://127.0.0.1:$p_seed/" \
+    && curl -s -o /dev/null "http://127.0.0.1:$p_rs/" && grep -q listening "$work/aiwaf.out" && break
   sleep 0.2
 done
 front=$(grep -o 'http://[0-9.:]*' "$work/aiwaf.out" | head -1)
@@ -57,6 +70,7 @@ printf '%-28s %5s %10s %10s %10s %8s\n' target conns req/s p50 p99 non2xx
 for c in 16 64; do
   run "django" "http://127.0.0.1:$p_plain" "$c"
   run "django + aiwaf 0.1.9.1.6" "http://127.0.0.1:$p_seed" "$c"
+  run "django + aiwaf-rs" "http://127.0.0.1:$p_rs" "$c"
   run "aiwaf serve -> django" "$front" "$c"
 done
 echo "training (same traffic; seed format with response-time=):"

@@ -79,9 +79,70 @@ def _database_url(values: dict[str, object]) -> str | None:
     return None
 
 
+_SENSITIVITY_TOP_N = {"low": 5, "medium": 10, "high": 20}
+
+
+def legacy_settings(values: dict[str, object]) -> dict[str, object]:
+    """Later aiwaf versions' ``AIWAF_SETTINGS`` dict, mapped onto the flat names where those are
+    not set (as aiwaf 0.1.9.6 did), and its switches ``AIWAF_DISABLE_AI`` /
+    ``AIWAF_ENABLE_KEYWORD_LEARNING``. Returns the extra detectors to switch off too."""
+    legacy = values.get("AIWAF_SETTINGS") or {}
+    if not isinstance(legacy, dict):
+        raise ImproperlyConfigured("AIWAF_SETTINGS: expected a dict")
+
+    def fill(name, value):
+        if name not in values and value is not None:
+            values[name] = value
+
+    def section(name):
+        v = legacy.get(name) or {}
+        if not isinstance(v, dict):
+            raise ImproperlyConfigured(f"AIWAF_SETTINGS[{name!r}]: expected a dict")
+        return v
+
+    rate = section("RATE_LIMITING")
+    if rate.get("REQUESTS_PER_MINUTE") is not None:
+        fill("AIWAF_RATE_WINDOW", 60)
+        fill("AIWAF_RATE_MAX", rate["REQUESTS_PER_MINUTE"])
+    fill("AIWAF_RATE_FLOOD", rate.get("BURST_THRESHOLD"))
+    exemptions = section("EXEMPTIONS")
+    fill("AIWAF_EXEMPT_PATHS", exemptions.get("PATHS"))
+    ips = list(exemptions.get("IPS") or []) + list(section("IP_BLOCKING").get("WHITELIST") or [])
+    fill("AIWAF_EXEMPT_IPS", ips or None)
+    if legacy.get("TRAINING_MODE") is False:
+        fill("AIWAF_DISABLE_AI", True)
+    if section("KEYWORD_DETECTION").get("ENABLED") is False:
+        fill("AIWAF_ENABLE_KEYWORD_LEARNING", False)
+    level = legacy.get("SENSITIVITY_LEVEL")
+    if level is not None:
+        if level not in _SENSITIVITY_TOP_N:
+            raise ImproperlyConfigured(f"AIWAF_SETTINGS['SENSITIVITY_LEVEL']: {level!r} is not low, medium or high")
+        fill("AIWAF_DYNAMIC_TOP_N", _SENSITIVITY_TOP_N[level])
+    custom = legacy.get("CUSTOM_PATTERNS")
+    if custom:
+        base = values.get("AIWAF_MALICIOUS_KEYWORDS")
+        if base is None:
+            from aiwaf import _core
+
+            base = _core.default_keywords()
+        values["AIWAF_MALICIOUS_KEYWORDS"] = list(base) + [p for p in custom if p not in base]
+    logging = section("LOGGING")
+    fill("AIWAF_MIDDLEWARE_LOGGING", logging.get("ENABLED"))
+    values.pop("AIWAF_SETTINGS", None)
+    off = set()
+    if values.pop("AIWAF_DISABLE_AI", False):
+        off.add("anomaly")
+    if values.pop("AIWAF_ENABLE_KEYWORD_LEARNING", True) is False:
+        values["AIWAF_DYNAMIC_TOP_N"] = 0
+    if values.pop("AIWAF_ENABLE_IP_BLOCKING", True) is False:
+        warnings.warn("aiwaf: AIWAF_ENABLE_IP_BLOCKING = False is ignored: bans are always enforced", stacklevel=2)
+    return off
+
+
 def core_settings() -> dict[str, str]:
     """The settings handed to the Rust core; ``ImproperlyConfigured`` names a bad one."""
     values = {k: getattr(django_settings, k) for k in dir(django_settings) if k.startswith("AIWAF_")}
+    legacy_off = legacy_settings(values)
     style = values.get("AIWAF_BLOCK_RESPONSE", "json")
     if style not in BLOCK_RESPONSES:
         raise ImproperlyConfigured(f"AIWAF_BLOCK_RESPONSE: {style!r} is not one of {', '.join(BLOCK_RESPONSES)}")
@@ -96,7 +157,7 @@ def core_settings() -> dict[str, str]:
         url = _database_url(values)
         if url:
             text["AIWAF_DATABASE_URL"] = url
-    off = set(detectors_off())
+    off = set(detectors_off()) | legacy_off
     if "AIWAF_DETECTORS_OFF" in values:
         extra = values["AIWAF_DETECTORS_OFF"]
         off |= {extra} if isinstance(extra, str) else set(extra or ())

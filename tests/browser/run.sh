@@ -29,11 +29,11 @@ wait_addr() { # FILE PATTERN
   done
   echo "did not start: $1" >&2; cat "$1" >&2; exit 1
 }
-"$root/target/debug/bench-upstream" 127.0.0.1:0 >"$work/up.out" 2>&1 &
+"${CARGO_TARGET_DIR:-$root/target}/debug/bench-upstream" 127.0.0.1:0 >"$work/up.out" 2>&1 &
 pids+=($!)
 up=$(wait_addr "$work/up.out" listening)
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-AIWAF_ADMIN_TOKEN=$token AIWAF_LOG=warn "$root/target/debug/aiwaf" serve --listen 127.0.0.1:0 --upstream "$up" \
+AIWAF_ADMIN_TOKEN=$token AIWAF_LOG=warn "${CARGO_TARGET_DIR:-$root/target}/debug/aiwaf" serve --listen 127.0.0.1:0 --upstream "$up" \
   --data-dir "$work/data" --admin-listen 127.0.0.1:0 >"$work/aiwaf.out" 2>&1 &
 pids+=($!)
 proxy=$(wait_addr "$work/aiwaf.out" "listening on")
@@ -50,7 +50,7 @@ sleep 0.5
 node "$here/site-app.mjs" >"$work/site.out" 2>&1 &
 pids+=($!)
 site=$(wait_addr "$work/site.out" "site listening")
-AIWAF_LOG=warn "$root/target/debug/aiwaf" serve --listen 127.0.0.1:0 --upstream "$site" \
+AIWAF_LOG=warn "${CARGO_TARGET_DIR:-$root/target}/debug/aiwaf" serve --listen 127.0.0.1:0 --upstream "$site" \
   --data-dir "$work/site-data" >"$work/aiwaf-site.out" 2>&1 &
 pids+=($!)
 site_proxy=$(wait_addr "$work/aiwaf-site.out" "listening on")

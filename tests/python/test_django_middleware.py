@@ -194,3 +194,28 @@ def test_uuid_tampering_is_banned(settings, engine_for, ip):
     c, me = Client(), ip()
     codes = [get(c, f"/items/{uuid.uuid4()}/", me).status_code for _ in range(8)]
     assert codes[0] == 404 and codes[-1] == 403, codes
+
+
+def test_later_versions_settings_dict_is_mapped(settings):
+    del settings.AIWAF_RATE_MAX
+    settings.AIWAF_SETTINGS = {
+        "RATE_LIMITING": {"REQUESTS_PER_MINUTE": 30, "BURST_THRESHOLD": 90},
+        "EXEMPTIONS": {"PATHS": ["/hooks/"], "IPS": ["10.0.0.0/8"]},
+        "TRAINING_MODE": False,
+        "SENSITIVITY_LEVEL": "high",
+        "CUSTOM_PATTERNS": ["evilword"],
+        "LOGGING": {"ENABLED": True},
+    }
+    text = conf.core_settings()
+    assert (text["AIWAF_RATE_WINDOW"], text["AIWAF_RATE_MAX"]) == ("60", "30")
+    assert text["AIWAF_RATE_FLOOD"] == "40", "a flat setting wins over the dict"
+    assert json.loads(text["AIWAF_EXEMPT_PATHS"]) == ["/health/"]  # flat again
+    assert json.loads(text["AIWAF_EXEMPT_IPS"]) == ["10.0.0.0/8"]
+    assert text["AIWAF_DYNAMIC_TOP_N"] == "20" and text["AIWAF_MIDDLEWARE_LOGGING"] == "true"
+    keywords = json.loads(text["AIWAF_MALICIOUS_KEYWORDS"])
+    assert ".env" in keywords and keywords[-1] == "evilword"
+    assert "anomaly" in json.loads(text["AIWAF_DETECTORS_OFF"])
+    conf.check()
+    settings.AIWAF_SETTINGS = {"SENSITIVITY_LEVEL": "extreme"}
+    with pytest.raises(ImproperlyConfigured, match="SENSITIVITY_LEVEL"):
+        conf.core_settings()

@@ -421,6 +421,12 @@ fn check_settings(settings: HashMap<String, String>) -> PyResult<()> {
     Core::new(settings).map(|_| ())
 }
 
+/// The default static keywords (`AIWAF_MALICIOUS_KEYWORDS` when unset).
+#[pyfunction]
+fn default_keywords() -> Vec<&'static str> {
+    aiwaf_engine::config::DEFAULT_STATIC_KEYWORDS.to_vec()
+}
+
 /// The detector names (as in events and `AIWAF_DETECTORS_OFF`).
 #[pyfunction]
 fn detectors() -> Vec<&'static str> {
@@ -439,6 +445,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(migrate, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;
     m.add_function(wrap_pyfunction!(detectors, m)?)?;
+    m.add_function(wrap_pyfunction!(default_keywords, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

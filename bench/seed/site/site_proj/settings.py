@@ -32,3 +32,9 @@ AIWAF_RATE_MAX = int(os.environ.get("AIWAF_RATE_MAX", "20"))
 AIWAF_RATE_FLOOD = int(os.environ.get("AIWAF_RATE_FLOOD", "40"))
 AIWAF_MIDDLEWARE_LOGGING = False
 LOGGING = {"version": 1, "disable_existing_loggers": True}
+# Read by this repository's package only (the seed ignores them): clients arrive from the
+# trusted loopback load generator with X-Forwarded-For; its data dir.
+if os.environ.get("AIWAF_TRUSTED_PROXIES"):
+    AIWAF_TRUSTED_PROXIES = os.environ["AIWAF_TRUSTED_PROXIES"].split(",")
+if os.environ.get("AIWAF_DATA_DIR"):
+    AIWAF_DATA_DIR = os.environ["AIWAF_DATA_DIR"]
