@@ -80,6 +80,23 @@ impl Lists {
         Lists { exemptions, bans, keywords, learned }
     }
 
+    /// This snapshot with the bans of some addresses replaced (`None`: no ban any more): an
+    /// incremental reload, without reading every ban again.
+    pub fn with_bans(&self, changed: impl IntoIterator<Item = (IpAddr, Option<BanState>)>) -> Lists {
+        let mut next = self.clone();
+        for (ip, ban) in changed {
+            match ban {
+                Some(b) => {
+                    next.bans.insert(ip, b);
+                }
+                None => {
+                    next.bans.remove(&ip);
+                }
+            }
+        }
+        next
+    }
+
     /// Empty lists with the configured static keywords.
     pub fn empty(config: &EngineConfig) -> Lists {
         Lists::new(config, IpSet::default(), [], Vec::new())

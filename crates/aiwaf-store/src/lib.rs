@@ -112,19 +112,22 @@ impl Backend {
 }
 
 fn migrations(backend: Backend) -> Migrator {
-    let (m1, m2) = match backend {
+    let (m1, m2, m3) = match backend {
         Backend::Sqlite => (
             include_str!("../migrations/sqlite/0001_initial.sql"),
             include_str!("../migrations/sqlite/0002_training.sql"),
+            include_str!("../migrations/sqlite/0003_ban_changes.sql"),
         ),
         Backend::Postgres => (
             include_str!("../migrations/postgres/0001_initial.sql"),
             include_str!("../migrations/postgres/0002_training.sql"),
+            include_str!("../migrations/postgres/0003_ban_changes.sql"),
         ),
     };
     let mut m = Migrator::with_migrations(vec![
         Migration::new(1, "initial".into(), MigrationType::Simple, m1.into_sql_str(), false),
         Migration::new(2, "training evidence".into(), MigrationType::Simple, m2.into_sql_str(), false),
+        Migration::new(3, "ban changes".into(), MigrationType::Simple, m3.into_sql_str(), false),
     ]);
     // PostgreSQL: an advisory lock, so instances starting together migrate once.
     m.set_locking(backend == Backend::Postgres);
@@ -146,7 +149,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A blacklist row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -376,6 +379,80 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'").fetch_one(&self.pool).await?)
     }
 
+    /// Where the stored lists are: the generation (any change), the lists generation (exemptions,
+    /// keywords, settings) and the last logged blacklist change. Read before a reload.
+    pub async fn marks(&self) -> Result<Marks> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT key, value FROM meta WHERE key IN ('generation', 'lists_generation')")
+                .fetch_all(&self.pool)
+                .await?;
+        let get = |k: &str| rows.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
+        let last_ban_change: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM ban_changes").fetch_one(&self.pool).await?;
+        Ok(Marks { generation: get("generation"), lists_generation: get("lists_generation"), last_ban_change })
+    }
+
+    /// The addresses whose bans changed after change `after`, and the last change read; `None`
+    /// when the log no longer reaches back to `after` (pruned) or holds more than `limit`
+    /// changes since: a full reload is due then.
+    pub async fn ban_changes_since(&self, after: i64, limit: u32) -> Result<Option<(i64, Vec<String>)>> {
+        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM ban_changes").fetch_one(&self.pool).await?;
+        if oldest.is_some_and(|o| o > after + 1) {
+            return Ok(None);
+        }
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, ip FROM ban_changes WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.pool)
+                .await?;
+        if rows.len() > limit as usize {
+            return Ok(None);
+        }
+        let last = rows.last().map_or(after, |r| r.0);
+        let mut ips: Vec<String> = rows.into_iter().map(|r| r.1).collect();
+        ips.sort_unstable();
+        ips.dedup();
+        Ok(Some((last, ips)))
+    }
+
+    /// The stored ban of each address (as `load_lists` would read it), or `None` when it has none
+    /// (lifted, or forgotten as an offence).
+    pub async fn bans_of(
+        &self,
+        ips: &[String],
+        config: &EngineConfig,
+        now: u64,
+    ) -> Result<Vec<(IpAddr, Option<BanState>)>> {
+        let horizon = now.saturating_sub(config.offence_memory_ms) as i64;
+        let mut out = Vec::with_capacity(ips.len());
+        for chunk in ips.chunks(200) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT ip, reason, detector, created_at, expires_at, offences FROM blacklist \
+                 WHERE (expires_at IS NULL OR expires_at > $1 OR created_at >= $2) AND ip IN ({})",
+                marks.join(", ")
+            );
+            // only numbered placeholders are formatted in; the addresses are bound
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now as i64).bind(horizon);
+            for ip in chunk {
+                q = q.bind(ip.as_str());
+            }
+            let mut found: HashMap<IpAddr, BanState> = HashMap::with_capacity(chunk.len());
+            for r in q.fetch_all(&self.pool).await? {
+                if let Some((ip, ban)) = ban_row(&r)? {
+                    found.insert(ip, ban);
+                }
+            }
+            for ip in chunk {
+                if let Ok(ip) = IpAddr::from_str(ip) {
+                    out.push((ip, found.remove(&ip)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads the lists the request path needs: active bans and bans still counted as previous
     /// offences, exemptions, and learned keywords by count.
     pub async fn load_lists(&self, config: &EngineConfig, now: u64) -> Result<Lists> {
@@ -390,20 +467,9 @@ impl Store {
         .await?;
         let mut bans = HashMap::with_capacity(rows.len());
         for r in rows {
-            let ip: String = r.try_get(0)?;
-            let Ok(ip) = IpAddr::from_str(&ip) else {
-                continue;
-            };
-            bans.insert(
-                ip,
-                BanState {
-                    reason: r.try_get(1)?,
-                    detector: r.try_get(2)?,
-                    created_at: r.try_get::<i64, _>(3)?.max(0) as u64,
-                    expires_at: r.try_get::<Option<i64>, _>(4)?.map(|e| e.max(0) as u64),
-                    offences: r.try_get::<i64, _>(5)?.clamp(0, u32::MAX as i64) as u32,
-                },
-            );
+            if let Some((ip, ban)) = ban_row(&r)? {
+                bans.insert(ip, ban);
+            }
         }
         let exemptions = IpSet::new(self.exemptions().await?.iter().filter_map(|e| parse_net(&e.net).ok()));
         let learned: Vec<String> =
@@ -926,6 +992,12 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        // the change log only needs to reach back to the slowest reloader (a second or so; one
+        // that falls further behind reloads everything)
+        n += sqlx::query("DELETE FROM ban_changes WHERE id < (SELECT MAX(id) FROM ban_changes) - 100000")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         n += sqlx::query(
             "DELETE FROM known_paths WHERE path NOT IN (SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT $1)",
         )
@@ -935,6 +1007,36 @@ impl Store {
         .rows_affected();
         Ok(n)
     }
+}
+
+/// `SELECT ip, reason, detector, created_at, expires_at, offences` as a ban (an address that
+/// does not parse is skipped).
+fn ban_row(r: &sqlx::any::AnyRow) -> Result<Option<(IpAddr, BanState)>> {
+    let ip: String = r.try_get(0)?;
+    let Ok(ip) = IpAddr::from_str(&ip) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        ip,
+        BanState {
+            reason: r.try_get(1)?,
+            detector: r.try_get(2)?,
+            created_at: r.try_get::<i64, _>(3)?.max(0) as u64,
+            expires_at: r.try_get::<Option<i64>, _>(4)?.map(|e| e.max(0) as u64),
+            offences: r.try_get::<i64, _>(5)?.clamp(0, u32::MAX as i64) as u32,
+        },
+    )))
+}
+
+/// Where the stored lists are (see [`Store::marks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Marks {
+    /// Bumped by any change a running server must see.
+    pub generation: i64,
+    /// Bumped by changes to exemptions, keywords and settings (a full reload).
+    pub lists_generation: i64,
+    /// The last logged blacklist change.
+    pub last_ban_change: i64,
 }
 
 #[cfg(test)]

@@ -44,6 +44,10 @@ pub struct WriterStats {
     pub failing: AtomicBool,
     /// Whether a batch is being written now (taken from the channel, not yet in storage).
     pub writing: AtomicBool,
+    /// Lists reloads that read everything (start, other lists changed, periodic resync).
+    pub full_reloads: AtomicU64,
+    /// Lists reloads that applied only the bans changed since the last one.
+    pub incremental_reloads: AtomicU64,
 }
 
 struct Queue {

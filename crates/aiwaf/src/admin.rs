@@ -760,8 +760,12 @@ async fn metrics(State(a): State<Admin>) -> Response {
     );
     let _ = writeln!(
         out,
-        "# HELP aiwaf_store_refused_total Records the database refused as bad data (dropped, never retried).\n# TYPE aiwaf_store_refused_total counter\naiwaf_store_refused_total {}",
-        ld(&s.poisoned)
+        "# HELP aiwaf_store_refused_total Records the database refused as bad data (dropped, never retried).\n# TYPE aiwaf_store_refused_total counter\naiwaf_store_refused_total {}\n\
+         # HELP aiwaf_lists_reloads_total Lists reloads from storage: full, or only the bans changed since the last.\n# TYPE aiwaf_lists_reloads_total counter\n\
+         aiwaf_lists_reloads_total{{kind=\"full\"}} {}\naiwaf_lists_reloads_total{{kind=\"incremental\"}} {}",
+        ld(&s.poisoned),
+        ld(&s.full_reloads),
+        ld(&s.incremental_reloads)
     );
     let (written, dropped) = crate::access_log::counts();
     let _ = writeln!(

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use aiwaf_engine::Engine;
 use aiwaf_engine::ip::IpSet;
-use aiwaf_store::Store;
 use aiwaf_store::writer::{self, WriterStats};
+use aiwaf_store::{Marks, Store};
 use aiwaf_tower::{PeerAddr, Waf, WafLayer, now_ms};
 use anyhow::{Context, Result};
 use hyper::body::Incoming;
@@ -26,6 +26,7 @@ use crate::proxy::ProxyService;
 
 /// Reads the lists and the logging switch from storage into the running WAF.
 pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Config) -> Result<()> {
+    stats.full_reloads.fetch_add(1, Ordering::Relaxed);
     // Read the persisted mark first: everything up to it is in the snapshot read after it.
     let persisted = stats.persisted_ban_seq.load(Ordering::SeqCst);
     let now = now_ms();
@@ -50,6 +51,23 @@ pub async fn reload(store: &Store, waf: &Waf, stats: &WriterStats, config: &Conf
         Some(Err(e)) => tracing::error!(error = %e, "Stored payload changes do not parse; keeping those in force."),
     }
     Ok(())
+}
+
+/// Applies the blacklist changes logged after `after` to the running WAF, without reading the
+/// other bans; returns the last change applied, or `None` when only a full reload can catch up
+/// (the log was pruned past `after`, or holds too many changes).
+pub async fn reload_bans(store: &Store, waf: &Waf, stats: &WriterStats, after: i64) -> Result<Option<i64>> {
+    // The persisted mark first: every ban written by then is in the log read after it.
+    let persisted = stats.persisted_ban_seq.load(Ordering::SeqCst);
+    let Some((last, ips)) = store.ban_changes_since(after, 10_000).await? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let changed = store.bans_of(&ips, waf.engine().config(), now).await?;
+    let lists = waf.state().lists().with_bans(changed);
+    waf.state().install_lists(lists, persisted, now);
+    stats.incremental_reloads.fetch_add(1, Ordering::Relaxed);
+    Ok(Some(last))
 }
 
 /// Listens for PostgreSQL change notifications and wakes the reloader; reconnects with backoff
@@ -253,6 +271,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         None => None,
     };
     let waf = Waf::with_shared(engine, config.mode, Some(tx), shared);
+    let marks = store.marks().await.context("cannot read the lists from storage")?;
     reload(&store, &waf, &stats, config).await.context("cannot read the lists from storage")?;
     let known = store.known_paths(config.engine.known_path_capacity).await?;
     waf.state().seed_known_paths(known.iter().map(String::as_str));
@@ -269,7 +288,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         let (store, waf, stats, config, wake) =
             (store.clone(), waf.clone(), stats.clone(), config.clone(), wake.clone());
         tokio::spawn(async move {
-            let mut last_gen = store.generation().await.unwrap_or(-1);
+            let mut seen = marks;
             let mut last_full = Instant::now();
             let mut tick = tokio::time::interval(config.reload_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -280,8 +299,8 @@ pub async fn start(config: &Config) -> Result<Running> {
                     _ = wake.notified() => true,
                 };
                 model_stamp = load_model_if_changed(&waf, &model_path, model_stamp);
-                let gen_now = match store.generation().await {
-                    Ok(g) => g,
+                let now_marks = match store.marks().await {
+                    Ok(m) => m,
                     Err(e) => {
                         if !failing {
                             tracing::error!(error = %e, "Storage unreachable; serving with the last lists.");
@@ -291,17 +310,36 @@ pub async fn start(config: &Config) -> Result<Running> {
                     }
                 };
                 // Expiry needs no change in storage, so resync now and then regardless.
-                if !pushed && gen_now == last_gen && last_full.elapsed() < Duration::from_secs(30) {
+                let resync = failing || last_full.elapsed() >= Duration::from_secs(30);
+                if !pushed && !resync && now_marks.generation == seen.generation {
                     continue;
                 }
-                match reload(&store, &waf, &stats, &config).await {
+                // Only bans changed: apply those. Anything else (or a log that no longer
+                // reaches back): read everything.
+                let mut full = resync || now_marks.lists_generation != seen.lists_generation;
+                let mut outcome = Ok(());
+                if !full {
+                    match reload_bans(&store, &waf, &stats, seen.last_ban_change).await {
+                        Ok(Some(last)) => {
+                            seen = Marks { last_ban_change: last, ..now_marks };
+                        }
+                        Ok(None) => full = true,
+                        Err(e) => outcome = Err(e),
+                    }
+                }
+                if full && outcome.is_ok() {
+                    outcome = reload(&store, &waf, &stats, &config).await;
+                    if outcome.is_ok() {
+                        seen = now_marks;
+                        last_full = Instant::now();
+                    }
+                }
+                match outcome {
                     Ok(()) => {
                         if failing {
                             tracing::info!("Storage reachable again.");
                         }
                         failing = false;
-                        last_gen = gen_now;
-                        last_full = Instant::now();
                     }
                     Err(e) => {
                         failing = true;

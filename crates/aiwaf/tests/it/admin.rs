@@ -409,3 +409,43 @@ async fn payload_policy_changes_apply_without_restart() {
     let doc = api(&p, "GET", "/api/v1/openapi.json", None, None).await.json();
     assert!(doc["paths"].get("/api/v1/payload/policy").is_some());
 }
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// Issue 10: a new ban is applied by reading that ban, not every ban. Bans made by the server
+/// itself and by the CLI are read incrementally (the full list is read once, at start); a CLI
+/// ban is enforced and its removal lifted within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_reload_incrementally() {
+    let up = Upstream::start().await;
+    let p = admin_proxy(&up);
+    for k in 1..=20 {
+        assert_eq!(get(&format!("127.0.92.{k}"), p.addr, "/.env").await.status, 403);
+    }
+    let (code, _, err) = p.cli(&["blacklist", "add", "127.0.93.1"]);
+    assert_eq!(code, 0, "{err}");
+    let banned = eventually(Duration::from_secs(2), async || get("127.0.93.1", p.addr, "/").await.status == 403).await;
+    assert!(banned.is_some(), "a CLI ban was not applied");
+    let (code, _, err) = p.cli(&["blacklist", "remove", "127.0.93.1"]);
+    assert_eq!(code, 0, "{err}");
+    let lifted = eventually(Duration::from_secs(2), async || get("127.0.93.1", p.addr, "/").await.status == 200).await;
+    assert!(lifted.is_some(), "a lifted ban still applies");
+    let m = api(&p, "GET", "/metrics", None, Some(TOKEN)).await.text();
+    let full = metric(&m, "aiwaf_lists_reloads_total{kind=\"full\"}");
+    let incremental = metric(&m, "aiwaf_lists_reloads_total{kind=\"incremental\"}");
+    assert_eq!(full, 1, "the whole list was read again:\n{m}");
+    assert!(incremental >= 2, "{m}");
+    // an exemption is another list: read in full
+    let (code, _, err) = p.cli(&["exempt", "add", "127.0.94.0/24"]);
+    assert_eq!(code, 0, "{err}");
+    let full_again = eventually(Duration::from_secs(2), async || {
+        let m = api(&p, "GET", "/metrics", None, Some(TOKEN)).await.text();
+        metric(&m, "aiwaf_lists_reloads_total{kind=\"full\"}") == 2
+    })
+    .await;
+    assert!(full_again.is_some());
+}
