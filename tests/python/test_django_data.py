@@ -131,3 +131,16 @@ def test_request_log_when_enabled(settings, engine_for, ip):
     rows = list(RequestLog.objects.filter(ip_address=me).order_by("ts"))
     assert [(r.path, r.status_code, r.blocked) for r in rows] == [("/contact/", 200, False), ("/", 403, True)]
     assert rows[0].user_agent == "UA-test"
+
+
+def test_check_dependencies_command_with_the_seeds_flags(capfd, settings, tmp_path):
+    # the project's requirements; the index is unreachable on purpose: a clear error, exit 3
+    settings.BASE_DIR = tmp_path
+    (tmp_path / "requirements.txt").write_text("Django>=4.2\nscikit-learn>=1.0,<2.0\n")
+    from django.core.management.base import CommandError
+
+    capfd.readouterr()
+    with pytest.raises(CommandError) as e:
+        call_command("check_dependencies", "--format", "json", "--index-url", "http://127.0.0.1:9")
+    assert e.value.returncode == 3
+    assert "cannot reach the package index at http://127.0.0.1:9" in capfd.readouterr().err

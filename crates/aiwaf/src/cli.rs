@@ -180,6 +180,75 @@ enum Command {
     },
     /// Check configuration, data dir, schema, upstream and model.
     Diagnose,
+    /// A Python project's dependencies: installed vs latest, known vulnerabilities,
+    /// incompatibilities, and an upgrade plan every constraint allows (exit 0 clean, 1
+    /// findings, 2 error, 3 index unreachable).
+    CheckDeps(CheckDepsArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckDepsArgs {
+    /// The project directory (requirements*.txt, pyproject.toml, lock files)
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// The project's interpreter: installed versions, markers and pip come from it
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Read installed packages from this directory instead of the interpreter's (repeatable)
+    #[arg(long, value_name = "DIR")]
+    site_packages: Vec<PathBuf>,
+    /// table or json
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+    /// Look up known vulnerabilities (OSV) of the installed versions
+    #[arg(long)]
+    check_security: bool,
+    /// Run `PYTHON -m pip install` for the planned upgrades, then check again
+    #[arg(long)]
+    upgrade: bool,
+    /// Print the plan and the exact command; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// After upgrading, rewrite the version specifiers of the upgraded lines in the
+    /// requirements files (a `.backup` of each first)
+    #[arg(long)]
+    update_requirements: bool,
+    /// Base URL of the package index's JSON API
+    #[arg(long, default_value = "https://pypi.org", value_name = "URL")]
+    index_url: String,
+    /// Allow pre-releases in the plan
+    #[arg(long)]
+    pre: bool,
+    /// More compatibility rules (TOML, like the built-in table; repeatable)
+    #[arg(long, value_name = "FILE")]
+    compat: Vec<PathBuf>,
+    /// Seconds to wait for each answer of the index
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+}
+
+/// `aiwaf check-deps`: no storage, no configuration; its own exit codes.
+fn check_deps(a: &CheckDepsArgs) -> Result<ExitCode> {
+    let opts = aiwaf_deps::Options {
+        project: a.path.clone(),
+        python: a.python.clone(),
+        site_packages: a.site_packages.clone(),
+        index_url: a.index_url.clone(),
+        check_security: a.check_security,
+        pre: a.pre,
+        compat_files: a.compat.clone(),
+        timeout: std::time::Duration::from_secs_f64(a.timeout.clamp(0.1, 600.0)),
+        concurrency: 8,
+        progress: a.format == "table" && std::io::stderr().is_terminal(),
+    };
+    let actions = aiwaf_deps::Actions {
+        json: a.format == "json",
+        upgrade: a.upgrade,
+        dry_run: a.dry_run,
+        update_requirements: a.update_requirements,
+    };
+    let code = aiwaf_deps::run(&opts, &actions, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    Ok(ExitCode::from(code))
 }
 
 #[derive(Subcommand, Debug)]
@@ -424,13 +493,16 @@ fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode> {
     if let Command::Diagnose = cli.command {
         return runtime(None)?.block_on(diagnose(&over, env));
     }
+    if let Command::CheckDeps(a) = &cli.command {
+        return check_deps(a);
+    }
     let config = Config::load(&over, env)?;
     check_data_dir(&cli.command, &config)?;
     let rt = runtime(if matches!(cli.command, Command::Serve { .. }) { config.proxy.threads } else { None })?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve { .. } => crate::serve::run(config).await.map(|()| ExitCode::SUCCESS),
-            Command::Diagnose => unreachable!("handled above"),
+            Command::Diagnose | Command::CheckDeps(_) => unreachable!("handled above"),
             other => {
                 let store = Store::connect(config.database_url.as_deref(), &config.data_dir).await?;
                 let code = run_command(other, &store, &config).await;
@@ -787,7 +859,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 print_report(&crate::train::run(config, store, &req).await?, json)?;
             }
         },
-        Command::Serve { .. } | Command::Diagnose => unreachable!("dispatched earlier"),
+        Command::Serve { .. } | Command::Diagnose | Command::CheckDeps(_) => unreachable!("dispatched earlier"),
     }
     Ok(ExitCode::SUCCESS)
 }
