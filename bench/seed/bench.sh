@@ -25,6 +25,7 @@ echo "building this repository's Python package (release) into $rsvenv ..." >&2
 "$rsvenv/bin/pip" install -q --force-reinstall --no-deps .
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 cargo build --release -q -p aiwaf -p aiwaf-bench
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -43,10 +44,10 @@ pids+=($!)
 # The seed with limits raised so the benchmark measures its allow path, not its 429s.
 (cd "$work/site" && WITH_AIWAF=1 AIWAF_RATE_MAX=1000000 AIWAF_RATE_FLOOD=2000000 exec "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_seed" --log-level warning --no-control-socket site_proj.wsgi:application) &
 pids+=($!)
-(cd "$work/site" && env "${rs_env[@]}" AIWAF_DATA_DIR="$work/rs-data" exec "$rsvenv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_rs" --log-level warning --no-control-socket site_proj.wsgi:application) &
+(cd "$work/site" && exec env "${rs_env[@]}" AIWAF_DATA_DIR="$work/rs-data" "$rsvenv/bin/gunicorn" -w 2 -b "127.0.0.1:$p_rs" --log-level warning --no-control-socket site_proj.wsgi:application) &
 pids+=($!)
 printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' >"$work/aiwaf.toml"
-AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$p_plain" --data-dir "$work/data" --config "$work/aiwaf.toml" >"$work/aiwaf.out" &
+AIWAF_LOG=warn "$bin"/aiwaf serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$p_plain" --data-dir "$work/data" --config "$work/aiwaf.toml" >"$work/aiwaf.out" &
 pids+=($!)
 for _ in $(seq 100); do
   curl -s -o /dev/null "http://127.0.0.1:$p_plain/" && curl -s -o /dev/null "http://127.0.0.1:$p_seed/" \
@@ -77,8 +78,8 @@ echo "training (same traffic; seed format with response-time=):"
 sizes=$([ $quick = 1 ] && echo 20000 || echo "100000 1000000")
 limit=$([ $quick = 1 ] && echo 120 || echo 600)
 for n in $sizes; do
-  target/release/gen-log --lines "$n" --format seed >"$work/access.log"
-  /usr/bin/time -v target/release/aiwaf train --log "$work/access.log" --data-dir "$work/train-$n" --json >/dev/null 2>"$work/rust-$n.txt"
+  "$bin"/gen-log --lines "$n" --format seed >"$work/access.log"
+  /usr/bin/time -v "$bin"/aiwaf train --log "$work/access.log" --data-dir "$work/train-$n" --json >/dev/null 2>"$work/rust-$n.txt"
   rw=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/rust-$n.txt")
   rr=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$work/rust-$n.txt")
   # The seed writes its model into site-packages; it needs the exact log path in its settings.

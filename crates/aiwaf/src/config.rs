@@ -195,6 +195,7 @@ struct ServerSection {
     h2_max_concurrent_streams: Option<u32>,
     upgrade_idle_timeout: Option<DurationValue>,
     upstream_protocol: Option<String>,
+    upstream_ca: Option<PathBuf>,
     upgrade_max_lifetime: Option<DurationValue>,
     block_page: Option<PathBuf>,
 }
@@ -332,8 +333,14 @@ pub struct ProxySettings {
     /// `max-age=31536000`); absent: none.
     pub hsts: Option<http::HeaderValue>,
     /// `server.upstream_protocol`: `http1` (default) or `h2c` (HTTP/2 with prior knowledge:
-    /// gRPC and other HTTP/2-only upstreams).
+    /// gRPC and other HTTP/2-only upstreams) for `http://`; `h2` offers HTTP/2 by ALPN to an
+    /// `https://` upstream.
     pub upstream_h2c: bool,
+    /// `server.upstream_protocol = "h2"`: ALPN h2 (then http/1.1) to an `https://` upstream.
+    pub upstream_h2: bool,
+    /// `server.upstream_ca`: PEM certificates an `https://` upstream's chain must lead to (a
+    /// private CA); absent: the Mozilla roots.
+    pub upstream_ca: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -447,6 +454,8 @@ impl Default for Config {
                 upgrade_max_lifetime: Duration::from_secs(24 * 3600),
                 hsts: None,
                 upstream_h2c: false,
+                upstream_h2: false,
+                upstream_ca: None,
             },
             block_page: None,
             request_logging: false,
@@ -687,11 +696,17 @@ impl Config {
             self.proxy.hsts = Some(hv);
         }
         if let Some(v) = &s.upstream_protocol {
-            self.proxy.upstream_h2c = match v.as_str() {
-                "http1" => false,
-                "h2c" => true,
-                _ => bail!("server.upstream_protocol must be \"http1\" or \"h2c\", got {v:?}"),
+            (self.proxy.upstream_h2c, self.proxy.upstream_h2) = match v.as_str() {
+                "http1" => (false, false),
+                "h2c" => (true, false),
+                "h2" => (false, true),
+                _ => bail!(
+                    "server.upstream_protocol must be \"http1\", \"h2c\" (http://) or \"h2\" (https://), got {v:?}"
+                ),
             };
+        }
+        if let Some(v) = &s.upstream_ca {
+            self.proxy.upstream_ca = Some(v.clone());
         }
         if let Some(v) = &s.upgrade_idle_timeout {
             self.proxy.upgrade_idle_timeout = duration("server.upgrade_idle_timeout", v)?;
@@ -1082,8 +1097,8 @@ impl Config {
 pub fn parse_upstream(u: &str) -> Result<http::Uri> {
     let uri: http::Uri = u.parse().with_context(|| format!("upstream: `{u}` is not a URL"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => bail!("upstream: scheme `{other}` is not supported (use http://)"),
+        Some("http") | Some("https") => {}
+        Some(other) => bail!("upstream: scheme `{other}` is not supported (use http:// or https://)"),
         None => bail!("upstream: `{u}` needs a scheme, e.g. http://127.0.0.1:8000"),
     }
     if uri.authority().is_none() {

@@ -37,8 +37,11 @@ pub struct Secure;
 /// Body of a proxied response: the upstream's, streamed, or a small error body of ours.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
+/// Plain TCP for `http://` upstreams, rustls for `https://`.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
 struct Inner {
-    client: Client<HttpConnector, Limited<TimeoutBody<RequestBody<Incoming>>>>,
+    client: Client<Connector, Limited<TimeoutBody<RequestBody<Incoming>>>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     base_path: String,
@@ -132,19 +135,37 @@ fn human_detail(error: &str) -> &'static str {
 }
 
 impl ProxyService {
-    /// A proxy to `upstream` (`http://host:port[/base]`).
-    pub fn new(upstream: &Uri, trusted: IpSet, settings: ProxySettings) -> ProxyService {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
+    /// A proxy to `upstream` (`http://host:port[/base]` or `https://…`). Errors name the
+    /// setting (an unreadable `server.upstream_ca`, h2c over TLS).
+    pub fn new(upstream: &Uri, trusted: IpSet, settings: ProxySettings) -> anyhow::Result<ProxyService> {
+        let https = upstream.scheme() == Some(&http::uri::Scheme::HTTPS);
+        if https && settings.upstream_h2c {
+            anyhow::bail!(
+                "server.upstream_protocol = \"h2c\" is HTTP/2 in clear text; an https:// upstream negotiates HTTP/2 with \"h2\""
+            );
+        }
+        if !https && settings.upstream_h2 {
+            anyhow::bail!("server.upstream_protocol = \"h2\" needs an https:// upstream (\"h2c\" for http://)");
+        }
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        // ALPN: http/1.1 only by default (WebSocket upgrades need it), h2 first when asked
+        let tls = crate::tls::upstream_client_config(settings.upstream_ca.as_deref())?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1();
+        let connector = if settings.upstream_h2 {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.wrap_connector(http)
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .http2_only(settings.upstream_h2c)
             .build(connector);
         let base_path = upstream.path().trim_end_matches('/').to_string();
-        ProxyService {
+        Ok(ProxyService {
             inner: Arc::new(Inner {
                 client,
                 scheme: upstream.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
@@ -153,7 +174,7 @@ impl ProxyService {
                 trusted,
                 settings,
             }),
-        }
+        })
     }
 
     async fn forward(self, req: Request<RequestBody<Incoming>>) -> Response<ProxyBody> {
@@ -193,15 +214,17 @@ impl ProxyService {
         // An upgrade (WebSocket) asked for over HTTP/1.1: keep its `Upgrade` header and take the
         // client side of the connection over if the upstream agrees.
         let h2 = self.inner.settings.upstream_h2c;
-        let upgrade = if !h2 && parts.version == http::Version::HTTP_11 && wants_upgrade(&parts.headers) {
+        // HTTP/2 offered by ALPN may be what the upstream picks: no upgrade through it either
+        let maybe_h2 = h2 || self.inner.settings.upstream_h2;
+        let upgrade = if !maybe_h2 && parts.version == http::Version::HTTP_11 && wants_upgrade(&parts.headers) {
             parts.headers.get(header::UPGRADE).cloned().zip(parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         } else {
             None
         };
         parts.version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
         // `TE: trailers` is the one TE an HTTP/2 upstream takes (gRPC needs it)
-        let te_trailers =
-            h2 && parts.headers.get_all(header::TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        let te_trailers = maybe_h2
+            && parts.headers.get_all(header::TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         strip_hop_by_hop(&mut parts.headers);
         if te_trailers {
             parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));

@@ -417,7 +417,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     waf.set_expose_client(access_log.is_some());
     let service = crate::access_log::AccessLogLayer::new(access_log)
-        .layer(WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone())));
+        .layer(WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone())?));
     let limits = crate::conn::ConnLimits::new(
         config.proxy.max_connections,
         config.proxy.max_connections_per_ip,

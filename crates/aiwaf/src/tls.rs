@@ -119,6 +119,34 @@ pub fn server_config(resolver: Arc<Resolver>) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(cfg))
 }
 
+/// The client configuration for an `https://` upstream: TLS 1.3 and 1.2, the Mozilla roots
+/// (webpki-roots) or only the certificates of `ca` (`server.upstream_ca`, PEM: a private CA).
+/// (ALPN is set by the connector: h2 only with `server.upstream_protocol = "h2"`.)
+pub fn upstream_client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("server.upstream_ca: cannot read {}", path.display()))?
+            {
+                let cert = cert.with_context(|| format!("server.upstream_ca: {} is not PEM", path.display()))?;
+                roots.add(cert).with_context(|| {
+                    format!("server.upstream_ca: a certificate in {} is not usable", path.display())
+                })?;
+            }
+            if roots.is_empty() {
+                anyhow::bail!("server.upstream_ca: no certificate in {}", path.display());
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 type Stamps = Vec<Option<(SystemTime, u64)>>;
 
 fn stamps(pairs: &[CertPair]) -> Stamps {

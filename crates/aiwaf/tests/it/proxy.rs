@@ -521,3 +521,105 @@ async fn h2c_upstream_passes_trailers() {
         .unwrap();
     assert_eq!(send.send_request(req).await.unwrap().status(), 403);
 }
+
+/// A TLS upstream on 127.0.0.1 whose certificate (for `127.0.0.1`) is signed by a private CA;
+/// it answers with the protocol it was spoken to in. Returns its address and the CA's PEM.
+async fn tls_upstream() -> (std::net::SocketAddr, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let mut cfg =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+            .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(s).await else { return };
+                let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let info = format!("{:?} {}", req.version(), req.uri().path());
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(info))))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, ca.pem())
+}
+
+/// Issue 16: an `https://` upstream. Its certificate is checked (against `server.upstream_ca`
+/// here, the Mozilla roots by default): trusted → served over TLS, HTTP/1.1 by default or
+/// HTTP/2 by ALPN with `upstream_protocol = "h2"`; not trusted → 502, never a clear-text retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_is_verified_and_spoken_to_over_tls() {
+    let (up, ca_pem) = tls_upstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let url = format!("https://{up}");
+    for (protocol, want) in [("http1", "HTTP/1.1 /echo/tls"), ("h2", "HTTP/2.0 /echo/tls")] {
+        let p = Proxy::start(
+            &url,
+            ProxyOpts {
+                config: Some(format!(
+                    "[server]\nupstream_ca = {:?}\nupstream_protocol = {protocol:?}\n",
+                    ca.display().to_string()
+                )),
+                ..Default::default()
+            },
+        );
+        let r = get("127.0.9.20", p.addr, "/echo/tls").await;
+        assert_eq!((r.status, r.text()), (200, want.to_string()), "{protocol}");
+        assert_eq!(get("127.0.9.21", p.addr, "/?q=%27%20union%20select%20password%20from%20users--").await.status, 403);
+    }
+    // the default roots do not know the private CA: 502, nothing sent in clear text
+    let p = Proxy::start(&url, ProxyOpts::default());
+    assert_eq!(get("127.0.9.22", p.addr, "/echo/tls").await.status, 502);
+}
+
+/// Misconfigurations of the upstream's TLS refuse to start, naming the setting.
+#[test]
+fn upstream_tls_misconfiguration_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for (upstream, config, want) in [
+        (
+            "https://127.0.0.1:9",
+            format!("[server]\nupstream_ca = {:?}\n", junk.display().to_string()),
+            "server.upstream_ca",
+        ),
+        ("https://127.0.0.1:9", "[server]\nupstream_protocol = \"h2c\"\n".to_string(), "server.upstream_protocol"),
+        ("http://127.0.0.1:9", "[server]\nupstream_protocol = \"h2\"\n".to_string(), "server.upstream_protocol"),
+    ] {
+        let cfg = tmp.path().join("aiwaf.toml");
+        std::fs::write(&cfg, &config).unwrap();
+        let out = std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--upstream", upstream, "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config}: {err}");
+        assert!(err.contains(want), "{config}: {err}");
+    }
+}
