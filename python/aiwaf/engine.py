@@ -12,7 +12,6 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
-from urllib.parse import quote
 
 from aiwaf import _core
 
@@ -20,9 +19,6 @@ from aiwaf import _core
 #: ``{"error": "too_many_requests"}`` 429), or aiwaf's own answer (a small page for browsers,
 #: JSON with the request id for others).
 BLOCK_RESPONSES = ("json", "page", "permission_denied")
-
-# Characters a request path keeps as they are when a decoded path is quoted again.
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
 def setting_text(name: str, value: object) -> str | None:
@@ -81,40 +77,6 @@ def adapter_engine(settings: Mapping[str, object] | None, block_response: str) -
     if block_response not in ("json", "page"):
         raise ValueError(f"block_response: {block_response!r} is not one of json, page")
     return Engine(environment_settings() if settings is None else settings_text(settings))
-
-
-def wsgi_target(environ: Mapping[str, object]) -> str:
-    """The request target as the client sent it: the server's raw URI when it gives one
-    (gunicorn ``RAW_URI``, uWSGI ``REQUEST_URI``), else the decoded path quoted again."""
-    for key in ("RAW_URI", "REQUEST_URI"):
-        raw = environ.get(key)
-        if isinstance(raw, str) and raw.startswith("/"):
-            return raw
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")) or "/"
-    # PEP 3333: the path is bytes decoded as latin-1
-    target = quote(path.encode("latin-1", "replace"), safe=_PATH_SAFE)
-    query = environ.get("QUERY_STRING")
-    if query:
-        target += "?" + str(query)
-    return target
-
-
-def wsgi_headers(environ: Mapping[str, object]) -> list[tuple[str, bytes]]:
-    """Request headers from a WSGI environ, as (name, raw value bytes)."""
-    out: list[tuple[str, bytes]] = []
-    for key, value in environ.items():
-        if not isinstance(value, str):
-            continue
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").lower()
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if not value:
-                continue
-            name = key.replace("_", "-").lower()
-        else:
-            continue
-        out.append((name, value.encode("latin-1", "replace")))
-    return out
 
 
 def answer_parts(answer: _core.Answer, style: str) -> tuple[int, list[tuple[str, str]], bytes]:

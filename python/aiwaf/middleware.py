@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.urls import Resolver404, get_urlconf, resolve
 
 from aiwaf import conf, decorators
-from aiwaf.engine import PrefixedStream, answer_parts, read_prefix, wsgi_headers, wsgi_target
+from aiwaf.engine import PrefixedStream, answer_parts, read_prefix
 
 
 def _view_is_exempt(request) -> bool:
@@ -104,9 +104,8 @@ class _AiwafMiddleware:
         request._aiwaf = False
         if _view_is_exempt(request):
             return None, None
-        meta = request.META
         core = self.engine.core
-        answer, tx = core.request(request.method or "GET", wsgi_target(meta), meta.get("REMOTE_ADDR") or "", wsgi_headers(meta))
+        answer, tx = core.request_environ(request.META)
         if answer is not None:
             return _answer(answer, self.style), None
         if tx is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from aiwaf.engine import PrefixedStream, adapter_engine, answer_parts, read_prefix, wsgi_headers, wsgi_target
+from aiwaf.engine import PrefixedStream, adapter_engine, answer_parts, read_prefix
 
 _REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 429: "Too Many Requests", 503: "Service Unavailable"}
 
@@ -28,12 +28,7 @@ class AiwafMiddleware:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         core = self.engine.core
-        answer, tx = core.request(
-            str(environ.get("REQUEST_METHOD") or "GET"),
-            wsgi_target(environ),
-            str(environ.get("REMOTE_ADDR") or ""),
-            wsgi_headers(environ),
-        )
+        answer, tx = core.request_environ(environ)
         if answer is None and tx is not None and tx.wants_body:
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0) or None

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 /// What a blocked request is answered with.
 #[pyclass(frozen, module = "aiwaf._core")]
@@ -165,6 +165,40 @@ fn run_now<F: std::future::Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::O
 }
 
 impl Core {
+    /// Runs the headers phase (the GIL released) and wraps its outcome.
+    fn headers_phase(
+        &self,
+        py: Python<'_>,
+        parts: http::request::Parts,
+        peer: IpAddr,
+    ) -> PyResult<(Option<Answer>, Option<Transaction>)> {
+        let (live, out) = py.detach(|| -> PyResult<_> {
+            let live = self.live()?;
+            let waf = live.waf();
+            waf.counters().add(aiwaf_tower::Counter::Requests);
+            if waf.mode() == Mode::Off {
+                return Ok((live, None));
+            }
+            let out = run_now(&live.rt, waf.request_headers(&parts, peer));
+            Ok((live, Some(out)))
+        })?;
+        match out {
+            None => Ok((None, None)),
+            Some(Headers::Answer(resp)) => Ok((Some(Answer::from_response(resp)), None)),
+            Some(Headers::Continue(p)) => {
+                let tx = Transaction {
+                    request_id: p.request_id().to_str().unwrap_or_default().to_string(),
+                    client: p.client().to_string(),
+                    wants_body: p.wants_body(),
+                    body_limit: p.body_limit(live.waf()),
+                    pending: Some(p),
+                    live,
+                };
+                Ok((None, Some(tx)))
+            }
+        }
+    }
+
     /// The WAF of this process, started on first use (and again in a forked child).
     fn live(&self) -> PyResult<Arc<Live>> {
         let pid = std::process::id();
@@ -257,42 +291,95 @@ impl Core {
         peer: &str,
         headers: Vec<(String, Vec<u8>)>,
     ) -> PyResult<(Option<Answer>, Option<Transaction>)> {
-        let live = py.detach(|| self.live())?;
-        let out = py.detach(|| {
-            let waf = live.waf();
-            waf.counters().add(aiwaf_tower::Counter::Requests);
-            let mut req = Request::new(());
-            *req.method_mut() = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
-            *req.uri_mut() = target_uri(target);
-            let map = req.headers_mut();
-            map.reserve(headers.len());
-            for (n, v) in &headers {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(v)) {
-                    map.append(n, v);
-                }
-            }
-            let peer: IpAddr = peer.trim().parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            let (parts, ()) = req.into_parts();
-            if waf.mode() == Mode::Off {
-                return Err(());
-            }
-            Ok(run_now(&live.rt, waf.request_headers(&parts, peer)))
-        });
-        match out {
-            Err(()) => Ok((None, None)),
-            Ok(Headers::Answer(resp)) => Ok((Some(Answer::from_response(resp)), None)),
-            Ok(Headers::Continue(p)) => {
-                let tx = Transaction {
-                    request_id: p.request_id().to_str().unwrap_or_default().to_string(),
-                    client: p.client().to_string(),
-                    wants_body: p.wants_body(),
-                    body_limit: p.body_limit(live.waf()),
-                    pending: Some(p),
-                    live: live.clone(),
-                };
-                Ok((None, Some(tx)))
+        let mut req = Request::new(());
+        *req.method_mut() = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+        *req.uri_mut() = target_uri(target);
+        let map = req.headers_mut();
+        map.reserve(headers.len());
+        for (n, v) in &headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(v)) {
+                map.append(n, v);
             }
         }
+        let (parts, ()) = req.into_parts();
+        self.headers_phase(py, parts, peer.trim().parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+    }
+
+    /// Phase 1 from a WSGI environ (or Django's `request.META`): method, target (the server's
+    /// raw URI when it gives one, else `SCRIPT_NAME` + `PATH_INFO` + `QUERY_STRING`), peer
+    /// (`REMOTE_ADDR`) and headers (`HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`) read here
+    /// rather than in Python.
+    fn request_environ(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyDict>,
+    ) -> PyResult<(Option<Answer>, Option<Transaction>)> {
+        let get =
+            |k: &str| -> Option<String> { environ.get_item(k).ok().flatten().and_then(|v| v.extract::<String>().ok()) };
+        let method = get("REQUEST_METHOD").unwrap_or_else(|| "GET".into());
+        let target = match get("RAW_URI").or_else(|| get("REQUEST_URI")).filter(|t| t.starts_with('/')) {
+            Some(t) => t,
+            None => {
+                // PEP 3333: the path is bytes decoded as latin-1; query as sent
+                let mut t = String::new();
+                for c in
+                    get("SCRIPT_NAME").unwrap_or_default().chars().chain(get("PATH_INFO").unwrap_or_default().chars())
+                {
+                    let b = u32::from(c);
+                    if b < 0x80
+                        && c.is_ascii_graphic()
+                        && !matches!(c, '"' | '<' | '>' | '\\' | '^' | '`' | '{' | '|' | '}' | '?' | '#')
+                    {
+                        t.push(c);
+                    } else if b <= 0xFF {
+                        t.push_str(&format!("%{b:02X}"));
+                    } else {
+                        for byte in c.to_string().bytes() {
+                            t.push_str(&format!("%{byte:02X}"));
+                        }
+                    }
+                }
+                if t.is_empty() {
+                    t.push('/');
+                }
+                if let Some(q) = get("QUERY_STRING").filter(|q| !q.is_empty()) {
+                    t.push('?');
+                    t.push_str(&q);
+                }
+                t
+            }
+        };
+        let mut req = Request::new(());
+        *req.method_mut() = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+        *req.uri_mut() = target_uri(&target);
+        let map = req.headers_mut();
+        let mut name = String::new();
+        for (k, v) in environ.iter() {
+            let Ok(k) = k.cast::<PyString>() else { continue };
+            let Ok(k) = k.to_str() else { continue };
+            let header = if let Some(h) = k.strip_prefix("HTTP_") {
+                h
+            } else if k == "CONTENT_TYPE" || k == "CONTENT_LENGTH" {
+                k
+            } else {
+                continue;
+            };
+            let Ok(v) = v.cast::<PyString>() else { continue };
+            let Ok(v) = v.to_str() else { continue };
+            if v.is_empty() && !k.starts_with("HTTP_") {
+                continue;
+            }
+            name.clear();
+            name.extend(header.chars().map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() }));
+            // latin-1 text back to its bytes (PEP 3333); anything wider is not a header byte
+            let bytes: Vec<u8> = v.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect();
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&bytes)) {
+                map.append(n, v);
+            }
+        }
+        let peer = get("REMOTE_ADDR").and_then(|p| p.trim().parse().ok()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let (parts, ()) = req.into_parts();
+        self.headers_phase(py, parts, peer)
     }
 
     /// Phase 2, request body: `body` holds at most `transaction.body_limit` bytes of it;

@@ -27,6 +27,7 @@ use aiwaf_forest::{Forest, Params, quantile};
 use rayon::prelude::*;
 use serde::Serialize;
 
+pub mod json;
 pub mod parse;
 
 use parse::{LogFormat, ParseError, parse_line};
@@ -114,6 +115,8 @@ pub struct Options {
     pub request_phase: bool,
     /// Record, for this one client, every finding the replay produced (`aiwaf train --explain`).
     pub explain: Option<IpAddr>,
+    /// Where the facts are in JSON log lines.
+    pub json_fields: json::JsonFields,
 }
 
 /// One finding of the replay for the client `--explain` asked about.
@@ -340,16 +343,59 @@ struct ParsedChunk {
     rows: Vec<Row>,
     errors: Vec<(u64, ParseError, (usize, usize))>,
     lines: u64,
+    /// Text decoded from JSON lines (escapes resolved): spans with [`IN_EXTRA`] point here.
+    extra: String,
 }
 
-fn parse_chunk(chunk: &[u8], format: LogFormat) -> ParsedChunk {
-    let mut out = ParsedChunk { rows: Vec::with_capacity(chunk.len() / 180), errors: Vec::new(), lines: 0 };
+/// Marks a span into [`ParsedChunk::extra`] rather than into the chunk.
+const IN_EXTRA: u32 = 1 << 31;
+
+impl ParsedChunk {
+    fn text<'c>(&'c self, chunk: &'c [u8], (a, b): (u32, u32)) -> &'c str {
+        if a & IN_EXTRA != 0 {
+            self.extra.get((a & !IN_EXTRA) as usize..(b & !IN_EXTRA) as usize).unwrap_or("")
+        } else {
+            std::str::from_utf8(&chunk[a as usize..b as usize]).unwrap_or("")
+        }
+    }
+}
+
+fn push_extra(extra: &mut String, s: &str) -> (u32, u32) {
+    if s.is_empty() {
+        return (0, 0);
+    }
+    let a = extra.len() as u32;
+    extra.push_str(s);
+    (a | IN_EXTRA, extra.len() as u32 | IN_EXTRA)
+}
+
+fn parse_chunk(chunk: &[u8], format: LogFormat, fields: &json::JsonFields) -> ParsedChunk {
+    let mut out =
+        ParsedChunk { rows: Vec::with_capacity(chunk.len() / 180), errors: Vec::new(), lines: 0, extra: String::new() };
     let mut start = 0;
     while start < chunk.len() {
         let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
         let line = &chunk[start..end];
         out.lines += 1;
-        if !line.iter().all(u8::is_ascii_whitespace) {
+        if format == LogFormat::Json && !line.iter().all(u8::is_ascii_whitespace) {
+            match json::parse_json_line(line, fields) {
+                Ok(l) => {
+                    let row = Row {
+                        ip: aiwaf_engine::ip::canonical(l.ip),
+                        ts: l.ts,
+                        status: l.status,
+                        resp: l.resp_time_s.unwrap_or(0.0),
+                        target: push_extra(&mut out.extra, &l.target),
+                        method: push_extra(&mut out.extra, &l.method),
+                        referer: push_extra(&mut out.extra, &l.referer),
+                        user_agent: push_extra(&mut out.extra, &l.user_agent),
+                        line: out.lines,
+                    };
+                    out.rows.push(row);
+                }
+                Err(e) => out.errors.push((out.lines, e, (start, end))),
+            }
+        } else if !line.iter().all(u8::is_ascii_whitespace) {
             match parse_line(line, format) {
                 Ok((l, _)) => {
                     let span = |s: &str| {
@@ -568,7 +614,8 @@ fn replay(
                     {
                         format = parse::detect_format(first.split(|&b| b == b'\n'));
                     }
-                    let parsed: Vec<ParsedChunk> = chunks.par_iter().map(|c| parse_chunk(c, format)).collect();
+                    let parsed: Vec<ParsedChunk> =
+                        chunks.par_iter().map(|c| parse_chunk(c, format, &opts.json_fields)).collect();
                     for (chunk, p) in chunks.iter().zip(parsed) {
                         for (line_no, err, (s, e)) in &p.errors {
                             if report.skipped_samples.len() < 5 {
@@ -584,8 +631,7 @@ fn replay(
                         src.lines += p.lines;
                         src.malformed += p.errors.len() as u64;
                         for r in &p.rows {
-                            let text =
-                                |(a, b): (u32, u32)| std::str::from_utf8(&chunk[a as usize..b as usize]).unwrap_or("");
+                            let text = |span: (u32, u32)| p.text(chunk, span);
                             let l = Logged {
                                 source: &name,
                                 line: src.lines - p.lines + r.line,
@@ -766,6 +812,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             now: opts.now,
             request_phase: false,
             explain: None,
+            json_fields: opts.json_fields.clone(),
         };
         replay(engine, &state, input, &scoring, None, &mut |s: Seen<'_>| {
             // Only rows with attack signs can count towards a ban; the rest need no score.

@@ -20,6 +20,8 @@ pub enum LogFormat {
     CombinedRt,
     /// Combined plus apache `%D` microseconds.
     ApacheD,
+    /// One JSON object per line (nginx `escape=json`, Caddy, Traefik; see [`crate::json`]).
+    Json,
 }
 
 impl LogFormat {
@@ -30,6 +32,7 @@ impl LogFormat {
             LogFormat::Combined => "combined",
             LogFormat::CombinedRt => "combined-rt",
             LogFormat::ApacheD => "apache-d",
+            LogFormat::Json => "json",
         }
     }
 }
@@ -42,7 +45,8 @@ impl std::str::FromStr for LogFormat {
             "combined" => Ok(LogFormat::Combined),
             "combined-rt" => Ok(LogFormat::CombinedRt),
             "apache-d" => Ok(LogFormat::ApacheD),
-            _ => Err(format!("unknown log format `{s}` (auto, combined, combined-rt, apache-d)")),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format `{s}` (auto, combined, combined-rt, apache-d, json)")),
         }
     }
 }
@@ -81,6 +85,8 @@ pub enum ParseError {
     Status,
     /// The format requires a request time and the line has none.
     RequestTime,
+    /// Not a JSON object (JSON logs).
+    Json,
 }
 
 impl ParseError {
@@ -92,6 +98,7 @@ impl ParseError {
             ParseError::Request => "no valid \"METHOD TARGET PROTOCOL\" request",
             ParseError::Status => "no valid status",
             ParseError::RequestTime => "no request time for this format",
+            ParseError::Json => "not a JSON object",
         }
     }
 }
@@ -129,7 +136,7 @@ fn digits(b: &[u8]) -> Option<u32> {
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
@@ -258,12 +265,17 @@ pub fn parse_line(line: &[u8], format: LogFormat) -> Result<(LogLine<'_>, Traile
         (LogFormat::Auto, Trailer::Seconds(s)) => Some(s),
         (LogFormat::Auto, Trailer::Integer(us)) => Some(us as f64 / 1e6),
         (LogFormat::Auto, Trailer::None) => None,
+        (LogFormat::Json, _) => return Err(ParseError::Json),
     };
     Ok((LogLine { ip, ts, method, target, status, resp_time_s, referer, user_agent }, tail))
 }
 
 /// Picks a format from a file's first lines.
 pub fn detect_format<'a>(lines: impl Iterator<Item = &'a [u8]>) -> LogFormat {
+    let mut lines = lines.filter(|l| !l.iter().all(u8::is_ascii_whitespace)).peekable();
+    if lines.peek().is_some_and(|l| l.trim_ascii_start().starts_with(b"{")) {
+        return LogFormat::Json;
+    }
     let (mut secs, mut ints, mut none) = (0, 0, 0);
     for line in lines.take(200) {
         match parse_line(line, LogFormat::Auto) {

@@ -61,6 +61,7 @@ fn opts() -> Options {
         now: 1_795_000_000_000,
         request_phase: true,
         explain: None,
+        json_fields: Default::default(),
     }
 }
 
@@ -327,4 +328,39 @@ fn replay_of_the_live_request_phase_finds_each_attacker() {
     // sender and the scanner are not found (the flooder at most by the anomaly model)
     let r = run(vec![p], &Options { request_phase: false, ..opts() }).report;
     assert!(r.bans.iter().all(|b| b.ip.to_string() == "203.0.113.1"), "{:?}", r.bans);
+}
+
+/// A JSON access log (nginx `escape=json`: every value a string) trains exactly as the same
+/// traffic logged in combined format: same clients, bans and learned keywords.
+#[test]
+fn json_log_trains_as_the_combined_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = site_log(&|s| format!(" 0.0{}", s % 9 + 1));
+    let combined = dir.path().join("access.log");
+    std::fs::write(&combined, &text).unwrap();
+    let mut json = String::new();
+    for l in text.lines() {
+        let (p, _) = crate::parse::parse_line(l.as_bytes(), LogFormat::Auto).unwrap();
+        let time_local = &l[l.find('[').unwrap() + 1..l.find(']').unwrap()];
+        let v = serde_json::json!({
+            "time_local": time_local, "remote_addr": p.ip.to_string(), "request_method": p.method,
+            "request_uri": p.target, "status": p.status.to_string(), "body_bytes_sent": "100",
+            "request_time": format!("{:.3}", p.resp_time_s.unwrap()), "http_referer": p.referer,
+            "http_user_agent": p.user_agent,
+        });
+        json.push_str(&v.to_string());
+        json.push('\n');
+    }
+    json.push_str("{\"broken\": \n");
+    let jpath = dir.path().join("access.json");
+    std::fs::write(&jpath, json).unwrap();
+    let a = run(vec![combined], &opts()).report;
+    let b = run(vec![jpath], &opts()).report;
+    assert_eq!(b.sources[0].format, "json");
+    assert_eq!((b.lines_read, b.lines_skipped), (a.lines_read + 1, 1), "the broken line is counted and skipped");
+    assert_eq!(b.clients, a.clients);
+    let bans = |r: &Report| r.bans.iter().map(|x| (x.ip, x.detector.clone())).collect::<Vec<_>>();
+    assert_eq!(bans(&b), bans(&a));
+    assert!(!bans(&b).is_empty());
+    assert_eq!(b.keywords, a.keywords);
 }

@@ -88,8 +88,12 @@ enum Command {
         #[arg(long = "log", value_name = "PATH")]
         logs: Vec<PathBuf>,
         /// Log format
-        #[arg(long, default_value = "auto", value_parser = ["auto", "combined", "combined-rt", "apache-d"])]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "combined", "combined-rt", "apache-d", "json"])]
         format: String,
+        /// JSON logs: where each fact is, e.g. `ip=client_ip,time=ts,user_agent=request.headers.User-Agent.0`
+        /// (names separated by `|` are tried in order; nginx, Caddy and Traefik names are known)
+        #[arg(long, value_name = "FACT=NAME,...")]
+        json_fields: Option<String>,
         /// Only lines newer than this (e.g. 7d)
         #[arg(long, value_name = "DURATION")]
         since: Option<String>,
@@ -790,7 +794,13 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 table(&["TIME", "IP", "ACTION", "DETECTOR", "REQUEST", "REASON", "REQUEST ID"], &body);
             }
         }
-        Command::Train { logs, format, since, dry_run, json, explain } => {
+        Command::Train { logs, format, json_fields, since, dry_run, json, explain } => {
+            let json_fields = match json_fields {
+                Some(spec) => aiwaf_train::json::JsonFields::default()
+                    .with_overrides(&spec)
+                    .map_err(|e| anyhow::anyhow!("--json-fields: {e}"))?,
+                None => Default::default(),
+            };
             let explain = match explain {
                 Some(s) => Some(
                     s.parse::<std::net::IpAddr>()
@@ -811,6 +821,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                 dry_run: dry_run || explain.is_some(),
                 progress: !json,
                 explain,
+                json_fields,
             };
             let report = crate::train::run(config, store, &req).await?;
             match explain {
@@ -855,6 +866,7 @@ async fn run_command(cmd: Command, store: &Store, config: &Config) -> Result<Exi
                     dry_run: false,
                     progress: !json,
                     explain: None,
+                    json_fields: Default::default(),
                 };
                 print_report(&crate::train::run(config, store, &req).await?, json)?;
             }

@@ -46,6 +46,8 @@ pub struct Request {
     pub progress: bool,
     /// Report every finding for this client (`--explain IP`; implies a dry run).
     pub explain: Option<std::net::IpAddr>,
+    /// Where the facts are in JSON log lines (`--json-fields`).
+    pub json_fields: aiwaf_train::json::JsonFields,
 }
 
 impl Request {
@@ -58,6 +60,7 @@ impl Request {
             dry_run: false,
             progress: false,
             explain: None,
+            json_fields: Default::default(),
         }
     }
 }
@@ -191,6 +194,7 @@ pub async fn run(config: &Config, store: &Store, req: &Request) -> Result<serde_
         now,
         request_phase: true,
         explain: req.explain,
+        json_fields: req.json_fields.clone(),
     };
 
     let bar = (req.progress && total_bytes > 0 && std::io::stderr().is_terminal()).then(|| {

@@ -623,3 +623,38 @@ fn upstream_tls_misconfiguration_is_named() {
         assert!(err.contains(want), "{config}: {err}");
     }
 }
+
+/// Issue 13: a JSON access log (this proxy's `access_log_format = "json"`, nginx `escape=json`
+/// style) is recognised by training without being told, every line parsed, the blocked prober
+/// found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_access_log_is_read_by_training() {
+    let up = Upstream::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("access.json");
+    let p = Proxy::start(
+        &up.url(),
+        ProxyOpts {
+            dir: Some(dir.clone()),
+            config: Some(format!(
+                "[logging]\naccess_log = {:?}\nwrite_access_log = true\naccess_log_format = \"json\"\n",
+                log.display().to_string()
+            )),
+            ..Default::default()
+        },
+    );
+    for k in 1..=3 {
+        assert_eq!(get(&format!("127.0.5.{k}"), p.addr, "/page?x=1").await.status, 200);
+    }
+    assert_eq!(get("127.0.5.9", p.addr, "/.env").await.status, 403);
+    let n = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    eventually(Duration::from_secs(5), async || n() >= 4).await.expect("four lines within a flush");
+    let cfg = dir.join("aiwaf.toml");
+    let (code, out, err) = cli_in(&dir, Some(&cfg), &["train", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["sources"][0]["format"], "json", "{out}");
+    assert_eq!((r["lines_read"].as_u64(), r["lines_skipped"].as_u64()), (Some(n() as u64), Some(0)), "{out}");
+    assert_eq!(r["clients"], 4, "{out}");
+}
