@@ -359,7 +359,7 @@ fn json_log_trains_as_the_combined_one() {
     assert_eq!(b.sources[0].format, "json");
     assert_eq!((b.lines_read, b.lines_skipped), (a.lines_read + 1, 1), "the broken line is counted and skipped");
     assert_eq!(b.clients, a.clients);
-    let bans = |r: &Report| r.bans.iter().map(|x| (x.ip, x.detector.clone())).collect::<Vec<_>>();
+    let bans = |r: &Report| r.bans.iter().map(|x| (x.ip, x.detector)).collect::<Vec<_>>();
     assert_eq!(bans(&b), bans(&a));
     assert!(!bans(&b).is_empty());
     assert_eq!(b.keywords, a.keywords);
