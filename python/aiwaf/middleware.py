@@ -11,7 +11,7 @@ check.
 from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import MiddlewareNotUsed, PermissionDenied, RequestDataTooBig
 from django.http import HttpResponse
 from django.urls import Resolver404, get_urlconf, resolve
 
@@ -71,28 +71,31 @@ class _AiwafMiddleware:
     async_capable = True
 
     def __init__(self, get_response):
-        self.get_response = get_response
-        self.engine = conf.engine()
         listed = conf.listed_middleware()
         me = f"{type(self).__module__}.{type(self).__qualname__}"
-        self.drives = not listed or listed[0] == me or me not in listed
+        if listed and me in listed and listed[0] != me:
+            # the outermost aiwaf class drives the engine for all of them: this one adds its
+            # detectors (conf.detectors_off) and no work per request, not even a call
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+        self.engine = conf.engine()
         self.style = conf.block_response()
-        if iscoroutinefunction(get_response):
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
             markcoroutinefunction(self)
 
     def __call__(self, request):
-        if iscoroutinefunction(self):
+        if self._async:
             return self.__acall__(request)
-        if not self.drives or getattr(request, "_aiwaf", None) is not None:
+        if getattr(request, "_aiwaf", None) is not None:
             return self.get_response(request)
         early, tx = self._before(request)
         if early is not None:
             return early
-        response = self.get_response(request)
-        return self._after(tx, response)
+        return self._after(tx, self.get_response(request))
 
     async def __acall__(self, request):
-        if not self.drives or getattr(request, "_aiwaf", None) is not None:
+        if getattr(request, "_aiwaf", None) is not None:
             return await self.get_response(request)
         early, tx = self._before(request)
         if early is not None:
@@ -121,11 +124,13 @@ class _AiwafMiddleware:
     def _after(self, tx, response):
         if tx is None:
             return response
-        headers = [("content-type", response.get("Content-Type", ""))]
-        if response.has_header("Content-Length"):
-            headers.append(("content-length", response["Content-Length"]))
+        h = response.headers
+        length = h.get("Content-Length")
+        headers = [("content-type", h.get("Content-Type") or "")]
+        if length is not None:
+            headers.append(("content-length", length))
         self.engine.core.response(tx, response.status_code, headers)
-        response.headers.setdefault("X-Aiwaf-Request-Id", tx.request_id)
+        h.setdefault("X-Aiwaf-Request-Id", tx.request_id)
         return response
 
 
