@@ -1224,9 +1224,11 @@ mod tests {
     }
 
     #[test]
-    fn upstream_must_be_http() {
+    fn upstream_must_be_http_or_https() {
         assert!(parse_upstream("http://127.0.0.1:8000").is_ok());
-        assert!(parse_upstream("https://x").is_err());
+        assert!(parse_upstream("https://app.internal").is_ok());
+        assert!(parse_upstream("ftp://x").is_err());
         assert!(parse_upstream("127.0.0.1:8000").is_err());
+        assert!(parse_upstream("https://").is_err());
     }
 }
