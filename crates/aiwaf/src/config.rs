@@ -172,11 +172,23 @@ struct AnomalySection {
     min_keyword_hits: Option<u32>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    path_prefix: String,
+    upstreams: Vec<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerSection {
     listen: Option<String>,
     upstream: Option<String>,
+    upstreams: Option<Vec<String>>,
+    balance: Option<String>,
+    max_fails: Option<u32>,
+    fail_timeout: Option<DurationValue>,
+    routes: Option<Vec<RouteEntry>>,
     mode: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     client_ip_header: Option<String>,
@@ -341,6 +353,31 @@ pub struct ProxySettings {
     /// `server.upstream_ca`: PEM certificates an `https://` upstream's chain must lead to (a
     /// private CA); absent: the Mozilla roots.
     pub upstream_ca: Option<PathBuf>,
+    /// `server.balance`: how a pool of upstreams shares requests.
+    pub balance: Balance,
+    /// `server.max_fails`: failed attempts (no connection, timeout) within `fail_timeout` that
+    /// take an upstream out of its pool for `fail_timeout` (0: never).
+    pub max_fails: u32,
+    /// `server.fail_timeout`.
+    pub fail_timeout: Duration,
+}
+
+/// How a pool shares requests among its upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// To the one with the fewest requests in flight.
+    LeastConnections,
+}
+
+/// A path prefix served by a pool of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `path_prefix`, e.g. `/api/`.
+    pub path_prefix: String,
+    /// Its upstreams.
+    pub upstreams: Vec<String>,
 }
 
 /// The resolved configuration.
@@ -352,6 +389,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `server.upstream`.
     pub upstream: Option<String>,
+    /// `server.upstreams`: more upstreams in the same pool as `upstream`.
+    pub upstreams: Vec<String>,
+    /// `[[server.routes]]`: path prefixes served by pools of their own (longest prefix wins).
+    pub routes: Vec<Route>,
     /// `server.mode`.
     pub mode: Mode,
     /// `storage.data_dir`.
@@ -420,6 +461,8 @@ impl Default for Config {
             file: None,
             listen: "127.0.0.1:8080".parse().expect("valid default"),
             upstream: None,
+            upstreams: Vec::new(),
+            routes: Vec::new(),
             mode: Mode::Block,
             data_dir: PathBuf::from("./aiwaf-data"),
             database_url: None,
@@ -456,6 +499,9 @@ impl Default for Config {
                 upstream_h2c: false,
                 upstream_h2: false,
                 upstream_ca: None,
+                balance: Balance::RoundRobin,
+                max_fails: 3,
+                fail_timeout: Duration::from_secs(10),
             },
             block_page: None,
             request_logging: false,
@@ -636,6 +682,36 @@ impl Config {
         }
         if let Some(v) = s.upstream {
             self.upstream = Some(v);
+        }
+        if let Some(v) = s.upstreams {
+            self.upstreams = v;
+        }
+        if let Some(v) = &s.balance {
+            self.proxy.balance = match v.as_str() {
+                "round_robin" => Balance::RoundRobin,
+                "least_connections" => Balance::LeastConnections,
+                _ => bail!("server.balance must be \"round_robin\" or \"least_connections\", got {v:?}"),
+            };
+        }
+        if let Some(v) = s.max_fails {
+            self.proxy.max_fails = v;
+        }
+        if let Some(v) = &s.fail_timeout {
+            self.proxy.fail_timeout = duration("server.fail_timeout", v)?;
+        }
+        if let Some(routes) = s.routes {
+            self.routes = routes
+                .into_iter()
+                .map(|r| {
+                    if !r.path_prefix.starts_with('/') {
+                        bail!("server.routes: path_prefix `{}` must start with /", r.path_prefix);
+                    }
+                    if r.upstreams.is_empty() {
+                        bail!("server.routes: `{}` has no upstreams", r.path_prefix);
+                    }
+                    Ok(Route { path_prefix: r.path_prefix, upstreams: r.upstreams })
+                })
+                .collect::<Result<_>>()?;
         }
         if let Some(v) = s.mode {
             self.mode = v.parse().map_err(|err| anyhow::anyhow!("server.mode: {err}"))?;
@@ -1060,6 +1136,9 @@ impl Config {
         if let Some(u) = &self.upstream {
             parse_upstream(u)?;
         }
+        for u in self.upstreams.iter().chain(self.routes.iter().flat_map(|r| r.upstreams.iter())) {
+            parse_upstream(u).context("server.upstreams / server.routes")?;
+        }
         if let Some(u) = &self.database_url
             && !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://"))
         {
@@ -1221,6 +1300,32 @@ mod tests {
         assert!(err.contains("server.threads"), "{err}");
         let over = Overrides { threads: Some(1), data_dir: Some(PathBuf::from("/nonexistent")), ..Default::default() };
         assert_eq!(Config::load(&over, &env).unwrap().proxy.threads, Some(1));
+    }
+
+    #[test]
+    fn upstream_pools_and_routes() {
+        let c = load_text(
+            "[server]\nupstream = \"http://127.0.0.1:8001\"\nupstreams = [\"http://127.0.0.1:8002\"]\n\
+             balance = \"least_connections\"\nmax_fails = 2\nfail_timeout = \"5s\"\n\
+             [[server.routes]]\npath_prefix = \"/api/\"\nupstreams = [\"https://api.internal\"]\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.upstreams, ["http://127.0.0.1:8002"]);
+        assert_eq!(
+            (c.proxy.balance, c.proxy.max_fails, c.proxy.fail_timeout),
+            (Balance::LeastConnections, 2, Duration::from_secs(5))
+        );
+        assert_eq!(c.routes[0].path_prefix, "/api/");
+        for (bad, key) in [
+            ("[server]\nbalance = \"random\"\n", "server.balance"),
+            ("[server]\nupstreams = [\"ftp://x\"]\n", "server.upstreams"),
+            ("[[server.routes]]\npath_prefix = \"api\"\nupstreams = [\"http://x\"]\n", "server.routes"),
+            ("[[server.routes]]\npath_prefix = \"/api/\"\nupstreams = []\n", "server.routes"),
+        ] {
+            let err = format!("{:#}", load_text(bad, &no_env).unwrap_err());
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

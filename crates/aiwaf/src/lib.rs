@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod pool;
 pub mod proxy;
 pub mod serve;
 pub mod tls;

@@ -29,6 +29,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::ProxySettings;
+use crate::pool::Pool;
+use aiwaf_tower::now_ms;
+use http_body::Body as _;
 
 /// Marks a request that arrived over TLS (request extensions; set by the server).
 #[derive(Debug, Clone, Copy)]
@@ -40,13 +43,33 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 /// Plain TCP for `http://` upstreams, rustls for `https://`.
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// What goes upstream: the client's body (limited, with its pause timeout), or nothing (a
+/// bodiless request retried on another upstream).
+type OutBody = Either<Limited<TimeoutBody<RequestBody<Incoming>>>, http_body_util::Empty<Bytes>>;
+
 struct Inner {
-    client: Client<Connector, Limited<TimeoutBody<RequestBody<Incoming>>>>,
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
-    base_path: String,
+    client: Client<Connector, OutBody>,
+    /// `[[server.routes]]`, longest prefix first.
+    routes: Vec<(String, Pool)>,
+    /// `server.upstream` + `server.upstreams`.
+    default: Pool,
     trusted: IpSet,
     settings: ProxySettings,
+}
+
+impl Inner {
+    fn pool_for(&self, path: &str) -> &Pool {
+        self.routes.iter().find(|(prefix, _)| path.starts_with(prefix.as_str())).map_or(&self.default, |(_, p)| p)
+    }
+}
+
+/// How one attempt at an upstream ended.
+enum Attempt {
+    Answered(Response<Incoming>),
+    /// No connection: nothing was sent, another upstream may take the request.
+    NoConnection(hyper_util::client::legacy::Error),
+    Failed(hyper_util::client::legacy::Error),
+    TimedOut,
 }
 
 /// Forwards requests to one upstream.
@@ -135,17 +158,26 @@ fn human_detail(error: &str) -> &'static str {
 }
 
 impl ProxyService {
-    /// A proxy to `upstream` (`http://host:port[/base]` or `https://…`). Errors name the
-    /// setting (an unreadable `server.upstream_ca`, h2c over TLS).
-    pub fn new(upstream: &Uri, trusted: IpSet, settings: ProxySettings) -> anyhow::Result<ProxyService> {
-        let https = upstream.scheme() == Some(&http::uri::Scheme::HTTPS);
+    /// A proxy to `upstreams` (`http://host:port[/base]` or `https://…`; several: a pool) and
+    /// the pools of `routes` (path prefix, upstreams). Errors name the setting (an unreadable
+    /// `server.upstream_ca`, h2c over TLS).
+    pub fn new(
+        upstreams: &[Uri],
+        routes: &[(String, Vec<Uri>)],
+        trusted: IpSet,
+        settings: ProxySettings,
+    ) -> anyhow::Result<ProxyService> {
+        anyhow::ensure!(!upstreams.is_empty(), "no upstream");
+        let all = || upstreams.iter().chain(routes.iter().flat_map(|r| r.1.iter()));
+        let https = all().any(|u| u.scheme() == Some(&http::uri::Scheme::HTTPS));
+        let plain = all().any(|u| u.scheme() != Some(&http::uri::Scheme::HTTPS));
         if https && settings.upstream_h2c {
             anyhow::bail!(
                 "server.upstream_protocol = \"h2c\" is HTTP/2 in clear text; an https:// upstream negotiates HTTP/2 with \"h2\""
             );
         }
-        if !https && settings.upstream_h2 {
-            anyhow::bail!("server.upstream_protocol = \"h2\" needs an https:// upstream (\"h2c\" for http://)");
+        if plain && settings.upstream_h2 {
+            anyhow::bail!("server.upstream_protocol = \"h2\" needs https:// upstreams (\"h2c\" for http://)");
         }
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(settings.connect_timeout));
@@ -164,17 +196,10 @@ impl ProxyService {
             .pool_max_idle_per_host(256)
             .http2_only(settings.upstream_h2c)
             .build(connector);
-        let base_path = upstream.path().trim_end_matches('/').to_string();
-        Ok(ProxyService {
-            inner: Arc::new(Inner {
-                client,
-                scheme: upstream.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-                authority: upstream.authority().cloned().expect("upstream validated to have a host"),
-                base_path,
-                trusted,
-                settings,
-            }),
-        })
+        let pool = |uris: &[Uri]| Pool::new(uris, settings.balance, settings.max_fails, settings.fail_timeout);
+        let mut routes: Vec<(String, Pool)> = routes.iter().map(|(p, u)| (p.clone(), pool(u))).collect();
+        routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Ok(ProxyService { inner: Arc::new(Inner { client, routes, default: pool(upstreams), trusted, settings }) })
     }
 
     async fn forward(self, req: Request<RequestBody<Incoming>>) -> Response<ProxyBody> {
@@ -194,23 +219,13 @@ impl ProxyService {
         let peer: Option<IpAddr> = parts.extensions.get::<PeerAddr>().map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
         let secure = parts.extensions.get::<Secure>().is_some();
 
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let target = format!("{}{}", self.inner.base_path, path_and_query);
-        let uri = Uri::builder()
-            .scheme(self.inner.scheme.clone())
-            .authority(self.inner.authority.clone())
-            .path_and_query(target)
-            .build();
-        let Ok(uri) = uri else {
-            return error_response(StatusCode::BAD_REQUEST, "bad_request", "request target cannot be forwarded", html);
-        };
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         if !parts.headers.contains_key(header::HOST)
             && let Some(a) = parts.uri.authority()
             && let Ok(v) = HeaderValue::from_str(a.as_str())
         {
             parts.headers.insert(header::HOST, v);
         }
-        parts.uri = uri;
         // An upgrade (WebSocket) asked for over HTTP/1.1: keep its `Upgrade` header and take the
         // client side of the connection over if the upstream agrees.
         let h2 = self.inner.settings.upstream_h2c;
@@ -269,80 +284,152 @@ impl ProxyService {
             }
         }
         let body = TimeoutBody::new(body, s.body_read_timeout);
-        let out = Request::from_parts(parts, Limited::new(body, s.max_body_bytes as usize));
-        let mut resp = self.exchange(out, upgrade, html).await;
+        let pool = self.inner.pool_for(parts.uri.path());
+        // A request with no body can be sent again elsewhere when an upstream cannot be
+        // reached (nothing was sent); one with a body cannot (it is streamed, not kept).
+        let bodiless = upgrade.is_none()
+            && declared.is_none_or(|n| n == 0)
+            && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+            && body.is_end_stream();
+        let attempts = if bodiless { pool.len().min(3) } else { 1 };
+        let mut body = Some(Limited::new(body, s.max_body_bytes as usize));
+        let mut tried: Vec<usize> = Vec::new();
+        let mut upgrade = upgrade;
+        let mut resp = loop {
+            let i = pool.pick(now_ms(), &tried);
+            tried.push(i);
+            let b = pool.get(i);
+            let uri = Uri::builder()
+                .scheme(b.scheme.clone())
+                .authority(b.authority.clone())
+                .path_and_query(format!("{}{}", b.base_path, path_and_query))
+                .build();
+            let Ok(uri) = uri else {
+                break error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "request target cannot be forwarded",
+                    html,
+                );
+            };
+            let last = tried.len() >= attempts;
+            let mut out = Request::new(match body.take() {
+                Some(b) => Either::Left(b),
+                None => Either::Right(http_body_util::Empty::new()),
+            });
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = uri;
+            *out.version_mut() = parts.version;
+            *out.headers_mut() = if last { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
+            let started = pool.start(i);
+            let attempt = self.attempt(out).await;
+            drop(started);
+            match attempt {
+                Attempt::Answered(r) => {
+                    pool.succeeded(i);
+                    break self.answered(r, upgrade.take());
+                }
+                Attempt::NoConnection(e) if !last => {
+                    if pool.failed(i, now_ms()) {
+                        tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
+                    }
+                    tracing::debug!(error = %describe(&e), upstream = %b.authority, "Upstream unreachable; trying another.");
+                }
+                Attempt::NoConnection(e) | Attempt::Failed(e) => {
+                    if pool.failed(i, now_ms()) {
+                        tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
+                    }
+                    break self.failed(&e, &b.authority, html);
+                }
+                Attempt::TimedOut => {
+                    if pool.failed(i, now_ms()) {
+                        tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
+                    }
+                    tracing::warn!(upstream = %b.authority, "Upstream timed out.");
+                    break error_response(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "gateway_timeout",
+                        "upstream did not answer in time",
+                        html,
+                    );
+                }
+            }
+        };
         if secure && let Some(v) = &s.hsts {
             resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
         }
         resp
     }
 
-    async fn exchange(
+    async fn attempt(&self, out: Request<OutBody>) -> Attempt {
+        match tokio::time::timeout(self.inner.settings.upstream_timeout, self.inner.client.request(out)).await {
+            Ok(Ok(resp)) => Attempt::Answered(resp),
+            Ok(Err(e)) if e.is_connect() => Attempt::NoConnection(e),
+            Ok(Err(e)) => Attempt::Failed(e),
+            Err(_) => Attempt::TimedOut,
+        }
+    }
+
+    /// The upstream's answer as the client gets it (an upgrade joined into a tunnel).
+    fn answered(
         &self,
-        out: Request<Limited<TimeoutBody<RequestBody<Incoming>>>>,
+        mut resp: Response<Incoming>,
         upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
-        html: bool,
     ) -> Response<ProxyBody> {
         let s = &self.inner.settings;
-        match tokio::time::timeout(s.upstream_timeout, self.inner.client.request(out)).await {
-            Ok(Ok(mut resp)) => {
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-                    && let Some((_, client_side)) = upgrade
-                {
-                    let upstream_side = hyper::upgrade::on(&mut resp);
-                    let (idle, lifetime) = (s.upgrade_idle_timeout, s.upgrade_max_lifetime);
-                    tokio::spawn(async move {
-                        match tokio::try_join!(client_side, upstream_side) {
-                            Ok((c, u)) => tunnel(TokioIo::new(c), TokioIo::new(u), idle, lifetime).await,
-                            Err(e) => tracing::debug!(error = %e, "Upgrade not completed."),
-                        }
-                    });
-                    let (mut parts, body) = resp.into_parts();
-                    let proto = parts.headers.get(header::UPGRADE).cloned();
-                    strip_hop_by_hop(&mut parts.headers);
-                    if let Some(p) = proto {
-                        parts.headers.insert(header::UPGRADE, p);
-                        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                    }
-                    parts.version = http::Version::HTTP_11;
-                    return Response::from_parts(parts, Either::Left(body));
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some((_, client_side)) = upgrade
+        {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            let (idle, lifetime) = (s.upgrade_idle_timeout, s.upgrade_max_lifetime);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_side, upstream_side) {
+                    Ok((c, u)) => tunnel(TokioIo::new(c), TokioIo::new(u), idle, lifetime).await,
+                    Err(e) => tracing::debug!(error = %e, "Upgrade not completed."),
                 }
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                // Speak our own protocol version to the client, whatever the upstream used.
-                parts.version = http::Version::default();
-                Response::from_parts(parts, Either::Left(body))
+            });
+            let (mut parts, body) = resp.into_parts();
+            let proto = parts.headers.get(header::UPGRADE).cloned();
+            strip_hop_by_hop(&mut parts.headers);
+            if let Some(p) = proto {
+                parts.headers.insert(header::UPGRADE, p);
+                parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
-            Ok(Err(e)) => {
-                if is_body_timeout(&e) {
-                    return error_response(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request_timeout",
-                        "the request body paused longer than server.body_read_timeout",
-                        html,
-                    );
-                }
-                if caused_by_limit(&e) {
-                    return error_response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "request body exceeds server.max_body_bytes",
-                        html,
-                    );
-                }
-                tracing::warn!(error = %describe(&e), upstream = %self.inner.authority, "Upstream request failed.");
-                error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    &format!("upstream unreachable: {}", describe(&e)),
-                    html,
-                )
-            }
-            Err(_) => {
-                tracing::warn!(upstream = %self.inner.authority, "Upstream timed out.");
-                error_response(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "upstream did not answer in time", html)
-            }
+            parts.version = http::Version::HTTP_11;
+            return Response::from_parts(parts, Either::Left(body));
         }
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // Speak our own protocol version to the client, whatever the upstream used.
+        parts.version = http::Version::default();
+        Response::from_parts(parts, Either::Left(body))
+    }
+
+    /// The answer when the exchange failed.
+    fn failed(
+        &self,
+        e: &hyper_util::client::legacy::Error,
+        upstream: &http::uri::Authority,
+        html: bool,
+    ) -> Response<ProxyBody> {
+        if is_body_timeout(e) {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body paused longer than server.body_read_timeout",
+                html,
+            );
+        }
+        if caused_by_limit(e) {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body exceeds server.max_body_bytes",
+                html,
+            );
+        }
+        tracing::warn!(error = %describe(e), upstream = %upstream, "Upstream request failed.");
+        error_response(StatusCode::BAD_GATEWAY, "bad_gateway", &format!("upstream unreachable: {}", describe(e)), html)
     }
 }
 

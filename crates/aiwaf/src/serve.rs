@@ -393,9 +393,20 @@ pub async fn start(config: &Config) -> Result<Running> {
 
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<()> {
-    let upstream_text =
-        config.upstream.clone().context("no upstream: pass --upstream URL (or server.upstream / AIWAF_UPSTREAM)")?;
-    let upstream = parse_upstream(&upstream_text)?;
+    let texts: Vec<String> = config.upstream.iter().chain(config.upstreams.iter()).cloned().collect();
+    anyhow::ensure!(
+        !texts.is_empty(),
+        "no upstream: pass --upstream URL (or server.upstream / server.upstreams / AIWAF_UPSTREAM)"
+    );
+    let upstreams = texts.iter().map(|u| parse_upstream(u)).collect::<Result<Vec<_>>>()?;
+    let routes = config
+        .routes
+        .iter()
+        .map(|r| {
+            Ok((r.path_prefix.clone(), r.upstreams.iter().map(|u| parse_upstream(u)).collect::<Result<Vec<_>>>()?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let upstream_text = texts.join(", ");
     let running = start(&config).await?;
     let (store, waf, stats) = (running.store.clone(), running.waf.clone(), running.stats.clone());
     let listener =
@@ -416,8 +427,9 @@ pub async fn run(config: Config) -> Result<()> {
         _ => None,
     };
     waf.set_expose_client(access_log.is_some());
-    let service = crate::access_log::AccessLogLayer::new(access_log)
-        .layer(WafLayer::new(waf.clone()).layer(ProxyService::new(&upstream, trusted, config.proxy.clone())?));
+    let service = crate::access_log::AccessLogLayer::new(access_log).layer(
+        WafLayer::new(waf.clone()).layer(ProxyService::new(&upstreams, &routes, trusted, config.proxy.clone())?),
+    );
     let limits = crate::conn::ConnLimits::new(
         config.proxy.max_connections,
         config.proxy.max_connections_per_ip,

@@ -658,3 +658,50 @@ async fn json_access_log_is_read_by_training() {
     assert_eq!((r["lines_read"].as_u64(), r["lines_skipped"].as_u64()), (Some(n() as u64), Some(0)), "{out}");
     assert_eq!(r["clients"], 4, "{out}");
 }
+
+/// Issue 16: several upstreams. A pool shares requests in turn; an upstream that cannot be
+/// reached costs no request that can be sent again (no body), and after `max_fails` it is left
+/// out, so requests with a body no longer meet it either; `[[server.routes]]` sends a path
+/// prefix to a pool of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_pools_balance_fail_over_and_route() {
+    let (a, b, api) = (Upstream::start().await, Upstream::start().await, Upstream::start().await);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let p = Proxy::start(
+        &a.url(),
+        ProxyOpts {
+            config: Some(format!(
+                "[server]\nupstreams = [{:?}, \"http://{dead}\"]\nmax_fails = 2\nfail_timeout = \"30s\"\n\
+                 [[server.routes]]\npath_prefix = \"/api/\"\nupstreams = [{:?}]\n",
+                b.url(),
+                api.url()
+            )),
+            ..Default::default()
+        },
+    );
+    for k in 0..30 {
+        let r = get(&format!("127.0.40.{}", k % 20 + 1), p.addr, "/page").await;
+        assert_eq!(r.status, 200, "request {k}: {}", r.text());
+    }
+    assert_eq!(a.hits() + b.hits(), 30);
+    assert!(a.hits() >= 10 && b.hits() >= 10, "shared: {} / {}", a.hits(), b.hits());
+    let before = (a.hits(), b.hits());
+    for k in 0..5 {
+        assert_eq!(get(&format!("127.0.41.{}", k + 1), p.addr, "/api/items?page=2").await.status, 200);
+    }
+    assert_eq!(api.hits(), 5, "the /api/ route has a pool of its own");
+    assert_eq!((a.hits(), b.hits()), before);
+    // the dead upstream is left out now: requests with a body (never retried) all reach a live one
+    for k in 0..6 {
+        let r = send_from(
+            &format!("127.0.42.{}", k + 1),
+            p.addr,
+            "POST",
+            "/echo/form",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Bytes::from_static(b"name=blue+shoes"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
