@@ -203,3 +203,34 @@ async fn a_banned_clients_requests_are_counted_not_each_stored() {
     assert_eq!(counts, [1, 2, 4, 8, 16, 32, 64]);
     assert_eq!(svc.waf.counters().get(Counter::Blocked), 101);
 }
+
+/// Issue 10: with shared windows, the response phase (404 windows) runs off the response path:
+/// a 404 is answered at once even when Redis accepts connections and never answers. (A 404 on
+/// an asset needs no request-phase windows, so only the response phase talks to Redis here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_never_holds_a_response_back() {
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hole.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            held.push(s);
+        }
+    });
+    let timeout = std::time::Duration::from_secs(2);
+    let redis = shared::RedisWindows::new(&format!("redis://{addr}"), timeout, "t:").unwrap();
+    let engine = Engine::new(EngineConfig::default(), IpSet::default()).unwrap();
+    let waf = Waf::with_shared(engine, Mode::Block, None, Some(Shared { redis, fail_open: true }));
+    let mut svc = WafLayer::new(waf.clone()).layer(inner());
+    let t = std::time::Instant::now();
+    let (status, _, _) = send(&mut svc, req("10.9.0.1", "/missing/app.css", "text/css")).await;
+    assert_eq!(status, 404);
+    assert!(t.elapsed() < std::time::Duration::from_millis(500), "answered after {:?}", t.elapsed());
+    // the response phase did go to Redis, in a task of its own: it gives up after the timeout
+    let failed = async {
+        while waf.shared().unwrap().redis.failures.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(timeout * 2, failed).await.expect("the background call timed out and was counted");
+}
