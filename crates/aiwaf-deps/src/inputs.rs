@@ -372,6 +372,35 @@ mod tests {
     }
 
     #[test]
+    fn poetry_table_and_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[tool.poetry.dependencies]\npython = \"^3.10\"\ndjango = \"^4.2\"\nrequests = { version = \"~2.31\", optional = true }\n\
+             mylib = { path = \"../mylib\" }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("poetry.lock"),
+            "[[package]]\nname = \"Django\"\nversion = \"4.2.7\"\n\n[[package]]\nname = \"requests\"\nversion = \"2.31.0\"\n",
+        )
+        .unwrap();
+        let i = read_project(dir.path()).unwrap();
+        let got: Vec<(String, String, Kind)> =
+            i.declared.iter().map(|d| (d.name.to_string(), d.specifiers.to_string(), d.kind)).collect();
+        assert_eq!(
+            got,
+            [
+                ("django".to_string(), ">=4.2, <5".to_string(), Kind::Dependency),
+                ("requests".to_string(), ">=2.31, <2.32".to_string(), Kind::Optional),
+            ]
+        );
+        assert_eq!(i.not_checkable.len(), 1, "the path dependency: {:?}", i.not_checkable);
+        assert_eq!(i.locked.get("django").map(String::as_str), Some("4.2.7"));
+        assert_eq!(i.locked.get("requests").map(String::as_str), Some("2.31.0"));
+    }
+
+    #[test]
     fn comments_continuations_and_options() {
         assert_eq!(strip_comment("pkg==1 # pinned"), "pkg==1 ");
         assert_eq!(strip_comment("git+https://x/y#egg=z"), "git+https://x/y#egg=z");
