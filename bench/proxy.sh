@@ -78,7 +78,13 @@ if [ "${NO_MODSEC:-0}" != 1 ]; then
   $prox bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
   cat "$work/modsec/nginx.pid" >>"$work/pids"
   modsec="127.0.0.1:$msport"
-  targets="direct off off2 block modsec"
+  # the same nginx as a plain reverse proxy: what "as fast as nginx" is measured against
+  ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/nginx"
+  PLAIN=1 $prox bench/modsec/start.sh "$work/nginx" "$ngport" "$up" >/dev/null
+  cat "$work/nginx/nginx.pid" >>"$work/pids"
+  nginx="127.0.0.1:$ngport"
+  targets="direct nginx off off2 block modsec"
 fi
 
 run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
@@ -103,7 +109,7 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; modsec) echo "$modsec" ;; esac; }
+addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
 
 mkdir -p bench/results
 json="["

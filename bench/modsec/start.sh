@@ -2,6 +2,7 @@
 # Starts nginx + ModSecurity 3 + OWASP CRS (Debian packages; installed when missing) as a
 # reverse proxy on 127.0.0.1:PORT in front of UPSTREAM, paranoia level 1, blocking mode.
 # Prints "modsecurity listening on http://127.0.0.1:PORT"; stop it with `kill $(cat DIR/nginx.pid)`.
+# PLAIN=1: the same nginx without ModSecurity (a plain reverse proxy, the speed reference).
 #   bench/modsec/start.sh DIR PORT UPSTREAM_HOST:PORT
 set -euo pipefail
 dir=$1 port=$2 upstream=$3
@@ -30,8 +31,12 @@ SecStatusEngine Off
 Include /etc/modsecurity/crs/crs-setup.conf
 Include /usr/share/modsecurity-crs/rules/*.conf
 CONF
+if [ "${PLAIN:-0}" = 1 ]; then load=""; waf=""; else
+  load="load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;"
+  waf="modsecurity on; modsecurity_rules_file $dir/modsec.conf;"
+fi
 cat >"$dir/nginx.conf" <<CONF
-load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;
+$load
 worker_processes auto;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
@@ -46,8 +51,7 @@ http {
   upstream app { server $upstream; keepalive 64; }
   server {
     listen 127.0.0.1:$port;
-    modsecurity on;
-    modsecurity_rules_file $dir/modsec.conf;
+    $waf
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;

@@ -21,8 +21,6 @@ from aiwaf.engine import PrefixedStream, answer_parts, read_prefix
 
 def _view_is_exempt(request) -> bool:
     """Whether the view the request resolves to is decorated with ``aiwaf_exempt``."""
-    if not decorators.any_exempt():
-        return False
     try:
         match = resolve(request.path_info, getattr(request, "urlconf", None) or get_urlconf())
     except Resolver404:
@@ -79,6 +77,7 @@ class _AiwafMiddleware:
             raise MiddlewareNotUsed
         self.get_response = get_response
         self.engine = conf.engine()
+        self.core = self.engine.core
         self.style = conf.block_response()
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -105,9 +104,9 @@ class _AiwafMiddleware:
 
     def _before(self, request):
         request._aiwaf = False
-        if _view_is_exempt(request):
+        if decorators.any_exempt() and _view_is_exempt(request):
             return None, None
-        core = self.engine.core
+        core = self.core
         answer, tx = core.request_environ(request.META)
         if answer is not None:
             return _answer(answer, self.style), None
@@ -125,11 +124,7 @@ class _AiwafMiddleware:
         if tx is None:
             return response
         h = response.headers
-        length = h.get("Content-Length")
-        headers = [("content-type", h.get("Content-Type") or "")]
-        if length is not None:
-            headers.append(("content-length", length))
-        self.engine.core.response(tx, response.status_code, headers)
+        self.core.response_with(tx, response.status_code, h.get("Content-Type"), h.get("Content-Length"))
         h.setdefault("X-Aiwaf-Request-Id", tx.request_id)
         return response
 

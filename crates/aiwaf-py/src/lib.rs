@@ -84,12 +84,20 @@ struct Transaction {
     live: Arc<Live>,
     #[pyo3(get)]
     request_id: String,
-    #[pyo3(get)]
-    client: String,
+    client: IpAddr,
     #[pyo3(get)]
     wants_body: bool,
     #[pyo3(get)]
     body_limit: usize,
+}
+
+#[pymethods]
+impl Transaction {
+    /// The client address the WAF decided on.
+    #[getter]
+    fn client(&self) -> String {
+        self.client.to_string()
+    }
 }
 
 /// The WAF running in this process.
@@ -188,7 +196,7 @@ impl Core {
             Some(Headers::Continue(p)) => {
                 let tx = Transaction {
                     request_id: p.request_id().to_str().unwrap_or_default().to_string(),
-                    client: p.client().to_string(),
+                    client: p.client(),
                     wants_body: p.wants_body(),
                     body_limit: p.body_limit(live.waf()),
                     pending: Some(p),
@@ -392,18 +400,34 @@ impl Core {
 
     /// Phases 4 and 5: the app answered `status` with these headers (content type, length).
     fn response(&self, py: Python<'_>, tx: &mut Transaction, status: u16, headers: Vec<(String, String)>) {
-        let Some(p) = tx.pending.take() else { return };
-        let live = tx.live.clone();
-        py.detach(move || {
-            let mut map = HeaderMap::with_capacity(headers.len());
-            for (n, v) in headers {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
-                    map.append(n, v);
-                }
+        let mut map = HeaderMap::with_capacity(headers.len());
+        for (n, v) in headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
+                map.append(n, v);
             }
-            let _in_runtime = live.rt.enter();
-            live.waf().response_phase(p, status, &map);
-        });
+        }
+        respond(py, tx, status, map);
+    }
+
+    /// Phases 4 and 5 with the two response headers the engine reads passed as they are
+    /// (`Content-Type`, `Content-Length`; `None` when absent): the adapters' fast path.
+    #[pyo3(signature = (tx, status, content_type = None, content_length = None))]
+    fn response_with(
+        &self,
+        py: Python<'_>,
+        tx: &mut Transaction,
+        status: u16,
+        content_type: Option<&str>,
+        content_length: Option<&str>,
+    ) {
+        let mut map = HeaderMap::with_capacity(2);
+        if let Some(v) = content_type.and_then(|v| HeaderValue::from_str(v).ok()) {
+            map.insert(http::header::CONTENT_TYPE, v);
+        }
+        if let Some(v) = content_length.and_then(|v| HeaderValue::from_str(v).ok()) {
+            map.insert(http::header::CONTENT_LENGTH, v);
+        }
+        respond(py, tx, status, map);
     }
 
     /// Waits (at most `timeout` seconds) until the records of this process's requests so far
@@ -469,6 +493,16 @@ impl Core {
             ("dropped_records", c.get(K::DroppedRecords)),
         ])
     }
+}
+
+/// Runs the response phase of `tx` (once; later calls do nothing).
+fn respond(py: Python<'_>, tx: &mut Transaction, status: u16, map: HeaderMap) {
+    let Some(p) = tx.pending.take() else { return };
+    let live = tx.live.clone();
+    py.detach(move || {
+        let _in_runtime = live.rt.enter();
+        live.waf().response_phase(p, status, &map);
+    });
 }
 
 /// Runs an `aiwaf` command line (`args` without the program name) with these settings in
