@@ -144,8 +144,36 @@ impl KeywordSet {
         None
     }
 
-    /// Number of static keyword entries present in a path, counted once each (a model feature).
+    /// Number of static keyword entries present in a path, counted once each (a model feature):
+    /// one scan of the automaton per path form (training computes it for every log line).
     pub fn count_static(&self, path: &NormalizedPath) -> u32 {
+        let Some(ac) = self.automaton.as_ref() else { return 0 };
+        let nf = self.fragments.len();
+        if nf + self.automaton_words.len() > 256 {
+            return self.count_static_by_search(path);
+        }
+        let mut seen = [0u64; 4];
+        for form in path.forms() {
+            for m in ac.find_overlapping_iter(form) {
+                let (start, end, i) = (m.start(), m.end(), m.pattern().as_usize());
+                let counted = if i < nf {
+                    self.fragments[i].1 == KeywordSource::Static
+                } else {
+                    // a word counts as a whole token
+                    self.automaton_words[i - nf].1 == KeywordSource::Static
+                        && !form[..start].chars().next_back().is_some_and(is_token_char)
+                        && !form[end..].chars().next().is_some_and(is_token_char)
+                };
+                if counted {
+                    seen[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        seen.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// [`KeywordSet::count_static`] by one search per keyword (very large keyword lists).
+    fn count_static_by_search(&self, path: &NormalizedPath) -> u32 {
         let mut n = 0;
         for (k, s) in &self.fragments {
             if *s == KeywordSource::Static && path.forms().any(|f| f.contains(k.as_str())) {
@@ -246,5 +274,19 @@ mod tests {
         let s = set(&[], &[]);
         assert_eq!(s.count_static(&NormalizedPath::new("/wp-admin/shell.php")), 3);
         assert_eq!(s.count_static(&NormalizedPath::new("/ok")), 0);
+        // the automaton's count is the one-search-per-keyword count
+        let learned = set(&["backup", "dbadmin"], &[]);
+        for p in [
+            "/wp-admin/shell.php",
+            "/shells/x",
+            "/a/.env.bak/.git/config",
+            "/%2e%2e/wp-login.php?x=.php",
+            "/backup/shell/shell/xmlrpc.php",
+            "/filemanager_shell/",
+            "/blog/parallelization-with-the-shell.html",
+        ] {
+            let path = NormalizedPath::new(p);
+            assert_eq!(learned.count_static(&path), learned.count_static_by_search(&path), "{p}");
+        }
     }
 }

@@ -351,9 +351,13 @@ struct ParsedChunk {
 const IN_EXTRA: u32 = 1 << 31;
 
 impl ParsedChunk {
-    fn text<'c>(&'c self, chunk: &'c [u8], (a, b): (u32, u32)) -> &'c str {
+    /// The text of a span: in the chunk (`whole`: the chunk as text when it is valid UTF-8 as a
+    /// whole, checked once rather than per field) or in the decoded side buffer.
+    fn text<'c>(&'c self, chunk: &'c [u8], whole: Option<&'c str>, (a, b): (u32, u32)) -> &'c str {
         if a & IN_EXTRA != 0 {
             self.extra.get((a & !IN_EXTRA) as usize..(b & !IN_EXTRA) as usize).unwrap_or("")
+        } else if let Some(w) = whole {
+            w.get(a as usize..b as usize).unwrap_or("")
         } else {
             std::str::from_utf8(&chunk[a as usize..b as usize]).unwrap_or("")
         }
@@ -630,8 +634,9 @@ fn replay(
                         }
                         src.lines += p.lines;
                         src.malformed += p.errors.len() as u64;
+                        let whole = std::str::from_utf8(chunk).ok();
                         for r in &p.rows {
-                            let text = |span: (u32, u32)| p.text(chunk, span);
+                            let text = |span: (u32, u32)| p.text(chunk, whole, span);
                             let l = Logged {
                                 source: &name,
                                 line: src.lines - p.lines + r.line,
