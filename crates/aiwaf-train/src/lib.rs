@@ -436,6 +436,17 @@ struct Seen<'a> {
     obs: &'a Observation,
     /// The request phase's verdict, when it ran.
     verdict: Option<&'a aiwaf_engine::Verdict>,
+    /// The line it came from.
+    logged: &'a Logged<'a>,
+}
+
+/// A row with attack signs waiting to be scored (pass 2), with its line when it is explained.
+struct ScoredRow {
+    ip: IpAddr,
+    path: String,
+    features: aiwaf_engine::Features,
+    ts: u64,
+    line: Option<Explained>,
 }
 
 /// One log line's facts.
@@ -544,7 +555,7 @@ fn replay(
                 add("response", "finding", f);
             }
         }
-        visit(Seen { ts: l.ts, ctx: &ctx, status: l.status, obs: &obs, verdict: verdict.as_ref() });
+        visit(Seen { ts: l.ts, ctx: &ctx, status: l.status, obs: &obs, verdict: verdict.as_ref(), logged: &l });
     };
     match input {
         Input::Rows(rows) => {
@@ -786,16 +797,36 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         let threshold = m.threshold();
         let mut anomalous_rows = 0u64;
         let mut rows_with_signs = 0u64;
-        let mut batch: Vec<(IpAddr, String, aiwaf_engine::Features, u64)> = Vec::with_capacity(SCORE_BATCH);
-        let mut flush = |batch: &mut Vec<(IpAddr, String, aiwaf_engine::Features, u64)>| {
-            let rows: Vec<&[f64]> = batch.iter().map(|(_, _, f, _)| &f[..]).collect();
+        let mut batch: Vec<ScoredRow> = Vec::with_capacity(SCORE_BATCH);
+        let mut explained: Vec<Explained> = Vec::new();
+        let mut flush = |batch: &mut Vec<ScoredRow>| {
+            let rows: Vec<&[f64]> = batch.iter().map(|r| &r.features[..]).collect();
             let scores = m.file().forest.score_many(&rows);
             rows_with_signs += scores.len() as u64;
-            for ((ip, path, f, ts), score) in batch.drain(..).zip(scores) {
+            for (r, score) in batch.drain(..).zip(scores) {
+                let ScoredRow { ip, path, features: f, ts, line } = r;
                 if score > threshold {
                     anomalous_rows += 1;
                 }
-                if let Some(finding) = engine.judge_anomaly(&state, ip, &path, &f, score, threshold, ts) {
+                let judged = engine.judge_anomaly(&state, ip, &path, &f, score, threshold, ts);
+                // `--explain`: every scored row of the client, the model's judgment with it
+                if let Some(mut e) = line {
+                    e.action = if judged.is_some() {
+                        "ban"
+                    } else if score > threshold {
+                        "anomalous"
+                    } else {
+                        "normal"
+                    };
+                    e.reason = match &judged {
+                        Some(finding) => finding.reason.clone(),
+                        None => format!("anomaly score {score:.3} (threshold {threshold:.3})"),
+                    };
+                    e.evidence = serde_json::json!({"score": score, "threshold": threshold, "features": f.to_vec(),
+                        "feature_names": aiwaf_engine::FEATURE_NAMES});
+                    explained.push(e);
+                }
+                if let Some(finding) = judged {
                     bans.entry(ip).or_insert_with(|| FoundBan {
                         ip,
                         detector: "anomaly",
@@ -822,7 +853,19 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
         replay(engine, &state, input, &scoring, None, &mut |s: Seen<'_>| {
             // Only rows with attack signs can count towards a ban; the rest need no score.
             if let Some(f) = s.obs.features.filter(|f| config.attack_signs(f)) {
-                batch.push((s.ctx.client, s.ctx.path.once.clone(), f, s.ts));
+                let line = opts.explain.filter(|ip| engine.client_key(*ip) == s.ctx.client).map(|_| Explained {
+                    source: s.logged.source.to_string(),
+                    line: s.logged.line,
+                    ts: s.ts,
+                    request: format!("{} {}", s.logged.method, s.logged.target),
+                    status: s.status,
+                    phase: "model",
+                    action: "",
+                    detector: "anomaly",
+                    reason: String::new(),
+                    evidence: serde_json::Value::Null,
+                });
+                batch.push(ScoredRow { ip: s.ctx.client, path: s.ctx.path.once.clone(), features: f, ts: s.ts, line });
                 if batch.len() == SCORE_BATCH {
                     flush(&mut batch);
                     lap(&mut report, "3_replay_scored");
@@ -830,7 +873,13 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             }
         })?;
         flush(&mut batch);
+        drop(flush);
         lap(&mut report, "3_replay_scored");
+        if !explained.is_empty() {
+            // the model's judgments beside each line's other findings, in log order
+            report.explain.extend(explained);
+            report.explain.sort_by_key(|e| (e.ts, e.line));
+        }
         report.model = Some(ModelReport {
             trees: m.file().forest.trees.len(),
             sample_size: m.file().forest.sample_size,

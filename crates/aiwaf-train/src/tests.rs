@@ -364,3 +364,31 @@ fn json_log_trains_as_the_combined_one() {
     assert!(!bans(&b).is_empty());
     assert_eq!(b.keywords, a.keywords);
 }
+
+/// `--explain` shows the model's judgment of each of the client's scored lines (the rows with
+/// attack signs), with its score, the threshold and the features, beside the other findings.
+#[test]
+fn explain_includes_the_models_judgments() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("access.log");
+    std::fs::write(&p, site_log(&|s| format!(" 0.0{}", s % 9 + 1))).unwrap();
+    let scanner: IpAddr = "203.0.113.66".parse().unwrap();
+    let out = run(vec![p], &Options { explain: Some(scanner), ..opts() });
+    let e = &out.report.explain;
+    let model: Vec<_> = e.iter().filter(|x| x.phase == "model").collect();
+    assert!(!model.is_empty(), "{e:#?}");
+    for m in &model {
+        assert_eq!(m.detector, "anomaly");
+        assert!(["ban", "anomalous", "normal"].contains(&m.action), "{m:?}");
+        assert!(m.evidence["score"].as_f64().is_some() && m.evidence["features"].as_array().unwrap().len() == 6);
+        assert!(m.line > 0 && m.request.starts_with("GET "));
+    }
+    assert!(e.windows(2).all(|w| (w[0].ts, w[0].line) <= (w[1].ts, w[1].line)), "in log order");
+    // an honest client has no scored line to show
+    let honest: IpAddr = "198.51.100.10".parse().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let p2 = dir2.path().join("access.log");
+    std::fs::write(&p2, site_log(&|s| format!(" 0.0{}", s % 9 + 1))).unwrap();
+    let out = run(vec![p2], &Options { explain: Some(honest), ..opts() });
+    assert!(out.report.explain.iter().all(|x| x.phase != "model" || x.action != "ban"));
+}
