@@ -873,7 +873,6 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             }
         })?;
         flush(&mut batch);
-        drop(flush);
         lap(&mut report, "3_replay_scored");
         if !explained.is_empty() {
             // the model's judgments beside each line's other findings, in log order
