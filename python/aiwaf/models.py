@@ -30,7 +30,7 @@ class BlacklistEntry(models.Model):
 
     class Meta:
         managed = False
-        db_table = "blacklist"
+        db_table = "aiwaf_blacklist"
         verbose_name = "blacklist entry"
         verbose_name_plural = "blacklist"
         ordering = ["-created_ms"]
@@ -54,7 +54,7 @@ class IPExemption(models.Model):
 
     class Meta:
         managed = False
-        db_table = "exemptions"
+        db_table = "aiwaf_exemptions"
         verbose_name = "IP exemption"
         ordering = ["-created_ms"]
 
@@ -73,7 +73,7 @@ class DynamicKeyword(models.Model):
 
     class Meta:
         managed = False
-        db_table = "keywords"
+        db_table = "aiwaf_keywords"
         verbose_name = "learned keyword"
         ordering = ["-count"]
 
@@ -100,7 +100,7 @@ class BlockEvent(models.Model):
 
     class Meta:
         managed = False
-        db_table = "events"
+        db_table = "aiwaf_events"
         verbose_name = "block event"
         ordering = ["-ts"]
 
@@ -135,7 +135,7 @@ class RequestLog(models.Model):
 
     class Meta:
         managed = False
-        db_table = "request_log"
+        db_table = "aiwaf_request_log"
         verbose_name = "request log entry"
         verbose_name_plural = "request log"
         ordering = ["-ts"]

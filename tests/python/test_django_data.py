@@ -29,7 +29,9 @@ def run(capfd, *args):
 
 def test_migrate_from_empty_creates_the_store_schema():
     tables = set(connection.introspection.table_names())
-    assert {"blacklist", "exemptions", "keywords", "events", "request_log", "meta"} <= tables
+    assert {"aiwaf_blacklist", "aiwaf_exemptions", "aiwaf_keywords", "aiwaf_events", "aiwaf_request_log", "aiwaf_meta"} <= tables
+    # nothing unprefixed: the project's own tables named `settings` or `events` are safe
+    assert not {"blacklist", "settings", "events", "meta"} & tables
     assert BlacklistEntry.objects.count() == 0
     # the Django migration state knows the models
     from django.db.migrations.recorder import MigrationRecorder
@@ -121,7 +123,7 @@ def test_admin_pages_render_and_edits_take_effect(engine_for, ip):
 def test_request_log_when_enabled(settings, engine_for, ip):
     # the switch stored by `aiwaf_logging` wins over the setting: none stored here
     with connection.cursor() as c:
-        c.execute("DELETE FROM settings WHERE key = 'request_logging'")
+        c.execute("DELETE FROM aiwaf_settings WHERE key = 'request_logging'")
     settings.AIWAF_MIDDLEWARE_LOGGING = True
     eng = engine_for()
     me = ip()

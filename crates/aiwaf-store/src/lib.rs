@@ -82,7 +82,7 @@ fn lift_key(ip: &str) -> String {
 /// training consults it before re-creating a ban).
 async fn remember_lift(tx: &mut sqlx::Transaction<'_, sqlx::Any>, ip: &str, now: u64) -> Result<()> {
     sqlx::query(
-        "INSERT INTO training_evidence (key, created_at) VALUES ($1, $2) \
+        "INSERT INTO aiwaf_training_evidence (key, created_at) VALUES ($1, $2) \
          ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at",
     )
     .bind(lift_key(ip))
@@ -112,22 +112,25 @@ impl Backend {
 }
 
 fn migrations(backend: Backend) -> Migrator {
-    let (m1, m2, m3) = match backend {
+    let (m1, m2, m3, m4) = match backend {
         Backend::Sqlite => (
             include_str!("../migrations/sqlite/0001_initial.sql"),
             include_str!("../migrations/sqlite/0002_training.sql"),
             include_str!("../migrations/sqlite/0003_ban_changes.sql"),
+            include_str!("../migrations/sqlite/0004_table_prefix.sql"),
         ),
         Backend::Postgres => (
             include_str!("../migrations/postgres/0001_initial.sql"),
             include_str!("../migrations/postgres/0002_training.sql"),
             include_str!("../migrations/postgres/0003_ban_changes.sql"),
+            include_str!("../migrations/postgres/0004_table_prefix.sql"),
         ),
     };
     let mut m = Migrator::with_migrations(vec![
         Migration::new(1, "initial".into(), MigrationType::Simple, m1.into_sql_str(), false),
         Migration::new(2, "training evidence".into(), MigrationType::Simple, m2.into_sql_str(), false),
         Migration::new(3, "ban changes".into(), MigrationType::Simple, m3.into_sql_str(), false),
+        Migration::new(4, "table prefix".into(), MigrationType::Simple, m4.into_sql_str(), false),
     ]);
     // PostgreSQL: an advisory lock, so instances starting together migrate once.
     m.set_locking(backend == Backend::Postgres);
@@ -149,7 +152,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// A blacklist row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -376,19 +379,19 @@ impl Store {
 
     /// Change counter: grows whenever bans, exemptions, keywords or settings change.
     pub async fn generation(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT value FROM aiwaf_meta WHERE key = 'generation'").fetch_one(&self.pool).await?)
     }
 
     /// Where the stored lists are: the generation (any change), the lists generation (exemptions,
     /// keywords, settings) and the last logged blacklist change. Read before a reload.
     pub async fn marks(&self) -> Result<Marks> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT key, value FROM meta WHERE key IN ('generation', 'lists_generation')")
+            sqlx::query_as("SELECT key, value FROM aiwaf_meta WHERE key IN ('generation', 'lists_generation')")
                 .fetch_all(&self.pool)
                 .await?;
         let get = |k: &str| rows.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
         let last_ban_change: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM ban_changes").fetch_one(&self.pool).await?;
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM aiwaf_ban_changes").fetch_one(&self.pool).await?;
         Ok(Marks { generation: get("generation"), lists_generation: get("lists_generation"), last_ban_change })
     }
 
@@ -396,12 +399,13 @@ impl Store {
     /// when the log no longer reaches back to `after` (pruned) or holds more than `limit`
     /// changes since: a full reload is due then.
     pub async fn ban_changes_since(&self, after: i64, limit: u32) -> Result<Option<(i64, Vec<String>)>> {
-        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM ban_changes").fetch_one(&self.pool).await?;
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(id) FROM aiwaf_ban_changes").fetch_one(&self.pool).await?;
         if oldest.is_some_and(|o| o > after + 1) {
             return Ok(None);
         }
         let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, ip FROM ban_changes WHERE id > $1 ORDER BY id LIMIT $2")
+            sqlx::query_as("SELECT id, ip FROM aiwaf_ban_changes WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(after)
                 .bind(i64::from(limit) + 1)
                 .fetch_all(&self.pool)
@@ -429,7 +433,7 @@ impl Store {
         for chunk in ips.chunks(200) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
             let sql = format!(
-                "SELECT ip, reason, detector, created_at, expires_at, offences FROM blacklist \
+                "SELECT ip, reason, detector, created_at, expires_at, offences FROM aiwaf_blacklist \
                  WHERE (expires_at IS NULL OR expires_at > $1 OR created_at >= $2) AND ip IN ({})",
                 marks.join(", ")
             );
@@ -458,7 +462,7 @@ impl Store {
     pub async fn load_lists(&self, config: &EngineConfig, now: u64) -> Result<Lists> {
         let horizon = now.saturating_sub(config.offence_memory_ms) as i64;
         let rows = sqlx::query(
-            "SELECT ip, reason, detector, created_at, expires_at, offences FROM blacklist \
+            "SELECT ip, reason, detector, created_at, expires_at, offences FROM aiwaf_blacklist \
              WHERE expires_at IS NULL OR expires_at > $1 OR created_at >= $2",
         )
         .bind(now as i64)
@@ -473,7 +477,7 @@ impl Store {
         }
         let exemptions = IpSet::new(self.exemptions().await?.iter().filter_map(|e| parse_net(&e.net).ok()));
         let learned: Vec<String> =
-            sqlx::query_scalar("SELECT keyword FROM keywords ORDER BY count DESC, keyword LIMIT $1")
+            sqlx::query_scalar("SELECT keyword FROM aiwaf_keywords ORDER BY count DESC, keyword LIMIT $1")
                 .bind(config.dynamic_top_n as i64)
                 .fetch_all(&self.pool)
                 .await?;
@@ -482,7 +486,7 @@ impl Store {
 
     /// Known-good paths, most recent first.
     pub async fn known_paths(&self, limit: u64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT $1")
+        Ok(sqlx::query_scalar("SELECT path FROM aiwaf_known_paths ORDER BY last_ok_at DESC LIMIT $1")
             .bind(limit.min(i64::MAX as u64) as i64)
             .fetch_all(&self.pool)
             .await?)
@@ -491,7 +495,7 @@ impl Store {
     /// Blacklist rows; expired ones only with `include_expired`.
     pub async fn blacklist(&self, include_expired: bool, now: u64) -> Result<Vec<BanRow>> {
         let rows = sqlx::query(
-            "SELECT ip, reason, detector, evidence, created_at, expires_at, offences FROM blacklist \
+            "SELECT ip, reason, detector, evidence, created_at, expires_at, offences FROM aiwaf_blacklist \
              WHERE $1 OR expires_at IS NULL OR expires_at > $2 ORDER BY created_at DESC, ip",
         )
         .bind(include_expired)
@@ -521,11 +525,11 @@ impl Store {
             return Err(StoreError::Invalid(format!("{ip} is exempt; remove the exemption first")));
         }
         sqlx::query(
-            "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
+            "INSERT INTO aiwaf_blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
              VALUES ($1, $2, 'manual', '{}', $3, $4, 1) \
              ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, detector = excluded.detector, \
              evidence = excluded.evidence, created_at = excluded.created_at, expires_at = excluded.expires_at, \
-             offences = blacklist.offences + 1",
+             offences = aiwaf_blacklist.offences + 1",
         )
         .bind(ip.to_string())
         .bind(reason)
@@ -543,7 +547,7 @@ impl Store {
     pub async fn remove_ban(&self, ip: IpAddr, now: u64) -> Result<bool> {
         let ip = aiwaf_engine::ip::canonical(ip);
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(ip.to_string()).execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM aiwaf_blacklist WHERE ip = $1").bind(ip.to_string()).execute(&mut *tx).await?;
         if r.rows_affected() > 0 {
             remember_lift(&mut tx, &ip.to_string(), now).await?;
         }
@@ -553,7 +557,7 @@ impl Store {
 
     /// Exemptions, oldest first.
     pub async fn exemptions(&self) -> Result<Vec<ExemptionRow>> {
-        let rows = sqlx::query("SELECT net, reason, created_at FROM exemptions ORDER BY created_at, net")
+        let rows = sqlx::query("SELECT net, reason, created_at FROM aiwaf_exemptions ORDER BY created_at, net")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -567,18 +571,18 @@ impl Store {
         let key = host_or_net(net);
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
-            "INSERT INTO exemptions (net, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (net) DO NOTHING",
+            "INSERT INTO aiwaf_exemptions (net, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (net) DO NOTHING",
         )
         .bind(&key)
         .bind(reason)
         .bind(now as i64)
         .execute(&mut *tx)
         .await?;
-        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist").fetch_all(&mut *tx).await?;
+        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM aiwaf_blacklist").fetch_all(&mut *tx).await?;
         let mut lifted = Vec::new();
         for ip in banned {
             if IpAddr::from_str(&ip).is_ok_and(|a| net.contains(&a)) {
-                sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(&ip).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM aiwaf_blacklist WHERE ip = $1").bind(&ip).execute(&mut *tx).await?;
                 remember_lift(&mut tx, &ip, now).await?;
                 lifted.push(ip);
             }
@@ -589,13 +593,16 @@ impl Store {
 
     /// Removes an exemption. Returns whether it existed.
     pub async fn remove_exemption(&self, net: IpNet) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM exemptions WHERE net = $1").bind(host_or_net(net)).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM aiwaf_exemptions WHERE net = $1")
+            .bind(host_or_net(net))
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Learned keywords by count.
     pub async fn keywords(&self) -> Result<Vec<KeywordRow>> {
-        let rows = sqlx::query("SELECT keyword, count, updated_at FROM keywords ORDER BY count DESC, keyword")
+        let rows = sqlx::query("SELECT keyword, count, updated_at FROM aiwaf_keywords ORDER BY count DESC, keyword")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -608,8 +615,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (k, c) in counts {
             sqlx::query(
-                "INSERT INTO keywords (keyword, count, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (keyword) DO UPDATE SET count = keywords.count + excluded.count, updated_at = excluded.updated_at",
+                "INSERT INTO aiwaf_keywords (keyword, count, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (keyword) DO UPDATE SET count = aiwaf_keywords.count + excluded.count, updated_at = excluded.updated_at",
             )
             .bind(k.to_lowercase())
             .bind(*c as i64)
@@ -623,7 +630,7 @@ impl Store {
 
     /// Removes a learned keyword. Returns whether it existed.
     pub async fn remove_keyword(&self, word: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM keywords WHERE keyword = $1")
+        let r = sqlx::query("DELETE FROM aiwaf_keywords WHERE keyword = $1")
             .bind(word.trim().to_lowercase())
             .execute(&self.pool)
             .await?;
@@ -633,10 +640,12 @@ impl Store {
     /// Clears lists. Returns the number of rows removed.
     pub async fn reset(&self, scope: ResetScope) -> Result<u64> {
         let tables: &[&'static str] = match scope {
-            ResetScope::All => &["DELETE FROM blacklist", "DELETE FROM exemptions", "DELETE FROM keywords"],
-            ResetScope::Blacklist => &["DELETE FROM blacklist"],
-            ResetScope::Exemptions => &["DELETE FROM exemptions"],
-            ResetScope::Keywords => &["DELETE FROM keywords"],
+            ResetScope::All => {
+                &["DELETE FROM aiwaf_blacklist", "DELETE FROM aiwaf_exemptions", "DELETE FROM aiwaf_keywords"]
+            }
+            ResetScope::Blacklist => &["DELETE FROM aiwaf_blacklist"],
+            ResetScope::Exemptions => &["DELETE FROM aiwaf_exemptions"],
+            ResetScope::Keywords => &["DELETE FROM aiwaf_keywords"],
         };
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
@@ -649,7 +658,7 @@ impl Store {
 
     /// The stored request-logging switch (`None`: not set, the configuration decides).
     pub async fn request_logging(&self) -> Result<Option<bool>> {
-        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'request_logging'")
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM aiwaf_settings WHERE key = 'request_logging'")
             .fetch_optional(&self.pool)
             .await?;
         Ok(v.map(|v| v == "true"))
@@ -658,7 +667,7 @@ impl Store {
     /// Sets the request-logging switch; running servers follow within a second.
     pub async fn set_request_logging(&self, on: bool) -> Result<()> {
         sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('request_logging', $1) \
+            "INSERT INTO aiwaf_settings (key, value) VALUES ('request_logging', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(if on { "true" } else { "false" })
@@ -669,7 +678,7 @@ impl Store {
 
     /// The payload changes made at run time, as stored (JSON; `None`: none made).
     pub async fn payload_overlay(&self) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'payload_overlay'")
+        Ok(sqlx::query_scalar("SELECT value FROM aiwaf_settings WHERE key = 'payload_overlay'")
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -678,7 +687,7 @@ impl Store {
     /// second (the settings table bumps the generation and notifies).
     pub async fn set_payload_overlay(&self, json: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('payload_overlay', $1) \
+            "INSERT INTO aiwaf_settings (key, value) VALUES ('payload_overlay', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(text(json))
@@ -689,29 +698,29 @@ impl Store {
 
     /// Deletes the request log. Returns the number of rows removed.
     pub async fn clear_request_log(&self) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM request_log").execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM aiwaf_request_log").execute(&self.pool).await?.rows_affected())
     }
 
     /// Row counts.
     pub async fn counts(&self, now: u64) -> Result<Counts> {
         let one = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
         Ok(Counts {
-            active_bans: one("SELECT COUNT(*) FROM blacklist WHERE expires_at IS NULL OR expires_at > $1")
+            active_bans: one("SELECT COUNT(*) FROM aiwaf_blacklist WHERE expires_at IS NULL OR expires_at > $1")
                 .bind(now as i64)
                 .fetch_one(&self.pool)
                 .await?,
-            exemptions: one("SELECT COUNT(*) FROM exemptions").fetch_one(&self.pool).await?,
-            keywords: one("SELECT COUNT(*) FROM keywords").fetch_one(&self.pool).await?,
-            events: one("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?,
-            request_log: one("SELECT COUNT(*) FROM request_log").fetch_one(&self.pool).await?,
-            known_paths: one("SELECT COUNT(*) FROM known_paths").fetch_one(&self.pool).await?,
+            exemptions: one("SELECT COUNT(*) FROM aiwaf_exemptions").fetch_one(&self.pool).await?,
+            keywords: one("SELECT COUNT(*) FROM aiwaf_keywords").fetch_one(&self.pool).await?,
+            events: one("SELECT COUNT(*) FROM aiwaf_events").fetch_one(&self.pool).await?,
+            request_log: one("SELECT COUNT(*) FROM aiwaf_request_log").fetch_one(&self.pool).await?,
+            known_paths: one("SELECT COUNT(*) FROM aiwaf_known_paths").fetch_one(&self.pool).await?,
         })
     }
 
     /// Stored events, newest first.
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
         let rows = sqlx::query(
-            "SELECT id, request_id, ts, ip, method, path, detector, action, reason, evidence, mode FROM events \
+            "SELECT id, request_id, ts, ip, method, path, detector, action, reason, evidence, mode FROM aiwaf_events \
              WHERE ($1 IS NULL OR ip = $1) AND ($2 IS NULL OR detector = $2) AND ($3 IS NULL OR request_id = $3) \
              AND ($4 IS NULL OR ts >= $4) ORDER BY ts DESC, id DESC LIMIT $5",
         )
@@ -752,7 +761,7 @@ impl Store {
         // Exempt addresses are never banned, even when the exemption arrived after the ban
         // was decided but before it was written.
         let exempt = if records.iter().any(|r| matches!(r, Record::Ban(_))) {
-            let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM exemptions").fetch_all(&mut *tx).await?;
+            let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM aiwaf_exemptions").fetch_all(&mut *tx).await?;
             IpSet::new(nets.iter().filter_map(|n| parse_net(n).ok()))
         } else {
             IpSet::default()
@@ -761,7 +770,7 @@ impl Store {
             match rec {
                 Record::Event(e) => {
                     sqlx::query(
-                        "INSERT INTO events (request_id, ts, ip, method, path, detector, action, reason, evidence, mode) \
+                        "INSERT INTO aiwaf_events (request_id, ts, ip, method, path, detector, action, reason, evidence, mode) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(text(&e.request_id))
@@ -783,12 +792,12 @@ impl Store {
                         continue;
                     }
                     sqlx::query(
-                        "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
+                        "INSERT INTO aiwaf_blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7) \
                          ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, detector = excluded.detector, \
                          evidence = excluded.evidence, created_at = excluded.created_at, \
-                         expires_at = excluded.expires_at, offences = CASE WHEN excluded.offences > blacklist.offences + 1 THEN excluded.offences ELSE blacklist.offences + 1 END \
-                         WHERE blacklist.expires_at IS NOT NULL AND blacklist.expires_at <= excluded.created_at",
+                         expires_at = excluded.expires_at, offences = CASE WHEN excluded.offences > aiwaf_blacklist.offences + 1 THEN excluded.offences ELSE aiwaf_blacklist.offences + 1 END \
+                         WHERE aiwaf_blacklist.expires_at IS NOT NULL AND aiwaf_blacklist.expires_at <= excluded.created_at",
                     )
                     .bind(b.ip.to_string())
                     .bind(text(&b.reason))
@@ -802,7 +811,7 @@ impl Store {
                 }
                 Record::Request(r) => {
                     sqlx::query(
-                        "INSERT INTO request_log (request_id, ts, ip, method, path, query, status, response_time_ms, \
+                        "INSERT INTO aiwaf_request_log (request_id, ts, ip, method, path, query, status, response_time_ms, \
                          user_agent, referer, content_length, blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(text(&r.request_id))
@@ -822,7 +831,7 @@ impl Store {
                 }
                 Record::KnownPath { path, at } => {
                     sqlx::query(
-                        "INSERT INTO known_paths (path, last_ok_at) VALUES ($1, $2) \
+                        "INSERT INTO aiwaf_known_paths (path, last_ok_at) VALUES ($1, $2) \
                          ON CONFLICT (path) DO UPDATE SET last_ok_at = excluded.last_ok_at",
                     )
                     .bind(text(path))
@@ -846,7 +855,7 @@ impl Store {
     ) -> Result<Vec<(i64, String, String, String, String, i64, f64, String, bool)>> {
         let like = path_contains.map(|p| format!("%{}%", p.replace('%', "")));
         let rows = sqlx::query(
-            "SELECT ts, ip, method, path, query, status, response_time_ms, user_agent, blocked FROM request_log \
+            "SELECT ts, ip, method, path, query, status, response_time_ms, user_agent, blocked FROM aiwaf_request_log \
              WHERE ($1 IS NULL OR ip = $1) AND ($2 IS NULL OR path LIKE $2) ORDER BY ts DESC, id DESC LIMIT $3",
         )
         .bind(ip)
@@ -889,19 +898,21 @@ impl Store {
         let ip = aiwaf_engine::ip::canonical(ip);
         let mut tx = self.pool.begin().await?;
         let key = format!("{ip}|{detector}|{finding_at}");
-        let fresh =
-            sqlx::query("INSERT INTO training_evidence (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                .bind(&key)
-                .bind(now as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+        let fresh = sqlx::query(
+            "INSERT INTO aiwaf_training_evidence (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&key)
+        .bind(now as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
         // Evidence from before an operator lifted a ban on this address never re-creates it.
-        let lifted_at: Option<i64> = sqlx::query_scalar("SELECT created_at FROM training_evidence WHERE key = $1")
-            .bind(lift_key(&ip.to_string()))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let lifted_at: Option<i64> =
+            sqlx::query_scalar("SELECT created_at FROM aiwaf_training_evidence WHERE key = $1")
+                .bind(lift_key(&ip.to_string()))
+                .fetch_optional(&mut *tx)
+                .await?;
         if lifted_at.is_some_and(|t| finding_at as i64 <= t) {
             tx.commit().await?;
             return Ok(false);
@@ -910,12 +921,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM exemptions").fetch_all(&mut *tx).await?;
+        let nets: Vec<String> = sqlx::query_scalar("SELECT net FROM aiwaf_exemptions").fetch_all(&mut *tx).await?;
         if IpSet::new(nets.iter().filter_map(|n| parse_net(n).ok())).contains(ip) {
             tx.commit().await?;
             return Ok(false);
         }
-        let prior = sqlx::query("SELECT created_at, expires_at, offences FROM blacklist WHERE ip = $1")
+        let prior = sqlx::query("SELECT created_at, expires_at, offences FROM aiwaf_blacklist WHERE ip = $1")
             .bind(ip.to_string())
             .fetch_optional(&mut *tx)
             .await?;
@@ -933,7 +944,7 @@ impl Store {
         }
         let expires_at = config.ban_duration(offences).map(|d| now.saturating_add(d).min(i64::MAX as u64) as i64);
         sqlx::query(
-            "INSERT INTO blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
+            "INSERT INTO aiwaf_blacklist (ip, reason, detector, evidence, created_at, expires_at, offences) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, \
              detector = excluded.detector, evidence = excluded.evidence, created_at = excluded.created_at, \
              expires_at = excluded.expires_at, offences = excluded.offences",
@@ -953,11 +964,11 @@ impl Store {
 
     /// Lifts bans on addresses covered by `exempt` (training does this first, as the seed did).
     pub async fn unban_exempt(&self, exempt: &IpSet) -> Result<Vec<String>> {
-        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM blacklist").fetch_all(&self.pool).await?;
+        let banned: Vec<String> = sqlx::query_scalar("SELECT ip FROM aiwaf_blacklist").fetch_all(&self.pool).await?;
         let mut lifted = Vec::new();
         for ip in banned {
             if IpAddr::from_str(&ip).is_ok_and(|a| exempt.contains(a)) {
-                sqlx::query("DELETE FROM blacklist WHERE ip = $1").bind(&ip).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM aiwaf_blacklist WHERE ip = $1").bind(&ip).execute(&self.pool).await?;
                 lifted.push(ip);
             }
         }
@@ -968,7 +979,7 @@ impl Store {
     /// itself answered (its own blocks must not teach the model).
     pub async fn request_log_rows(&self, since: u64) -> Result<Vec<(String, i64, String, i64, f64)>> {
         let rows = sqlx::query(
-            "SELECT ip, ts, path, status, response_time_ms FROM request_log WHERE ts >= $1 AND NOT blocked ORDER BY ts, id",
+            "SELECT ip, ts, path, status, response_time_ms FROM aiwaf_request_log WHERE ts >= $1 AND NOT blocked ORDER BY ts, id",
         )
         .bind(since as i64)
         .fetch_all(&self.pool)
@@ -984,22 +995,28 @@ impl Store {
         let old = now.saturating_sub(keep_ms) as i64;
         let forgotten = now.saturating_sub(offence_memory_ms) as i64;
         let mut n = 0;
-        n += sqlx::query("DELETE FROM events WHERE ts < $1").bind(old).execute(&self.pool).await?.rows_affected();
-        n += sqlx::query("DELETE FROM request_log WHERE ts < $1").bind(old).execute(&self.pool).await?.rows_affected();
-        n += sqlx::query("DELETE FROM blacklist WHERE expires_at IS NOT NULL AND expires_at < $1 AND created_at < $2")
-            .bind(now as i64)
-            .bind(forgotten)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        // the change log only needs to reach back to the slowest reloader (a second or so; one
-        // that falls further behind reloads everything)
-        n += sqlx::query("DELETE FROM ban_changes WHERE id < (SELECT MAX(id) FROM ban_changes) - 100000")
+        n += sqlx::query("DELETE FROM aiwaf_events WHERE ts < $1").bind(old).execute(&self.pool).await?.rows_affected();
+        n += sqlx::query("DELETE FROM aiwaf_request_log WHERE ts < $1")
+            .bind(old)
             .execute(&self.pool)
             .await?
             .rows_affected();
         n += sqlx::query(
-            "DELETE FROM known_paths WHERE path NOT IN (SELECT path FROM known_paths ORDER BY last_ok_at DESC LIMIT $1)",
+            "DELETE FROM aiwaf_blacklist WHERE expires_at IS NOT NULL AND expires_at < $1 AND created_at < $2",
+        )
+        .bind(now as i64)
+        .bind(forgotten)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        // the change log only needs to reach back to the slowest reloader (a second or so; one
+        // that falls further behind reloads everything)
+        n += sqlx::query("DELETE FROM aiwaf_ban_changes WHERE id < (SELECT MAX(id) FROM aiwaf_ban_changes) - 100000")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query(
+            "DELETE FROM aiwaf_known_paths WHERE path NOT IN (SELECT path FROM aiwaf_known_paths ORDER BY last_ok_at DESC LIMIT $1)",
         )
         .bind(known_cap.min(i64::MAX as u64) as i64)
         .execute(&self.pool)

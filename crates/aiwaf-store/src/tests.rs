@@ -351,7 +351,7 @@ async fn ban_changes(store: Store) {
     for k in 0..5u64 {
         store.add_ban(ip(&format!("10.8.0.{k}")), "x", None, T0).await.unwrap();
     }
-    sqlx::query("DELETE FROM ban_changes WHERE id <= (SELECT MAX(id) FROM ban_changes) - 2")
+    sqlx::query("DELETE FROM aiwaf_ban_changes WHERE id <= (SELECT MAX(id) FROM aiwaf_ban_changes) - 2")
         .execute(&store.pool)
         .await
         .unwrap();

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
         migrations.RunPython(create_store, migrations.RunPython.noop, elidable=False),
         unmanaged(
             "BlacklistEntry",
-            "blacklist",
+            "aiwaf_blacklist",
             [
                 ("ip_address", models.TextField(primary_key=True, db_column="ip", serialize=False)),
                 ("reason", models.TextField()),
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
         ),
         unmanaged(
             "IPExemption",
-            "exemptions",
+            "aiwaf_exemptions",
             [
                 ("ip_address", models.TextField(primary_key=True, db_column="net", serialize=False)),
                 ("reason", models.TextField(blank=True, default="")),
@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
         ),
         unmanaged(
             "DynamicKeyword",
-            "keywords",
+            "aiwaf_keywords",
             [
                 ("keyword", models.TextField(primary_key=True, serialize=False)),
                 ("count", models.BigIntegerField(default=0)),
@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
         ),
         unmanaged(
             "BlockEvent",
-            "events",
+            "aiwaf_events",
             [
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("request_id", models.TextField()),
@@ -88,7 +88,7 @@ class Migration(migrations.Migration):
         ),
         unmanaged(
             "RequestLog",
-            "request_log",
+            "aiwaf_request_log",
             [
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("request_id", models.TextField()),
