@@ -19,6 +19,8 @@
 #
 # PIN=1: the proxies get core 1 (one worker thread each, --threads 1), wrk and the upstream get
 # core 0, so the proxy's own CPU cost per request decides its throughput (needs 2+ cores).
+# TLS=1: the proxies (aiwaf and the bare nginx) terminate TLS with the same certificate (ECDSA
+# P-256, made here with openssl); wrk speaks HTTPS to them; ModSecurity is left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=4
@@ -50,7 +52,7 @@ start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, e
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
   echo $! >>"$work/pids"
   for _ in $(seq 100); do
-    addr=$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's|http://||')
+    addr=$(grep -o 'https\?://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's|https\?://||')
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1
   done
@@ -68,10 +70,27 @@ cat >"$work/aiwaf.toml" <<TOML
 [server]
 trusted_proxies = ["127.0.0.1/32"]
 TOML
-off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml" $threads)
-off2=$(start off2 $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads)
-block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml" $threads)
+tls=""
+scheme=http
+if [ "${TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  tls="--tls-cert $work/cert.pem --tls-key $work/key.pem"
+  scheme=https
+  NO_MODSEC=1
+fi
+off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml" $threads $tls)
+off2=$(start off2 $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads $tls)
+block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml" $threads $tls)
 targets="direct off off2 block"
+if [ "${TLS:-0}" = 1 ]; then
+  ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/nginx"
+  PLAIN=1 TLS_CERT="$work/cert.pem" TLS_KEY="$work/key.pem" $prox bench/modsec/start.sh "$work/nginx" "$ngport" "$up" >/dev/null
+  cat "$work/nginx/nginx.pid" >>"$work/pids"
+  nginx="127.0.0.1:$ngport"
+  targets="direct nginx off off2 block"
+fi
 if [ "${NO_MODSEC:-0}" != 1 ]; then
   msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/modsec"
@@ -89,7 +108,7 @@ fi
 
 run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
   local out
-  out=$($gen wrk -t2 -c"$3" -d"${duration}s" --latency -s bench/clients.lua "http://$2" -- "$clients" 2>&1)
+  out=$($gen wrk -t2 -c"$3" -d"${duration}s" --latency -s bench/clients.lua "$2" -- "$clients" 2>&1)
   echo "$out" >"$work/wrk-$1-$3.txt"
   local rps p50 p99 bad
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -110,6 +129,7 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
+url_of() { case $1 in direct|modsec) echo "http://$(addr_of "$1")" ;; *) echo "$scheme://$(addr_of "$1")" ;; esac; }
 
 mkdir -p bench/results
 json="["
@@ -118,11 +138,11 @@ for c in $conns; do
   # Warm up every target (connection pools, client tables, caches), then interleave the targets
   # and repeat, so drift on a shared box hits all alike; report the medians of the rounds.
   for t in $targets; do
-    $gen wrk -t2 -c"$c" -d2s -s bench/clients.lua "http://$(addr_of "$t")" -- "$clients" >/dev/null 2>&1
+    $gen wrk -t2 -c"$c" -d2s -s bench/clients.lua "$(url_of "$t")" -- "$clients" >/dev/null 2>&1
   done
   for r in $(seq "$rounds"); do
     for t in $targets; do
-      run "$t" "$(addr_of "$t")" "$c" >>"$work/$t-$c.txt"
+      run "$t" "$(url_of "$t")" "$c" >>"$work/$t-$c.txt"
     done
   done
   o_rps=$(cut -d' ' -f1 "$work/off-$c.txt" "$work/off2-$c.txt" | median)
@@ -143,5 +163,6 @@ json="${json%,}]"
 out=bench/results/proxy.json
 [ "$clients" = 0 ] && out=bench/results/proxy-rotating.json
 [ "$pinned" = 1 ] && out="${out%.json}-pinned.json"
+[ "${TLS:-0}" = 1 ] && out="${out%.json}-tls.json"
 echo "$json" >"$out"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1 with one worker thread, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")"
+echo "$([ "${TLS:-0}" = 1 ] && echo "TLS: aiwaf and nginx terminate TLS (ECDSA P-256, same certificate); ")machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1 with one worker thread, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")"

@@ -3,6 +3,7 @@
 # reverse proxy on 127.0.0.1:PORT in front of UPSTREAM, paranoia level 1, blocking mode.
 # Prints "modsecurity listening on http://127.0.0.1:PORT"; stop it with `kill $(cat DIR/nginx.pid)`.
 # PLAIN=1: the same nginx without ModSecurity (a plain reverse proxy, the speed reference).
+# TLS_CERT / TLS_KEY: terminate TLS with this PEM pair (HTTP/1.1).
 #   bench/modsec/start.sh DIR PORT UPSTREAM_HOST:PORT
 set -euo pipefail
 dir=$1 port=$2 upstream=$3
@@ -35,6 +36,11 @@ if [ "${PLAIN:-0}" = 1 ]; then load=""; waf=""; else
   load="load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;"
   waf="modsecurity on; modsecurity_rules_file $dir/modsec.conf;"
 fi
+ssl=""; tlsconf=""
+if [ -n "${TLS_CERT:-}" ]; then
+  ssl=" ssl"
+  tlsconf="ssl_certificate ${TLS_CERT}; ssl_certificate_key ${TLS_KEY}; ssl_protocols TLSv1.2 TLSv1.3;"
+fi
 cat >"$dir/nginx.conf" <<CONF
 $load
 worker_processes auto;
@@ -50,7 +56,8 @@ http {
   scgi_temp_path $dir/tmp/scgi;
   upstream app { server $upstream; keepalive 64; }
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$port$ssl;
+    $tlsconf
     $waf
     location / {
       proxy_pass http://app;
