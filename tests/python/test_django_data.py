@@ -174,3 +174,15 @@ def test_logging_clear_regenerate_model_and_diagnose(capfd, settings, engine_for
     assert "aiwaf app in INSTALLED_APPS: yes" in out
     assert "aiwaf.middleware.AIWAFMiddleware" in out
     assert "schema version" in out and "request logging" in out, out
+
+
+def test_command_output_goes_through_the_commands_stdout(ip):
+    import io
+
+    me = ip()
+    buf = io.StringIO()
+    call_command("add_ipexemption", me, "--reason", "captured", stdout=buf)
+    assert buf.getvalue() == f"Exempted {me}/32.\n"
+    buf = io.StringIO()
+    call_command("aiwaf_list", "--ips-exempted", "--format", "json", stdout=buf)
+    assert me in {e["ip"] for e in json.loads(buf.getvalue())}
