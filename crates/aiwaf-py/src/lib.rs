@@ -198,7 +198,7 @@ impl Core {
                     request_id: p.request_id().to_str().unwrap_or_default().to_string(),
                     client: p.client(),
                     wants_body: p.wants_body(),
-                    body_limit: p.body_limit(live.waf()),
+                    body_limit: live.waf().body_limit(),
                     pending: Some(p),
                     live,
                 };

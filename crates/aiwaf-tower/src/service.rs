@@ -156,14 +156,14 @@ impl Pending {
     pub fn wants_body(&self) -> bool {
         self.0.context.wants_body
     }
-
-    /// The most body bytes the body phase inspects (`payload.max_body_bytes`).
-    pub fn body_limit(&self, waf: &Waf) -> usize {
-        waf.engine().payload_config().map_or(0, |c| c.max_body_bytes)
-    }
 }
 
 impl Waf {
+    /// The most body bytes the body phase inspects (`payload.max_body_bytes`; 0: none).
+    pub fn body_limit(&self) -> usize {
+        self.engine().payload_config().map_or(0, |c| c.max_body_bytes)
+    }
+
     /// Events, bans and counters for a verdict.
     fn record_verdict(&self, meta: &Meta, mode: Mode, verdict: &aiwaf_engine::Verdict) {
         if let Some(ban) = &verdict.ban {
@@ -312,7 +312,7 @@ impl Waf {
         if !tx.wants_body() {
             return Ok(RequestBody::new(body));
         }
-        let limit = tx.body_limit(self);
+        let limit = self.body_limit();
         let gap = Duration::from_millis(self.inner.body_read_timeout_ms.load(Ordering::Relaxed));
         let (bytes, truncated, passed) = match buffer_body(body, limit, gap).await {
             Ok(b) => b,
@@ -331,7 +331,7 @@ impl Waf {
     }
 
     /// Phase 2 for adapters that hold the body already: inspects `bytes` (at most
-    /// [`Pending::body_limit`] of them; `truncated` when the body is longer). `Some` is the
+    /// [`Waf::body_limit`] of them; `truncated` when the body is longer). `Some` is the
     /// answer to a blocked request.
     pub fn request_body_bytes(&self, tx: &mut Pending, bytes: &[u8], truncated: bool) -> Option<Response<Full<Bytes>>> {
         let tx = &mut *tx.0;

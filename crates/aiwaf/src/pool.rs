@@ -54,11 +54,13 @@ pub struct Pool {
 }
 
 /// A request in flight to one backend (for least-connections); ends when dropped.
-pub struct InFlight<'a>(&'a AtomicU32);
+pub struct InFlight<'a>(Option<&'a AtomicU32>);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = self.0 {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -115,11 +117,16 @@ impl Pool {
         }
     }
 
-    /// Counts a request in flight to upstream `i` until the guard is dropped.
+    /// Counts a request in flight to upstream `i` until the guard is dropped. Only
+    /// least-connections pools of several upstreams count (a counter every request touches is a
+    /// cache line all the proxy's threads pass around).
     pub fn start(&self, i: usize) -> InFlight<'_> {
+        if self.balance != Balance::LeastConnections || self.backends.len() < 2 {
+            return InFlight(None);
+        }
         let c = &self.backends[i].in_flight;
         c.fetch_add(1, Ordering::Relaxed);
-        InFlight(c)
+        InFlight(Some(c))
     }
 
     /// Upstream `i` failed (no connection, no answer in time) at `now`; returns whether it is

@@ -63,6 +63,9 @@ impl Inner {
     }
 }
 
+/// Upstreams a bodiless request is tried on, at most, when none can be reached.
+const MAX_ATTEMPTS: usize = 3;
+
 /// How one attempt at an upstream ended.
 enum Attempt {
     Answered(Response<Incoming>),
@@ -219,9 +222,11 @@ impl ProxyService {
         let peer: Option<IpAddr> = parts.extensions.get::<PeerAddr>().map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
         let secure = parts.extensions.get::<Secure>().is_some();
 
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        // the client's target; each attempt builds the upstream's URI from it
+        let target = std::mem::take(&mut parts.uri);
+        let path_and_query = target.path_and_query().map_or("/", |p| p.as_str());
         if !parts.headers.contains_key(header::HOST)
-            && let Some(a) = parts.uri.authority()
+            && let Some(a) = target.authority()
             && let Ok(v) = HeaderValue::from_str(a.as_str())
         {
             parts.headers.insert(header::HOST, v);
@@ -284,21 +289,27 @@ impl ProxyService {
             }
         }
         let body = TimeoutBody::new(body, s.body_read_timeout);
-        let pool = self.inner.pool_for(parts.uri.path());
+        let pool = self.inner.pool_for(target.path());
         // A request with no body can be sent again elsewhere when an upstream cannot be
         // reached (nothing was sent); one with a body cannot (it is streamed, not kept).
         let bodiless = upgrade.is_none()
             && declared.is_none_or(|n| n == 0)
             && !parts.headers.contains_key(header::TRANSFER_ENCODING)
             && body.is_end_stream();
-        let attempts = if bodiless { pool.len().min(3) } else { 1 };
+        let attempts = if bodiless { pool.len().min(MAX_ATTEMPTS) } else { 1 };
         let mut body = Some(Limited::new(body, s.max_body_bytes as usize));
-        let mut tried: Vec<usize> = Vec::new();
+        let (mut tried, mut n_tried) = ([0usize; MAX_ATTEMPTS], 0);
         let mut upgrade = upgrade;
         let mut resp = loop {
-            let i = pool.pick(now_ms(), &tried);
-            tried.push(i);
+            let i = pool.pick(now_ms(), &tried[..n_tried]);
+            tried[n_tried] = i;
+            n_tried += 1;
             let b = pool.get(i);
+            let failed = || {
+                if pool.failed(i, now_ms()) {
+                    tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
+                }
+            };
             let uri = Uri::builder()
                 .scheme(b.scheme.clone())
                 .authority(b.authority.clone())
@@ -312,7 +323,7 @@ impl ProxyService {
                     html,
                 );
             };
-            let last = tried.len() >= attempts;
+            let last = n_tried >= attempts;
             let mut out = Request::new(match body.take() {
                 Some(b) => Either::Left(b),
                 None => Either::Right(http_body_util::Empty::new()),
@@ -330,21 +341,15 @@ impl ProxyService {
                     break self.answered(r, upgrade.take());
                 }
                 Attempt::NoConnection(e) if !last => {
-                    if pool.failed(i, now_ms()) {
-                        tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
-                    }
+                    failed();
                     tracing::debug!(error = %describe(&e), upstream = %b.authority, "Upstream unreachable; trying another.");
                 }
                 Attempt::NoConnection(e) | Attempt::Failed(e) => {
-                    if pool.failed(i, now_ms()) {
-                        tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
-                    }
+                    failed();
                     break self.failed(&e, &b.authority, html);
                 }
                 Attempt::TimedOut => {
-                    if pool.failed(i, now_ms()) {
-                        tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
-                    }
+                    failed();
                     tracing::warn!(upstream = %b.authority, "Upstream timed out.");
                     break error_response(
                         StatusCode::GATEWAY_TIMEOUT,

@@ -213,12 +213,7 @@ impl Running {
     /// writer waits for it until the deadline.
     pub async fn stop(self) {
         let Running { store, waf, stats: _, writer, tasks } = self;
-        for t in &tasks {
-            t.abort();
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
+        stop_tasks(tasks).await;
         drop(waf);
         // Every sender is gone now: the writer drains the channel and ends.
         if tokio::time::timeout(Duration::from_secs(10), writer).await.is_err() {
@@ -226,23 +221,23 @@ impl Running {
         }
         store.close().await;
     }
-}
 
-impl Running {
     /// Stops everything now without waiting for the writer to drain (flush first when records
     /// matter) and closes the storage: for an embedder whose [`Waf`] clones outlive it.
     pub async fn abort(self) {
-        let Running { store, waf, stats: _, writer, tasks } = self;
-        drop(waf);
-        writer.abort();
-        for t in tasks.iter().chain(std::iter::once(&writer)) {
-            t.abort();
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let _ = writer.await;
+        let Running { store, waf: _, stats: _, writer, tasks } = self;
+        stop_tasks(tasks.into_iter().chain(std::iter::once(writer)).collect()).await;
         store.close().await;
+    }
+}
+
+/// Aborts background tasks and waits until they are gone.
+async fn stop_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
     }
 }
 
