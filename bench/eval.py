@@ -238,7 +238,7 @@ def offline(binary, log, labels):
             "benign_banned": benign, "keywords": r["keywords"], "model": r.get("model")}
 
 
-def payloads(binary, corpus, limit, modsec=None):
+def payloads(binary, corpus, limit, modsec=None, no_profile=False):
     up = start_upstream()
     data = tempfile.mkdtemp(prefix="aiwaf-eval-payloads-")
     proc, host, port, cfg = start_aiwaf(binary, up.server_address[1], data)
@@ -286,6 +286,19 @@ def payloads(binary, corpus, limit, modsec=None):
                 ms = mstatus == 403
             return r, blocked, ip, ms
 
+        if name.startswith("csic") and not no_profile:
+            # The learned profile (a positive model of the application) needs the site's own
+            # traffic: every other normal request, in file order, is sent first as the traffic
+            # it learns from (each from its own address, as a 200); only the other half and the
+            # anomalous requests are counted. A pause lets the server put what it learned in force.
+            normals = [r for r in rows if r["expect"] != "attack"]
+            teach = normals[::2]
+            taught = {id(r) for r in teach}
+            with cf.ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(one, teach))
+            time.sleep(1.5)
+            rows = [r for r in rows if id(r) not in taught]
+            out["csic2010_profile_learned_from"] = len(teach)
         fp_ips = {}
         with cf.ThreadPoolExecutor(max_workers=16) as pool:
             for r, blocked, ip, ms in pool.map(one, rows):
@@ -361,13 +374,15 @@ def main():
     ap.add_argument("--speed", type=float, default=1.0, help="replay speed (1.0 = real time)")
     ap.add_argument("--aiwaf", default="target/release/aiwaf")
     ap.add_argument("--modsec", help="`start` (nginx+ModSecurity+CRS via bench/modsec/start.sh) or HOST:PORT: send the request corpora there too")
+    ap.add_argument("--no-profile-learning", action="store_true",
+                    help="CSIC: do not send half the normal requests first for the learned profile to learn from")
     ap.add_argument("--out", default="bench/results/eval.json")
     a = ap.parse_args()
     res = {"live": live(a.aiwaf, a.scenario, a.speed)} if a.scenario else {}
     if a.log and a.labels:
         res["offline"] = offline(a.aiwaf, a.log, a.labels)
     if a.corpus:
-        res["payloads"] = payloads(a.aiwaf, a.corpus, a.payload_limit, a.modsec)
+        res["payloads"] = payloads(a.aiwaf, a.corpus, a.payload_limit, a.modsec, a.no_profile_learning)
         res["refused_by_parser"] = REFUSED[0]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
@@ -387,6 +402,9 @@ def main():
             print(f"  {lab:10} clients {r['clients']:4} banned {r['banned']:4}")
     if "payloads" in res:
         for corpus, fams in res["payloads"].items():
+            if not isinstance(fams, dict):
+                print(f"{corpus}: {fams}")
+                continue
             print(f"payloads {corpus}:")
             for fam, r in fams.items():
                 why = ", ".join(f"{k} {v}" for k, v in sorted(r.get("false_positive_detectors", {}).items()))

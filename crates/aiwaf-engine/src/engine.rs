@@ -56,7 +56,14 @@ pub struct RequestContext {
     pub payload: Option<Box<aiwaf_payload::Report>>,
     /// The request carries a body the body phase should inspect ([`Engine::inspect_body`]).
     pub wants_body: bool,
+    /// What the request brought, for the learned profile (learned when the answer is 2xx/3xx
+    /// and nothing else was found).
+    pub shape: Option<Box<aiwaf_payload::Shape>>,
 }
+
+/// Clean answered requests a client needs before its requests blocked by the profile alone
+/// count as votes for relearning.
+const PROFILE_VOTER_HISTORY: u32 = 3;
 
 /// Result of the request phase.
 #[derive(Debug, Clone)]
@@ -189,6 +196,7 @@ impl Engine {
             slot: None,
             payload: None,
             wants_body: false,
+            shape: None,
         }
     }
 
@@ -232,6 +240,7 @@ impl Engine {
             slot: None,
             payload: None,
             wants_body: false,
+            shape: None,
         };
         if ip_exempt || mode == Mode::Off {
             return Inspection { verdict: Verdict::ALLOW, context };
@@ -269,8 +278,8 @@ impl Engine {
         }
         // Payload inspection of the request line and headers. It runs on exempt paths too
         // (a login form is where SQL injection is tried); exclusions are per route and target.
-        context.payload = self.inspect_payload_head(state, req);
         context.wants_body = self.wants_body(req);
+        self.inspect_payload_head(state, req, &mut context, now);
         if let Some(v) = self.login_rate(state, mode, &mut context, req, now) {
             return Inspection { verdict: v, context };
         }
@@ -442,13 +451,44 @@ impl Engine {
         self.payload.as_ref().map(|p| p.config())
     }
 
-    fn inspect_payload_head(&self, state: &WafState, req: &RequestInfo<'_>) -> Option<Box<aiwaf_payload::Report>> {
-        let insp = self.payload.as_ref()?;
+    fn inspect_payload_head(&self, state: &WafState, req: &RequestInfo<'_>, ctx: &mut RequestContext, now: u64) {
+        let Some(insp) = self.payload.as_ref() else { return };
         let mut report = aiwaf_payload::Report::default();
         let head =
             aiwaf_payload::HeadParts { method: req.method, path: req.path, query: req.query, headers: req.headers };
-        insp.inspect_head_with(&head, &state.payload_overlay(), &mut report);
-        (!report.is_clean()).then(|| Box::new(report))
+        let profile = state.profile();
+        profile.maybe_publish(now);
+        let mut shape = profile.config().enabled.then(Box::<aiwaf_payload::Shape>::default);
+        insp.inspect_head_profiled(
+            &head,
+            &state.payload_overlay(),
+            shape.as_deref_mut().map(|s| (profile, s)),
+            &mut report,
+        );
+        ctx.shape = shape;
+        ctx.payload = (!report.is_clean()).then(|| Box::new(report));
+    }
+
+    /// Learns the request into the profile: with no finding, or as a vote for relearning when
+    /// only the profile found something and the client has a history of clean requests
+    /// (`history`: answered 2xx/3xx with no finding) — a fresh address cannot vote.
+    fn learn_profile(&self, state: &WafState, ctx: &RequestContext, history: u32, now: u64) {
+        let Some(shape) = ctx.shape.as_deref() else { return };
+        let vote = match ctx.payload.as_deref() {
+            None => false,
+            Some(r) if r.findings.iter().all(|f| f.class == aiwaf_payload::Class::Profile) => true,
+            Some(_) => return,
+        };
+        if vote && history < PROFILE_VOTER_HISTORY {
+            return;
+        }
+        let client = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            ctx.client.hash(&mut h);
+            h.finish()
+        };
+        state.profile().learn(shape, client, vote, now);
     }
 
     /// Whether a request carries a body worth inspecting: a method with a body (or any method
@@ -507,7 +547,16 @@ impl Engine {
         }
         ctx.wants_body = false;
         let mut report = ctx.payload.take().unwrap_or_default();
-        insp.inspect_body_with(path, content_type, body, truncated, &state.payload_overlay(), &mut report);
+        let profile = state.profile();
+        insp.inspect_body_profiled(
+            path,
+            content_type,
+            body,
+            truncated,
+            &state.payload_overlay(),
+            ctx.shape.as_deref_mut().map(|s| (profile, s)),
+            &mut report,
+        );
         ctx.payload = (!report.is_clean()).then_some(report);
         self.payload_verdict(state, mode, ctx, now).unwrap_or(Verdict::ALLOW)
     }
@@ -529,6 +578,19 @@ impl Engine {
             Finding { detector: Detector::Payload, reason: format!("Payload: {}", report.summary()), evidence };
         if !blocks {
             return Some(Verdict { action: Action::Allow, finding: Some(finding), ban: None });
+        }
+        // A block by the learned profile alone is never counted toward a ban (a site that
+        // changed a form blocks its users until relearned; it must not ban them), and is a vote
+        // for relearning what the request brought (blocked, it never reaches the response phase).
+        if report.findings.iter().filter(|f| !f.shadow).all(|f| f.class == aiwaf_payload::Class::Profile) {
+            if mode == Mode::Block {
+                let history = {
+                    let client = ctx.slot.get_or_insert_with(|| state.client(ctx.client));
+                    client.lock().clean_served
+                };
+                self.learn_profile(state, ctx, history, now);
+            }
+            return Some(Verdict { action: Action::Block, finding: Some(finding), ban: None });
         }
         // Repeat senders are banned; one false positive is a blocked request, never a ban.
         let c = &self.config;
@@ -790,6 +852,12 @@ impl Engine {
             }
         };
         let mut cs = client.lock();
+        if ok && !want_features && ctx.shape.is_some() {
+            self.learn_profile(state, ctx, cs.clean_served, now);
+            if ctx.payload.is_none() {
+                cs.clean_served = cs.clean_served.saturating_add(1);
+            }
+        }
         let kw = if model.is_some() || want_features { kw_hits(&state.lists().keywords, &ctx.path) } else { 0 };
         let features = cs.features.observe(ctx.raw_path_len, kw, status, resp_time_s, now, c.window_ms);
         if want_features {

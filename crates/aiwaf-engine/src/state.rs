@@ -139,6 +139,9 @@ pub struct ClientState {
     pub(crate) payload_hits: VecDeque<u64>,
     /// Requests refused while banned (events are sampled from this count).
     pub(crate) blocked_while_banned: u64,
+    /// Requests answered 2xx/3xx with no finding (saturating): a client with a history may
+    /// vote for relearning the profile.
+    pub(crate) clean_served: u32,
     /// Times of login POSTs (the login rate limit).
     pub(crate) login_posts: VecDeque<u64>,
     /// Times of asset requests (their own, larger budget).
@@ -223,6 +226,8 @@ pub struct WafState {
     model: arc_swap::ArcSwapOption<Model>,
     /// Payload exclusions and detector modes changed at run time (admin API).
     payload_overlay: ArcSwap<aiwaf_payload::Overlay>,
+    /// The learned application profile.
+    profile: aiwaf_payload::Profile,
 }
 
 impl std::fmt::Debug for WafState {
@@ -250,7 +255,13 @@ impl WafState {
             ban_seq: AtomicU64::new(0),
             model: arc_swap::ArcSwapOption::empty(),
             payload_overlay: ArcSwap::from_pointee(aiwaf_payload::Overlay::default()),
+            profile: aiwaf_payload::Profile::new(config.payload.profile.clone()),
         }
+    }
+
+    /// The learned application profile.
+    pub fn profile(&self) -> &aiwaf_payload::Profile {
+        &self.profile
     }
 
     /// The payload changes made at run time, borrowed for one request phase.

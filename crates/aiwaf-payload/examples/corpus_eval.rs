@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use aiwaf_payload::{HeadParts, Inspector, PayloadConfig, Report};
+use aiwaf_payload::{HeadParts, Inspector, PayloadConfig, Profile, Report, Shape};
 use serde_json::Value;
 
 struct Req {
@@ -32,6 +32,31 @@ fn run(insp: &Inspector, r: &Req) -> Report {
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     insp.inspect_body(path, ct.as_deref(), &r.body, false, &mut rep);
     rep
+}
+
+/// [`run`] with the learned profile: checks against it and returns the request's shape.
+fn run_profiled(insp: &Inspector, profile: &Profile, r: &Req) -> (Report, Shape) {
+    let (path, query) = match r.uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (r.uri.as_str(), None),
+    };
+    let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let mut rep = Report::default();
+    let mut shape = Shape::default();
+    let ov = aiwaf_payload::Overlay::default();
+    insp.inspect_head_profiled(
+        &HeadParts { method: &r.method, path, query, headers: &headers },
+        &ov,
+        Some((profile, &mut shape)),
+        &mut rep,
+    );
+    let ct = r
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    insp.inspect_body_profiled(path, ct.as_deref(), &r.body, false, &ov, Some((profile, &mut shape)), &mut rep);
+    (rep, shape)
 }
 
 fn req_of(v: &Value) -> Req {
@@ -176,6 +201,56 @@ fn main() {
             }
         }
     }
+    // CSIC with the learned profile: every other normal request teaches it (each from its own
+    // client, learned when clean, as a 200 would be), then the other half and the anomalous
+    // requests are judged (and the clean ones learned, as live)
+    let profile = Profile::new(cfg.profile.clone());
+    let csic: Vec<Value> = lines(&dir.join("csic2010.jsonl")).collect();
+    let mut client = 0u64;
+    let mut now = 1_000_000u64;
+    let learn = |rep: &Report, shape: &Shape, client: u64, now: u64| {
+        let profile_only = rep.findings.iter().all(|f| f.class == aiwaf_payload::Class::Profile);
+        if rep.findings.is_empty() || profile_only {
+            profile.learn(shape, client, !rep.findings.is_empty(), now);
+        }
+    };
+    for v in csic.iter().filter(|v| v["expect"] != "attack").step_by(2) {
+        let r = req_of(v);
+        let (rep, shape) = run_profiled(&insp, &profile, &r);
+        client += 1;
+        now += 10;
+        learn(&rep, &shape, client, now);
+    }
+    profile.publish(now);
+    let mut pcsic_att = Tally::default();
+    let mut pcsic_norm = Tally::default();
+    let mut normal_seen = 0usize;
+    for v in &csic {
+        let attack = v["expect"] == "attack";
+        if !attack {
+            normal_seen += 1;
+            if normal_seen % 2 == 1 {
+                continue;
+            }
+        }
+        let r = req_of(v);
+        let (rep, shape) = run_profiled(&insp, &profile, &r);
+        client += 1;
+        now += 10;
+        let blocked = rep.should_block(&cfg);
+        if attack {
+            pcsic_att.add(blocked);
+            if !blocked {
+                show("miss", "profiled-csic-anomalous", &r, &rep);
+            }
+        } else {
+            pcsic_norm.add(blocked);
+            if blocked {
+                show("fp", "profiled-csic-normal", &r, &rep);
+            }
+            learn(&rep, &shape, client, now);
+        }
+    }
     // payloads
     let mut pay: BTreeMap<String, Tally> = BTreeMap::new();
     for v in lines(&dir.join("payloads.jsonl")) {
@@ -224,6 +299,8 @@ fn main() {
             "crs_must_not_fire": {"total": benign.total, "fired": benign.hit, "rate": benign.rate()},
             "csic_anomalous": {"total": csic_att.total, "detected": csic_att.hit, "rate": csic_att.rate()},
             "csic_normal": {"total": csic_norm.total, "false_positive": csic_norm.hit, "rate": csic_norm.rate()},
+            "csic_profiled_anomalous": {"total": pcsic_att.total, "detected": pcsic_att.hit, "rate": pcsic_att.rate()},
+            "csic_profiled_normal_held_out": {"total": pcsic_norm.total, "false_positive": pcsic_norm.hit, "rate": pcsic_norm.rate()},
             "payloads": fam(&pay),
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -270,6 +347,20 @@ fn main() {
         csic_norm.total,
         csic_norm.hit,
         csic_norm.rate()
+    );
+    println!(
+        "{:<52} {:>6} {:>8} {:>6.1}%",
+        "CSIC anomalous, profile learned from half the normal",
+        pcsic_att.total,
+        pcsic_att.hit,
+        pcsic_att.rate()
+    );
+    println!(
+        "{:<52} {:>6} {:>8} {:>6.2}%",
+        "CSIC normal (other half), profile learned",
+        pcsic_norm.total,
+        pcsic_norm.hit,
+        pcsic_norm.rate()
     );
     println!();
     println!("{:<52} {:>6} {:>8} {:>7}", "payloads (query or form) by category", "total", "detected", "rate");

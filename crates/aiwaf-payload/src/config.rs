@@ -88,6 +88,8 @@ pub struct PayloadConfig {
     pub detectors: BTreeMap<String, DetectorMode>,
     /// Exclusions by path prefix, detector and target.
     pub exclusions: Vec<Exclusion>,
+    /// The learned application profile (`[payload.profile]`).
+    pub profile: crate::ProfileConfig,
 }
 
 impl Default for PayloadConfig {
@@ -107,6 +109,7 @@ impl Default for PayloadConfig {
             json_max_nodes: 2048,
             detectors: BTreeMap::new(),
             exclusions: Vec::new(),
+            profile: crate::ProfileConfig::default(),
         }
     }
 }
@@ -156,7 +159,7 @@ impl PayloadConfig {
         for (i, ex) in self.exclusions.iter().enumerate() {
             validate_exclusion(ex).map_err(|e| format!("payload.exclusions[{i}].{e}"))?;
         }
-        Ok(())
+        self.profile.validate()
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::config::{DetectorMode, Malformed, OverLimit, Overlay, PayloadConfig};
 use crate::matcher::{Hit, Matcher, ScanCtx};
 use crate::parse;
+use crate::profile::{self, ArgShape, Deviation, Profile, RouteRules, Shape};
 use crate::report::{Class, Location, PayloadFinding, Report, Severity, evidence};
 use crate::rules::scope;
 
@@ -253,6 +254,14 @@ struct Run<'a> {
     enabled: u32,
     /// Classes that only record (shadow).
     detect: u32,
+    /// The learned profile: this route's enforced rules and the shape being collected.
+    prof: Option<ProfRun<'a>>,
+}
+
+struct ProfRun<'a> {
+    profile: &'a Profile,
+    rules: Option<&'a RouteRules>,
+    shape: &'a mut Shape,
 }
 
 static NO_OVERLAY: Overlay = Overlay { exclusions: Vec::new(), detectors: BTreeMap::new() };
@@ -307,7 +316,31 @@ impl Inspector {
                 DetectorMode::Off => enabled &= !c.bit(),
             }
         }
-        Run { insp: self, path, out, overlay, enabled, detect }
+        Run { insp: self, path, out, overlay, enabled, detect, prof: None }
+    }
+
+    /// The profile part of a run: the route's rules (from `rules`) and the shape to fill;
+    /// `None` when the profile is off.
+    fn prof_run<'a>(
+        &self,
+        enabled: u32,
+        raw_path: &str,
+        profile: Option<(&'a Profile, &'a mut Shape)>,
+        rules: &'a Option<arc_swap::Guard<std::sync::Arc<profile::Rules>>>,
+    ) -> Option<ProfRun<'a>> {
+        let (p, shape) = profile?;
+        if !p.config().enabled || enabled & Class::Profile.bit() == 0 {
+            return None;
+        }
+        if shape.route.is_empty() {
+            shape.route = profile::route_key(raw_path);
+        }
+        let rules = rules.as_ref().and_then(|g| {
+            // the guard lives as long as the run; the route borrowed from it too
+            let r: &'a profile::Rules = g;
+            r.route(&shape.route)
+        });
+        Some(ProfRun { profile: p, rules, shape })
     }
 
     /// Request-line and headers phase: path, query arguments, cookies, selected headers.
@@ -317,10 +350,25 @@ impl Inspector {
 
     /// [`Inspector::inspect_head`] with run-time changes applied.
     pub fn inspect_head_with(&self, req: &HeadParts<'_>, overlay: &Overlay, out: &mut Report) {
+        self.inspect_head_profiled(req, overlay, None, out);
+    }
+
+    /// [`Inspector::inspect_head_with`] that also checks the request against the learned
+    /// `profile` and collects its `shape` (for [`Profile::learn`] once the answer is known).
+    pub fn inspect_head_profiled(
+        &self,
+        req: &HeadParts<'_>,
+        overlay: &Overlay,
+        profile: Option<(&Profile, &mut Shape)>,
+        out: &mut Report,
+    ) {
         if !self.cfg.enabled {
             return;
         }
+        let guard = profile.as_ref().map(|(p, _)| p.rules());
         let mut run = self.run(req.path, overlay, out);
+        run.prof = self.prof_run(run.enabled, req.path, profile, &guard);
+        run.profile_method(req.method);
         let path = req.path.as_bytes();
         // a path of plain words is done here; one with other characters, or a segment that starts
         // with `_` (FrontPage and other probes), is inspected
@@ -430,12 +478,30 @@ impl Inspector {
         overlay: &Overlay,
         out: &mut Report,
     ) {
+        self.inspect_body_profiled(path, content_type, body, truncated, overlay, None, out);
+    }
+
+    /// [`Inspector::inspect_body_with`] with the learned profile (see
+    /// [`Inspector::inspect_head_profiled`]; the same `shape` continues).
+    #[allow(clippy::too_many_arguments)] // The facts of one body.
+    pub fn inspect_body_profiled(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        truncated: bool,
+        overlay: &Overlay,
+        profile: Option<(&Profile, &mut Shape)>,
+        out: &mut Report,
+    ) {
         if !self.cfg.enabled || body.is_empty() {
             return;
         }
         let truncated = truncated || body.len() > self.cfg.max_body_bytes;
         let body = &body[..body.len().min(self.cfg.max_body_bytes)];
+        let guard = profile.as_ref().map(|(p, _)| p.rules());
         let mut run = self.run(path, overlay, out);
+        run.prof = self.prof_run(run.enabled, path, profile, &guard);
         if truncated {
             match self.cfg.on_body_over_limit {
                 OverLimit::Pass => return,
@@ -577,10 +643,92 @@ impl Run<'_> {
                 self.value(lname, sname, prefix, name, name);
             }
             self.value(lvalue, svalue, prefix, name, value);
+            self.profile_arg(lvalue, prefix, name, value);
         } else {
             // argument without '=': both a name and a value
             self.value(lvalue, sname | svalue, prefix, b"", name);
+            self.profile_arg(lname, prefix, name, b"");
         }
+    }
+
+    /// The method against the route's learned methods.
+    fn profile_method(&mut self, method: &str) {
+        let Some(p) = self.prof.as_mut() else { return };
+        p.shape.method = profile::method_bit_of(method);
+        let Some(r) = p.rules else { return };
+        if profile::method_allowed(r, method) {
+            return;
+        }
+        p.shape.violations.push(Deviation::Method.vote(&p.shape.route, ""));
+        self.profile_finding(
+            "profile.method",
+            Severity::Error,
+            Location::Path,
+            "method",
+            method.as_bytes(),
+            String::from("a method this route was never seen with"),
+        );
+    }
+
+    /// One argument against the route's learned arguments; collected for learning.
+    fn profile_arg(&mut self, loc: Location, prefix: &'static str, name: &[u8], value: &[u8]) {
+        let Some(p) = self.prof.as_mut() else { return };
+        let key = profile::param_key(name);
+        if key.is_empty() || p.profile.ignored(&key) {
+            return;
+        }
+        let mask = profile::class_mask(value);
+        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        let dev = p.rules.and_then(|r| profile::check_arg(r, &key, mask, len));
+        if p.shape.args.len() < 256 {
+            p.shape.args.push(ArgShape { name: key.clone(), mask, len });
+        }
+        let Some((dev, sev)) = dev else { return };
+        p.shape.violations.push(dev.vote(&p.shape.route, &key));
+        let (rule, why) = match dev {
+            Deviation::Method => ("profile.method", String::new()),
+            Deviation::UnknownName => ("profile.unknown_param", "an argument this route never had".to_string()),
+            Deviation::Chars { new, learned } => (
+                "profile.value_chars",
+                format!(
+                    "new characters: {}; learned: {}",
+                    profile::describe_mask(new),
+                    profile::describe_mask(learned)
+                ),
+            ),
+            Deviation::Length { learned } => {
+                ("profile.value_length", format!("{len} bytes; longest learned: {learned}"))
+            }
+        };
+        let target = target_name(prefix, name);
+        let shown = if matches!(rule, "profile.unknown_param") { name } else { value };
+        self.profile_finding(rule, sev, loc, &target, shown, why);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn profile_finding(
+        &mut self,
+        rule: &'static str,
+        sev: Severity,
+        loc: Location,
+        target: &str,
+        matched: &[u8],
+        why: String,
+    ) {
+        if self.excluded(Class::Profile, target) {
+            return;
+        }
+        self.out.push(PayloadFinding {
+            rule,
+            class: Class::Profile,
+            paranoia: 1,
+            severity: sev,
+            location: loc,
+            target: target.to_string(),
+            matched: evidence(matched),
+            decoded: why,
+            shadow: self.detect & Class::Profile.bit() != 0,
+        });
     }
 
     /// Multipart smuggling: part names and file names with characters that make parsers disagree
@@ -840,6 +988,15 @@ impl Run<'_> {
             Value::String(s) => {
                 let n = name.clone();
                 self.value(Location::BodyValue, scope::BVAL, "body.", n.as_bytes(), s.as_bytes());
+                self.profile_arg(Location::BodyValue, "body.", n.as_bytes(), s.as_bytes());
+            }
+            Value::Number(x) if self.prof.is_some() => {
+                let n = name.clone();
+                self.profile_arg(Location::BodyValue, "body.", n.as_bytes(), x.to_string().as_bytes());
+            }
+            Value::Bool(b) if self.prof.is_some() => {
+                let n = name.clone();
+                self.profile_arg(Location::BodyValue, "body.", n.as_bytes(), if *b { b"true" } else { b"false" });
             }
             Value::Array(items) => {
                 let base = name.len();

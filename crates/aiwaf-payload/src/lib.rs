@@ -32,9 +32,13 @@ mod inspector;
 mod matcher;
 mod parse;
 mod prefilter;
+mod profile;
 mod report;
 mod rules;
 
 pub use config::{DetectorMode, Exclusion, Malformed, OverLimit, Overlay, PayloadConfig, validate_exclusion};
 pub use inspector::{HeadParts, Inspector};
+pub use profile::{
+    ParamSummary, Profile, ProfileConfig, RouteSummary, Rules, Shape, class_mask, describe_mask, route_key,
+};
 pub use report::{Class, Location, MAX_FINDINGS, PayloadFinding, Report, Severity};

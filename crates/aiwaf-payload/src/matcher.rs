@@ -531,7 +531,7 @@ fn rule_group(id: &str, class: Class) -> u32 {
             Class::SessionFixation => group::SESSION,
             Class::Ldapi => group::LDAP,
             Class::Protocol => group::PROTOCOL,
-            Class::Log4shell | Class::Scanner => 0,
+            Class::Log4shell | Class::Scanner | Class::Profile => 0,
         },
     }
 }

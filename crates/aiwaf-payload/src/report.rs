@@ -39,11 +39,13 @@ pub enum Class {
     Ldapi,
     /// Protocol anomalies: malformed bodies, over limits, NUL bytes, multiple encodings, restricted files.
     Protocol,
+    /// Deviations from the learned application profile (unknown argument, new characters, method, length).
+    Profile,
 }
 
 impl Class {
     /// All classes.
-    pub const ALL: [Class; 15] = [
+    pub const ALL: [Class; 16] = [
         Class::Sqli,
         Class::Xss,
         Class::Traversal,
@@ -59,6 +61,7 @@ impl Class {
         Class::Scanner,
         Class::Ldapi,
         Class::Protocol,
+        Class::Profile,
     ];
 
     /// The snake_case detector id used in configuration.
@@ -79,6 +82,7 @@ impl Class {
             Class::Scanner => "scanner",
             Class::Ldapi => "ldapi",
             Class::Protocol => "protocol",
+            Class::Profile => "profile",
         }
     }
 
@@ -100,6 +104,7 @@ impl Class {
             Class::Scanner => "Attack tool",
             Class::Ldapi => "LDAP injection",
             Class::Protocol => "Protocol anomaly",
+            Class::Profile => "Deviation from the learned profile",
         }
     }
 

@@ -681,6 +681,8 @@ fn normalized_once(path: &str) -> String {
 fn training_state(config: &EngineConfig, lists: &Lists) -> WafState {
     let mut cfg = config.clone();
     cfg.client_capacity = cfg.client_capacity.max(2_000_000);
+    // the learned profile is the live server's (a log has no bodies and no verdicts to learn from)
+    cfg.payload.profile.enabled = false;
     let state = WafState::new(&cfg);
     state.install_lists(lists.clone(), 0, 0);
     state

@@ -640,3 +640,70 @@ fn switched_off_detectors_make_no_finding() {
     );
     assert_eq!(detector(&e.inspect(&s, Mode::Block, &get("10.0.0.2", "/"), T0)), Some(Detector::Blacklist));
 }
+
+/// The learned profile through the engine's phases: learned from requests answered 2xx/3xx
+/// with no finding (never from a 404), enforced once mature; a block by the profile alone is
+/// never a ban; a fresh address cannot vote a change in, clients with a history can.
+#[test]
+fn the_profile_is_learned_from_answers_and_enforced() {
+    let (e, s) = engine(|c| {
+        c.payload.profile.min_samples = 20;
+        c.payload.profile.min_clients = 5;
+        c.payload.profile.relearn_clients = 3;
+        // the rate limit is not what this test is about
+        c.rate_max = 10_000;
+        c.rate_flood = 20_000;
+    });
+    let mut t = T0;
+    let serve = |client: &str, path: &'static str, query: &'static str, status: u16, t: u64| {
+        let i = e.inspect(&s, Mode::Block, &with_query(client, path, query), t);
+        if i.verdict.is_allow() {
+            e.observe(&s, Mode::Block, &i.context, status, 0.01, t);
+        }
+        i
+    };
+    // 404s teach nothing
+    for k in 0..40u64 {
+        t += 10;
+        serve(&format!("10.9.0.{}", k % 8), "/p", "id=1", 404, t);
+    }
+    s.profile().publish(t + 5000);
+    assert_eq!(s.profile().rules().len(), 0);
+    for k in 0..40u64 {
+        t += 10;
+        serve(&format!("10.9.0.{}", k % 8), "/p", "id=1", 200, t);
+    }
+    t += 2000;
+    s.profile().publish(t);
+    assert_eq!(s.profile().rules().len(), 1);
+    let i = serve("10.9.1.1", "/p", "id=1&debug=1", 200, t);
+    assert_eq!(i.verdict.action, Action::Block);
+    let f = i.verdict.finding.as_ref().unwrap();
+    assert_eq!(f.evidence["findings"][0]["rule"], "profile.unknown_param", "{}", f.evidence);
+    // blocked by the profile alone, again and again: never a ban
+    for _ in 0..5 {
+        t += 10;
+        assert!(serve("10.9.1.1", "/p", "id=1&debug=1", 200, t).verdict.ban.is_none());
+    }
+    // fresh addresses cannot vote the argument in
+    for k in 0..10u64 {
+        t += 10;
+        serve(&format!("10.9.2.{k}"), "/p", "id=1&debug=1", 200, t);
+    }
+    t += 2000;
+    s.profile().publish(t);
+    assert_eq!(serve("10.9.3.1", "/p", "id=1&debug=1", 200, t).verdict.action, Action::Block);
+    // clients with a history of clean requests can (the site added the argument)
+    for k in 0..3u64 {
+        let c = format!("10.9.4.{k}");
+        for _ in 0..3 {
+            t += 10;
+            serve(&c, "/p", "id=2", 200, t);
+        }
+        t += 10;
+        serve(&c, "/p", "id=1&debug=1", 200, t);
+    }
+    t += 2000;
+    s.profile().publish(t);
+    assert!(serve("10.9.3.2", "/p", "id=1&debug=1", 200, t).verdict.is_allow());
+}
