@@ -417,6 +417,8 @@ pub struct Profile {
     dirty: AtomicBool,
     published_at: AtomicU64,
     publishing: AtomicBool,
+    /// Requests learned (a change counter for whoever saves the profile).
+    learned: AtomicU64,
     /// Relearning votes: (route, thing) → distinct client hashes.
     votes: Mutex<HashMap<u64, Vec<u64>>>,
     ignore: Vec<String>,
@@ -496,6 +498,7 @@ impl Profile {
             dirty: AtomicBool::new(false),
             published_at: AtomicU64::new(0),
             publishing: AtomicBool::new(false),
+            learned: AtomicU64::new(0),
             votes: Mutex::new(HashMap::new()),
             ignore,
         }
@@ -567,6 +570,7 @@ impl Profile {
             }
             before != r.rules(&self.cfg)
         };
+        self.learned.fetch_add(1, Ordering::Relaxed);
         if changed {
             self.dirty.store(true, Ordering::Release);
         }
@@ -624,6 +628,11 @@ impl Profile {
         }
         self.rules.store(Arc::new(Rules { routes }));
         self.publishing.store(false, Ordering::Release);
+    }
+
+    /// Changes so far (requests learned, routes forgotten, imports): save when it moved.
+    pub fn changes(&self) -> u64 {
+        self.learned.load(Ordering::Relaxed)
     }
 
     /// Routes being learned.
@@ -685,6 +694,7 @@ impl Profile {
                 }
             }
         }
+        self.learned.fetch_add(1, Ordering::Relaxed);
         self.publish(now);
         any
     }

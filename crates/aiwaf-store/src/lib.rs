@@ -112,18 +112,20 @@ impl Backend {
 }
 
 fn migrations(backend: Backend) -> Migrator {
-    let (m1, m2, m3, m4) = match backend {
+    let (m1, m2, m3, m4, m5) = match backend {
         Backend::Sqlite => (
             include_str!("../migrations/sqlite/0001_initial.sql"),
             include_str!("../migrations/sqlite/0002_training.sql"),
             include_str!("../migrations/sqlite/0003_ban_changes.sql"),
             include_str!("../migrations/sqlite/0004_table_prefix.sql"),
+            include_str!("../migrations/sqlite/0005_profile.sql"),
         ),
         Backend::Postgres => (
             include_str!("../migrations/postgres/0001_initial.sql"),
             include_str!("../migrations/postgres/0002_training.sql"),
             include_str!("../migrations/postgres/0003_ban_changes.sql"),
             include_str!("../migrations/postgres/0004_table_prefix.sql"),
+            include_str!("../migrations/postgres/0005_profile.sql"),
         ),
     };
     let mut m = Migrator::with_migrations(vec![
@@ -131,6 +133,7 @@ fn migrations(backend: Backend) -> Migrator {
         Migration::new(2, "training evidence".into(), MigrationType::Simple, m2.into_sql_str(), false),
         Migration::new(3, "ban changes".into(), MigrationType::Simple, m3.into_sql_str(), false),
         Migration::new(4, "table prefix".into(), MigrationType::Simple, m4.into_sql_str(), false),
+        Migration::new(5, "profile".into(), MigrationType::Simple, m5.into_sql_str(), false),
     ]);
     // PostgreSQL: an advisory lock, so instances starting together migrate once.
     m.set_locking(backend == Backend::Postgres);
@@ -152,7 +155,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// A blacklist row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -691,6 +694,25 @@ impl Store {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(text(json))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The saved application profile (JSON), if any.
+    pub async fn profile(&self) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM aiwaf_profile WHERE key = 'default'")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Saves the application profile (JSON), replacing the saved one.
+    pub async fn save_profile(&self, json: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO aiwaf_profile (key, value, updated_at) VALUES ('default', $1, $2)              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(text(json))
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -357,3 +357,15 @@ async fn ban_changes(store: Store) {
         .unwrap();
     assert_eq!(store.ban_changes_since(last, 100).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn the_profile_is_saved_and_read_back_without_bumping_generations() {
+    for (store, _dir) in stores("profile").await {
+        assert_eq!(store.profile().await.unwrap(), None);
+        let g0 = store.generation().await.unwrap();
+        store.save_profile(r#"{"version": 1, "routes": {}}"#, T0 as i64).await.unwrap();
+        store.save_profile(r#"{"version": 1, "routes": {"/a": {}}}"#, T0 as i64 + 1).await.unwrap();
+        assert_eq!(store.profile().await.unwrap().as_deref(), Some(r#"{"version": 1, "routes": {"/a": {}}}"#));
+        assert_eq!(store.generation().await.unwrap(), g0, "saving the profile makes no server reload");
+    }
+}

@@ -146,6 +146,7 @@ impl Admin {
             .route("/payload/policy", get(api_payload_policy).put(api_payload_policy_set))
             .route("/payload/exclusions", post(api_payload_exclude))
             .route("/payload/exclusions/{n}", axum::routing::delete(api_payload_unexclude))
+            .route("/profile", get(api_profile).delete(api_profile_forget))
             .route("/stats", get(api_stats))
             .route("/model", get(api_model))
             .route("/train", post(api_train))
@@ -635,6 +636,48 @@ async fn api_payload_unexclude(State(a): State<Admin>, Path(n): Path<String>) ->
     }
 }
 
+/// The learned application profile: routes by requests learned, what is enforced.
+async fn api_profile(State(a): State<Admin>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) => n.min(10_000),
+        Some(Err(_)) => return bad("limit", "expected a number"),
+    };
+    let p = a.inner.waf.state().profile();
+    let routes = p.summary(limit);
+    axum::Json(json!({
+        "enabled": p.config().enabled,
+        "settings": {"min_samples": p.config().min_samples, "min_clients": p.config().min_clients,
+                     "relearn_clients": p.config().relearn_clients, "max_routes": p.config().max_routes},
+        "routes_learned": p.routes(),
+        "routes_enforced": p.rules().len(),
+        "routes": routes,
+    }))
+    .into_response()
+}
+
+/// Forgets one route (`?route=/checkout`) or, with `?all=true`, everything learned; saved at once.
+async fn api_profile_forget(State(a): State<Admin>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let route = match (q.get("route"), q.get("all").map(String::as_str)) {
+        (Some(r), _) => Some(aiwaf_engine::payload::route_key(r)),
+        (None, Some("true")) => None,
+        _ => return bad("route", "give ?route=/path or ?all=true"),
+    };
+    let p = a.inner.waf.state().profile();
+    let forgot = p.forget(route.as_deref(), now_ms());
+    crate::serve::save_profile(&a.inner.store, &a.inner.waf).await;
+    tracing::info!(
+        route = route.as_deref().unwrap_or("(all)"),
+        forgot,
+        "Learned profile forgotten through the admin API."
+    );
+    if forgot {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such learned route", "field": "route"}))).into_response()
+    }
+}
+
 async fn api_stats(State(a): State<Admin>) -> Response {
     match a.stats().await {
         Ok(v) => axum::Json(v).into_response(),
@@ -826,6 +869,14 @@ async fn openapi() -> Response {
             "/api/v1/payload/report": {"get": {"summary": "Which payload detectors fired on which routes and targets, with suggested exclusions",
                 "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "example": "24h"}}],
                 "responses": {"200": {"description": "rows by count"}, "400": {"description": "bad since"}}}},
+            "/api/v1/profile": {
+                "get": {"summary": "The learned application profile: routes, arguments, what is enforced",
+                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}}],
+                    "responses": {"200": {"description": "routes by requests learned"}, "400": {"description": "bad limit"}}},
+                "delete": {"summary": "Forget one learned route (?route=/path) or everything (?all=true)",
+                    "parameters": [{"name": "route", "in": "query", "schema": {"type": "string"}}, {"name": "all", "in": "query", "schema": {"type": "boolean"}}],
+                    "responses": {"204": {"description": "forgotten"}, "404": {"description": "no such route"}, "400": {"description": "neither given"}}}
+            },
             "/api/v1/payload/policy": {
                 "get": {"summary": "Payload exclusions and detector modes: configured, changed at run time, in force", "responses": {"200": {"description": "policy"}}},
                 "put": {"summary": "Replace the run-time changes (applied at once, no restart; other instances follow)",

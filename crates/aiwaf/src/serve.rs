@@ -214,6 +214,7 @@ impl Running {
     pub async fn stop(self) {
         let Running { store, waf, stats: _, writer, tasks } = self;
         stop_tasks(tasks).await;
+        save_profile(&store, &waf).await;
         drop(waf);
         // Every sender is gone now: the writer drains the channel and ends.
         if tokio::time::timeout(Duration::from_secs(10), writer).await.is_err() {
@@ -225,10 +226,35 @@ impl Running {
     /// Stops everything now without waiting for the writer to drain (flush first when records
     /// matter) and closes the storage: for an embedder whose [`Waf`] clones outlive it.
     pub async fn abort(self) {
-        let Running { store, waf: _, stats: _, writer, tasks } = self;
+        let Running { store, waf, stats: _, writer, tasks } = self;
         stop_tasks(tasks.into_iter().chain(std::iter::once(writer)).collect()).await;
+        save_profile(&store, &waf).await;
         store.close().await;
     }
+}
+
+/// Saves the learned profile (logged, never fatal).
+pub async fn save_profile(store: &Store, waf: &Waf) {
+    let json = waf.state().profile().export().to_string();
+    if let Err(e) = store.save_profile(&json, now_ms() as i64).await {
+        tracing::warn!(error = %e, "Saving the learned profile failed; it is kept in memory.");
+    }
+}
+
+/// Reads the saved profile into the WAF (a profile that does not parse is reported and the
+/// server learns anew).
+async fn load_profile(store: &Store, waf: &Waf) -> Result<()> {
+    let Some(json) = store.profile().await.context("cannot read the learned profile from storage")? else {
+        return Ok(());
+    };
+    let restored = serde_json::from_str::<serde_json::Value>(&json)
+        .map_err(|e| e.to_string())
+        .and_then(|v| waf.state().profile().import(&v, now_ms()));
+    match restored {
+        Ok(n) => tracing::info!(routes = n, "Learned profile restored."),
+        Err(e) => tracing::warn!(error = %e, "The saved profile was not read; learning anew."),
+    }
+    Ok(())
 }
 
 /// Aborts background tasks and waits until they are gone.
@@ -270,6 +296,9 @@ pub async fn start(config: &Config) -> Result<Running> {
     reload(&store, &waf, &stats, config).await.context("cannot read the lists from storage")?;
     let known = store.known_paths(config.engine.known_path_capacity).await?;
     waf.state().seed_known_paths(known.iter().map(String::as_str));
+    if waf.state().profile().config().enabled {
+        load_profile(&store, &waf).await?;
+    }
     let model_path = config.model_path();
     let mut model_stamp = load_model_if_changed(&waf, &model_path, None);
 
@@ -378,9 +407,28 @@ pub async fn start(config: &Config) -> Result<Running> {
         })
     });
 
+    // The learned profile is saved once a minute when it changed (and when the server stops).
+    let profiler = waf.state().profile().config().enabled.then(|| {
+        let (store, waf) = (store.clone(), waf.clone());
+        tokio::spawn(async move {
+            let every = Duration::from_secs(60);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut saved = waf.state().profile().changes();
+            loop {
+                tick.tick().await;
+                let now = waf.state().profile().changes();
+                if now != saved {
+                    save_profile(&store, &waf).await;
+                    saved = now;
+                }
+            }
+        })
+    });
+
     waf.set_block_page(config.block_page.clone());
     waf.set_body_read_timeout(config.proxy.body_read_timeout);
     let mut tasks = vec![reloader, janitor];
+    tasks.extend(profiler);
     tasks.extend(change_listener);
     tasks.extend(retrainer);
     Ok(Running { store, waf, stats, writer, tasks })

@@ -449,3 +449,51 @@ async fn bans_reload_incrementally() {
     .await;
     assert!(full_again.is_some());
 }
+
+/// Issue 12: the learned application profile through the real server — learned from answered
+/// requests of several addresses, enforced, shown by the admin API, kept across a restart,
+/// forgotten on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learned_profile_is_enforced_shown_kept_and_forgotten() {
+    let up = Upstream::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ProxyOpts {
+        env: vec![("AIWAF_ADMIN_TOKEN", TOKEN.into())],
+        args: vec!["--admin-listen", "127.0.0.1:0"],
+        config: Some("[payload.profile]\nmin_samples = 20\nmin_clients = 5\n".into()),
+        dir: Some(tmp.path().join("data")),
+        ..Default::default()
+    };
+    let mut p = Proxy::start(&up.url(), opts.clone());
+    let ok = Some(TOKEN);
+    for k in 0..25u32 {
+        let r = get(&format!("127.0.20.{}", k % 5 + 1), p.addr, &format!("/shop/item?id={}&color=red", k + 1)).await;
+        assert_eq!(r.status, 200);
+    }
+    // what is learned is put in force at most a second later
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tampered = "/shop/item?id=7&color=red&debug=true";
+    assert_eq!(get("127.0.21.1", p.addr, tampered).await.status, 403);
+    assert_eq!(get("127.0.21.2", p.addr, "/shop/item?id=7%2F&color=red").await.status, 403);
+    assert_eq!(get("127.0.21.3", p.addr, "/shop/item?id=8&color=blue").await.status, 200);
+    let prof = api(&p, "GET", "/api/v1/profile", None, ok).await.json();
+    assert_eq!(prof["routes_enforced"], 1, "{prof}");
+    let route = &prof["routes"][0];
+    assert_eq!((route["route"].as_str(), route["enforced"].as_bool()), (Some("/shop/item"), Some(true)), "{prof}");
+    assert!(route["params"].as_array().unwrap().iter().any(|x| x["name"] == "id" && x["enforced"] == true));
+    let ev = api(&p, "GET", "/api/v1/events?ip=127.0.21.1", None, ok).await.json();
+    assert!(ev.to_string().contains("profile.unknown_param"), "{ev}");
+
+    // kept across a restart (saved when the server stops)
+    assert_eq!(p.terminate(), Some(0));
+    let mut p = Proxy::start(&up.url(), opts.clone());
+    assert_eq!(get("127.0.21.4", p.addr, tampered).await.status, 403);
+
+    // forgotten: passes again
+    assert_eq!(api(&p, "DELETE", "/api/v1/profile", None, ok).await.status, 400);
+    assert_eq!(api(&p, "DELETE", "/api/v1/profile?route=/shop/item", None, ok).await.status, 204);
+    assert_eq!(api(&p, "DELETE", "/api/v1/profile?route=/shop/item", None, ok).await.status, 404);
+    assert_eq!(get("127.0.21.5", p.addr, tampered).await.status, 200);
+    assert_eq!(api(&p, "GET", "/api/v1/profile", None, None).await.status, 401);
+    p.terminate();
+}
