@@ -458,7 +458,10 @@ impl Engine {
             aiwaf_payload::HeadParts { method: req.method, path: req.path, query: req.query, headers: req.headers };
         let profile = state.profile();
         profile.maybe_publish(now);
-        let mut shape = profile.config().enabled.then(Box::<aiwaf_payload::Shape>::default);
+        // only a request with arguments (a query or a body) is checked and learned: a plain
+        // GET costs the profile nothing
+        let args = req.query.is_some_and(|q| !q.is_empty()) || ctx.wants_body;
+        let mut shape = (args && profile.config().enabled).then(Box::<aiwaf_payload::Shape>::default);
         insp.inspect_head_profiled(
             &head,
             &state.payload_overlay(),

@@ -673,18 +673,26 @@ impl Run<'_> {
     /// One argument against the route's learned arguments; collected for learning.
     fn profile_arg(&mut self, loc: Location, prefix: &'static str, name: &[u8], value: &[u8]) {
         let Some(p) = self.prof.as_mut() else { return };
-        let key = profile::param_key(name);
-        if key.is_empty() || p.profile.ignored(&key) {
+        let start = p.shape.names.len();
+        profile::param_key_into(name, &mut p.shape.names);
+        let key = &p.shape.names[start..];
+        if key.is_empty() || p.profile.ignored(key) {
+            p.shape.names.truncate(start);
             return;
         }
         let mask = profile::class_mask(value);
         let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
-        let dev = p.rules.and_then(|r| profile::check_arg(r, &key, mask, len));
+        let dev = p.rules.and_then(|r| profile::check_arg(r, key, mask, len));
+        if let Some((dev, _)) = &dev {
+            p.shape.violations.push(dev.vote(&p.shape.route, key));
+        }
         if p.shape.args.len() < 256 {
-            p.shape.args.push(ArgShape { name: key.clone(), mask, len });
+            let end = p.shape.names.len();
+            p.shape.args.push(ArgShape { start: start as u32, end: end as u32, mask, len });
+        } else {
+            p.shape.names.truncate(start);
         }
         let Some((dev, sev)) = dev else { return };
-        p.shape.violations.push(dev.vote(&p.shape.route, &key));
         let (rule, why) = match dev {
             Deviation::Method => ("profile.method", String::new()),
             Deviation::UnknownName => ("profile.unknown_param", "an argument this route never had".to_string()),

@@ -102,10 +102,33 @@ impl ProfileConfig {
 }
 
 /// Tracking and cache-busting parameters that any page may receive.
-const TRACKING: [&str; 20] = [
-    "fbclid", "gclid", "gbraid", "wbraid", "dclid", "msclkid", "yclid", "twclid", "ttclid", "igshid", "mc_cid",
-    "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "ref_src", "_", "_ke",
-];
+fn tracking(name: &str) -> bool {
+    matches!(
+        name,
+        "fbclid"
+            | "gclid"
+            | "gbraid"
+            | "wbraid"
+            | "dclid"
+            | "msclkid"
+            | "yclid"
+            | "twclid"
+            | "ttclid"
+            | "igshid"
+            | "mc_cid"
+            | "mc_eid"
+            | "_ga"
+            | "_gl"
+            | "_hsenc"
+            | "_hsmi"
+            | "mkt_tok"
+            | "ref_src"
+            | "_"
+            | "_ke"
+    ) || name.starts_with("utm_")
+}
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 // Character classes of a value: one bit each.
 const DIGIT: u64 = 1;
@@ -240,9 +263,10 @@ pub fn route_key(raw_path: &str) -> String {
     out
 }
 
-/// Learned names: JSON array indices folded (`items[3].id` → `items[].id`), at most 64 bytes.
-pub(crate) fn param_key(name: &[u8]) -> Box<str> {
-    let mut out = String::with_capacity(name.len().min(64));
+/// Learned names: JSON array indices folded (`items[3].id` → `items[].id`), at most 64 bytes;
+/// appended to `out` (one buffer per request).
+pub(crate) fn param_key_into(name: &[u8], out: &mut String) {
+    let base = out.len();
     let s = String::from_utf8_lossy(name);
     let mut rest = s.as_ref();
     while let Some(open) = rest.find('[') {
@@ -255,17 +279,16 @@ pub(crate) fn param_key(name: &[u8]) -> Box<str> {
             }
             _ => rest = after,
         }
-        if out.len() > 64 {
+        if out.len() - base > 64 {
             break;
         }
     }
     out.push_str(rest);
-    let mut cut = out.len().min(64);
+    let mut cut = (out.len() - base).min(64) + base;
     while !out.is_char_boundary(cut) {
         cut -= 1;
     }
     out.truncate(cut);
-    out.into_boxed_str()
 }
 
 fn method_bit(method: &str) -> u16 {
@@ -287,13 +310,16 @@ pub struct Shape {
     pub(crate) route: String,
     pub(crate) method: u16,
     pub(crate) args: Vec<ArgShape>,
+    /// The arguments' names, one after the other (`ArgShape` holds the ranges).
+    pub(crate) names: String,
     /// Votes (for relearning) of the profile findings this request had.
     pub(crate) violations: Vec<u64>,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct ArgShape {
-    pub(crate) name: Box<str>,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
     pub(crate) mask: u64,
     pub(crate) len: u32,
 }
@@ -329,7 +355,7 @@ struct Route {
     methods: u16,
     names_grew_at: u32,
     overflow: bool,
-    params: HashMap<Box<str>, Param>,
+    params: Map<Box<str>, Param>,
 }
 
 /// What is enforced for one route.
@@ -337,7 +363,7 @@ struct Route {
 pub(crate) struct RouteRules {
     pub(crate) methods: u16,
     pub(crate) names_closed: bool,
-    pub(crate) params: HashMap<Box<str>, ParamRules>,
+    pub(crate) params: Map<Box<str>, ParamRules>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,13 +404,13 @@ impl Route {
 
 #[derive(Default)]
 struct Shard {
-    routes: HashMap<Box<str>, Route>,
+    routes: Map<Box<str>, Route>,
 }
 
 /// The enforced part of the profile: mature routes only; replaced as a whole.
 #[derive(Debug, Default)]
 pub struct Rules {
-    pub(crate) routes: HashMap<Box<str>, RouteRules>,
+    pub(crate) routes: Map<Box<str>, RouteRules>,
 }
 
 impl Rules {
@@ -487,9 +513,7 @@ pub(crate) fn vote_key(route: &str, what: &str, detail: u64) -> u64 {
 impl Profile {
     /// An empty profile.
     pub fn new(cfg: ProfileConfig) -> Profile {
-        let mut ignore: Vec<String> = TRACKING.iter().map(|s| s.to_string()).collect();
-        ignore.push("utm_*".into());
-        ignore.extend(cfg.ignore_params.iter().cloned());
+        let ignore = cfg.ignore_params.clone();
         Profile {
             cfg,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
@@ -515,10 +539,11 @@ impl Profile {
     }
 
     pub(crate) fn ignored(&self, name: &str) -> bool {
-        self.ignore.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => p == name,
-        })
+        tracking(name)
+            || self.ignore.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => p == name,
+            })
     }
 
     fn shard(&self, route: &str) -> &Mutex<Shard> {
@@ -552,15 +577,16 @@ impl Profile {
             }
             r.methods |= shape.method;
             for a in &shape.args {
-                if !r.params.contains_key(&a.name) {
+                let name = shape.names.get(a.start as usize..a.end as usize).unwrap_or("");
+                if !r.params.contains_key(name) {
                     if r.params.len() >= self.cfg.max_params {
                         r.overflow = true;
                         continue;
                     }
                     r.names_grew_at = r.n;
-                    r.params.insert(a.name.clone(), Param::default());
+                    r.params.insert(name.into(), Param::default());
                 }
-                let Some(p) = r.params.get_mut(&a.name) else { continue };
+                let Some(p) = r.params.get_mut(name) else { continue };
                 p.n = p.n.saturating_add(1);
                 if p.mask | a.mask != p.mask {
                     p.mask |= a.mask;
@@ -617,7 +643,7 @@ impl Profile {
         }
         self.dirty.store(false, Ordering::Release);
         self.published_at.store(now, Ordering::Relaxed);
-        let mut routes = HashMap::new();
+        let mut routes = Map::default();
         for s in &self.shards {
             let shard = s.lock().unwrap_or_else(|e| e.into_inner());
             for (k, r) in &shard.routes {
@@ -715,7 +741,7 @@ impl Profile {
         if v.get("version").and_then(|x| x.as_u64()) != Some(1) {
             return Err("profile: unknown version".into());
         }
-        let routes: HashMap<Box<str>, Route> = serde_json::from_value(v.get("routes").cloned().unwrap_or_default())
+        let routes: Map<Box<str>, Route> = serde_json::from_value(v.get("routes").cloned().unwrap_or_default())
             .map_err(|e| format!("profile: {e}"))?;
         for s in &self.shards {
             s.lock().unwrap_or_else(|e| e.into_inner()).routes.clear();
@@ -757,7 +783,7 @@ impl Deviation {
     }
 }
 
-/// The deviation of one argument (`name` already a [`param_key`]) from a route's rules.
+/// The deviation of one argument (`name` already a [`param_key_into`]) from a route's rules.
 pub(crate) fn check_arg(r: &RouteRules, name: &str, mask: u64, len: u32) -> Option<(Deviation, crate::Severity)> {
     use crate::Severity;
     let Some(p) = r.params.get(name) else {
