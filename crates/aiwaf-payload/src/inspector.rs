@@ -643,6 +643,7 @@ impl Run<'_> {
                 self.value(lname, sname, prefix, name, name);
             }
             self.value(lvalue, svalue, prefix, name, value);
+            self.arg_shape(lname, lvalue, prefix, name, value);
             self.profile_arg(lvalue, prefix, name, value);
         } else {
             // argument without '=': both a name and a value
@@ -927,7 +928,35 @@ impl Run<'_> {
                 }
             }
             HeaderKind::ContentType => self.content_type(name, v),
+            // a User-Agent is product tokens; one that starts with a shell separator or a
+            // substitution is a command line aimed at a script that logs or passes it on
+            HeaderKind::UserAgent
+                if matches!(v.first(), Some(b';' | b'|' | b'`')) || v.starts_with(b"&&") || v.starts_with(b"$(") =>
+            {
+                self.protocol_class(
+                    "cmdi.ua_separator",
+                    Class::Cmdi,
+                    Severity::Critical,
+                    Location::Header,
+                    name,
+                    value,
+                );
+            }
             _ => {}
+        }
+    }
+
+    /// An argument's name and value beyond the rules: ORM lookups that walk relations (Django
+    /// `user__password__startswith`: the ORM leaks what it filters on), and ASCII letters and
+    /// digits written as `\u00XX` escapes (nothing encodes a plain letter so but an evasion).
+    fn arg_shape(&mut self, lname: Location, lvalue: Location, prefix: &'static str, name: &[u8], value: &[u8]) {
+        if name.len() >= 7 && memchr::memmem::find(name, b"__").is_some() && orm_lookup(name) {
+            let target = target_name(prefix, name);
+            self.protocol_class("sqli.orm_lookup", Class::Sqli, Severity::Critical, lname, &target, name);
+        }
+        if value.len() >= 6 && memchr::memmem::find(value, b"\\u00").is_some() && escaped_ascii(value) {
+            let target = target_name(prefix, name);
+            self.protocol_at("protocol.escaped_ascii", Severity::Critical, lvalue, &target, value);
         }
     }
 
@@ -1103,6 +1132,78 @@ impl Run<'_> {
                 && (ex.targets.is_empty() || ex.targets.iter().any(|t| t.eq_ignore_ascii_case(target)))
         })
     }
+}
+
+/// Django-style lookups: a name of `__`-joined parts ending in a lookup, that walks at least two
+/// relations, or one into an account field (`user__password__startswith`).
+fn orm_lookup(name: &[u8]) -> bool {
+    const LOOKUPS: [&[u8]; 24] = [
+        b"exact",
+        b"iexact",
+        b"contains",
+        b"icontains",
+        b"in",
+        b"gt",
+        b"gte",
+        b"lt",
+        b"lte",
+        b"startswith",
+        b"istartswith",
+        b"endswith",
+        b"iendswith",
+        b"range",
+        b"isnull",
+        b"regex",
+        b"iregex",
+        b"has_key",
+        b"has_keys",
+        b"has_any_keys",
+        b"contained_by",
+        b"overlap",
+        b"search",
+        b"len",
+    ];
+    const ACCOUNT: [&[u8]; 12] = [
+        b"user",
+        b"users",
+        b"owner",
+        b"author",
+        b"password",
+        b"is_staff",
+        b"is_superuser",
+        b"email",
+        b"token",
+        b"secret",
+        b"groups",
+        b"permissions",
+    ];
+    let lower = name.to_ascii_lowercase();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let mut rest = &lower[..];
+    while let Some(i) = memchr::memmem::find(rest, b"__") {
+        parts.push(&rest[..i]);
+        rest = &rest[i + 2..];
+    }
+    parts.push(rest);
+    let well_formed = parts.iter().all(|p| {
+        !p.is_empty() && p.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') && p[0].is_ascii_alphabetic()
+    });
+    let Some(last) = parts.last() else { return false };
+    if !well_formed || parts.len() < 3 || !LOOKUPS.contains(last) {
+        return false;
+    }
+    parts.len() >= 4 || parts[..parts.len() - 1].iter().any(|p| ACCOUNT.contains(p))
+}
+
+/// A `\u00XX` escape of an ASCII letter or digit.
+fn escaped_ascii(v: &[u8]) -> bool {
+    memchr::memmem::find_iter(v, b"\\u00").any(|i| {
+        let hex = |k: usize| v.get(i + k).and_then(|c| (*c as char).to_digit(16));
+        match (hex(4), hex(5)) {
+            (Some(h), Some(l)) => (h * 16 + l).try_into().is_ok_and(|c: u8| c.is_ascii_alphanumeric()),
+            _ => false,
+        }
+    })
 }
 
 /// True if a `%` is not followed by two hex digits (nor by `u` and four hex digits).

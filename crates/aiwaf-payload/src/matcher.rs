@@ -116,7 +116,7 @@ impl Matcher {
             g |= group::SQLI | group::CODE;
         }
         if g & group::CMDI == 0
-            && ((bytes & prefilter::BLANK != 0 && self.first_word_is_command(text))
+            && ((bytes & prefilter::BLANK != 0 && (self.first_word_is_command(text) || cd_to_dir(text)))
                 || (text.len() <= 16 && text.first().is_some_and(u8::is_ascii_alphabetic) && self.is_tool(text))
                 || (bytes & prefilter::SEPARATOR != 0
                     && prefilter::words_after_separators(text, &mut |w| self.is_command(w))))
@@ -346,8 +346,12 @@ impl Matcher {
             && memchr::memchr2(b'<', b'=', text).is_some()
         {
             let input = &text[..text.len().min(LIBINJECTION_MAX)];
-            let xss = catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(input).is_injection()));
-            if xss.unwrap_or(false) {
+            // an XML declaration or processing instruction (`<?xml version="1.0"?>`) is a bogus
+            // comment to an HTML parser: judged without it
+            let stripped = strip_processing_instructions(input);
+            let xss = (memchr::memchr2(b'<', b'=', &stripped).is_some())
+                .then(|| catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(&stripped).is_injection())));
+            if xss.is_some_and(|r| r.unwrap_or(false)) {
                 emit(Hit {
                     meta: RuleMeta { id: "xss.fingerprint", class: Class::Xss, pl: 1, sev: Severity::Critical },
                     matched: input,
@@ -534,6 +538,39 @@ fn rule_group(id: &str, class: Class) -> u32 {
             Class::Log4shell | Class::Scanner | Class::Profile => 0,
         },
     }
+}
+
+/// `cd` to an absolute, parent or home directory (`cd /`, `cd ../..`, `cd ~`): the shell-syntax
+/// rules judge where it stands.
+fn cd_to_dir(text: &[u8]) -> bool {
+    memchr::memmem::find_iter(text, b"cd ").any(|i| {
+        (i == 0 || !text[i - 1].is_ascii_alphanumeric())
+            && text[i + 3..].iter().find(|b| **b != b' ').is_some_and(|b| matches!(b, b'/' | b'.' | b'~'))
+    })
+}
+
+/// The text without `<?…?>` processing instructions whose insides hold no tag.
+fn strip_processing_instructions(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memmem::find(text, b"<?").is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = memchr::memmem::find(rest, b"<?") {
+        let after = &rest[i + 2..];
+        match memchr::memmem::find(after, b"?>") {
+            Some(j) if !after[..j].contains(&b'<') && !after[..j].contains(&b'>') => {
+                out.extend_from_slice(&rest[..i]);
+                rest = &after[j + 2..];
+            }
+            _ => {
+                out.extend_from_slice(&rest[..i + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Tool families named by prefix in [`UNIX_TOOLS`] (`ansible-playbook`, `chef-client`, `aa-disable`).

@@ -145,7 +145,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Sql,
             ALL,
-            r#"['"`]\s*(?:or|xor|and|\|\||&&)\s*(?:not\s+)?(?:true|false|null|\d+|['"`][^'"`]*['"`])?\s*(?:$|--|#|;|/\*)"#
+            r#"['"`]\s*(?:(?:or|xor|and)\b|\|\||&&)\s*(?:not\s+)?(?:true|false|null|\d+|['"`][^'"`]*['"`])?\s*(?:$|--|#|;|/\*)"#
         ),
         r!(
             "sqli.tautology",
@@ -237,6 +237,16 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             Text,
             ALL,
             r#"['"`)]\s*(?:/\*.*?\*/\s*)*(?:order|group)\s+by\s+\d+|\border\s+by\s+\d+\s*(?:--|#|/\*)|\bhaving\s+\d+\s*=\s*\d+"#
+        ),
+        // a string closed, a keyword, and the rest of the statement commented out at the very end
+        r!(
+            "sqli.quote_comment_tail",
+            Sqli,
+            1,
+            C,
+            Text,
+            ALL,
+            r#"['"`]\s*\)*\s*(?:or|and|xor|not|collate|like|rlike|regexp|between|is|in|div|mod|union|order|group|having|limit|procedure|into)\b.{0,100}?(?:--|#)\s*$"#
         ),
         r!(
             "sqli.comment_after_quote",
@@ -352,13 +362,15 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             r"<\s*(?:svg|math|style|link|form|animate|set|layer|ilayer|bgsound|xml|marquee|template|video|audio|details|body|input|button|textarea|keygen|source|track|html|dialog|image|img\s[^>]*\bsrc\s*=\s*['`]?\s*(?:x|#|/?\s*>|\s))\b"
         ),
         r!("xss.html_tag", Xss, 2, N, Text, ALL, r"<\s*/?\s*[a-z][a-z0-9-]*[\s/>]"),
+        // an event-handler attribute written into an argument's name (reflected as an attribute)
+        r!("xss.handler_in_name", Xss, 1, C, Text, NAMES, r#"(?:^|[\s"'/])on[a-z]{4,}\s*="#),
         r!(
             "xss.js_sink",
             Xss,
             1,
             C,
             Text,
-            ALL,
+            ALL ^ PATH,
             r#"\bdocument\s*\.\s*(?:cookie|write(?:ln)?|domain|location)\b|\bwindow\s*\.\s*(?:location|open|name)\b|\b(?:self|top|parent|globalthis|frames)\s*\[\s*['"`]|\.(?:inner|outer)html\s*=|\.insertadjacenthtml\b|\bstring\s*\.\s*fromcharcode\b|\bfromcharcode\s*\(|\beval\s*\(|\b(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d|['"`/]|document|window|this|self|top|\))|`)|\bset(?:timeout|interval)\s*\(\s*['"`]|\bnew\s+function\s*\(|\batob\s*\(|\blocation\s*\.\s*(?:href|hash|replace|assign)\b|\blocation\s*=\s*['"`]|\[\s*['"`]constructor['"`]\s*\]|\bimport\s*\(\s*['"`]"#
         ),
         r!("xss.js_sink", Xss, 1, E, Text, ALL, r"\b(?:alert|prompt|confirm)\s*\(\s*[a-z_$][\w.$]*\s*\)"),
@@ -567,6 +579,18 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             Text,
             ALL ^ BODY,
             r"[\r\n][\t ]*(?:set-cookie|location|content-(?:type|length|disposition|security-policy)|refresh|x-[\w-]+|access-control-[\w-]+|host|cookie|transfer-encoding|cache-control|link|connection|authorization|www-authenticate)[\t ]*:"
+        ),
+        // a line break then a mail-protocol command (SMTP, POP3, IMAP): a value that reaches a mail
+        // server's conversation. Query values, cookies and headers only: a textarea's lines may
+        // start with any word.
+        r!(
+            "crlf.mail_command",
+            Crlf,
+            1,
+            C,
+            Text,
+            QVAL | COOKIE | HEADER,
+            r"[\r\n][\t ]*(?:(?:helo|ehlo)\s+[\w.-]+|mail\s+from\s*:.*|rcpt\s+to\s*:.*|auth\s+[\w-]+(?:\s+\S+)?|apop\s+\S+\s+[0-9a-f]{32}|(?:user|pass|vrfy|expn)\s+\S+|(?:list|retr|dele)\s+\d+|top\s+\d+\s+\d+|data|list|uidl|capa|stls|starttls|quit|rset|noop|a\d+\s+(?:login|select|fetch|store|list|uid)\b.*)[\t ]*(?:$|[\r\n])"
         ),
         r!(
             "crlf.response_splitting",

@@ -893,3 +893,65 @@ fn address_headers() {
     assert!(run(b"2001:db8::1").findings.is_empty());
     assert!(run(b"1.2.3.4' or sleep(5)#").should_block(i.config()));
 }
+
+/// Attack classes added in session 6, each with its look-alikes.
+#[test]
+fn orm_lookups_mail_commands_escapes_and_ua_separators() {
+    let i = insp();
+    let rule_of = |r: &Report| r.findings.iter().map(|f| f.rule).collect::<Vec<_>>();
+    // Django ORM lookups that walk relations into accounts, or several relations deep
+    for q in [
+        "user__password__startswith=a",
+        "created_by__departments__employees__user__username__startswith=p",
+        "author__email__icontains=%40corp",
+        "owner__profile__city__iexact=x",
+    ] {
+        let r = query(&i, q);
+        assert!(r.should_block(i.config()), "{q}: {:?}", r.findings);
+        assert!(rule_of(&r).contains(&"sqli.orm_lookup"), "{q}");
+    }
+    // what django-filter forms and ordinary names look like
+    for q in ["price__gte=10", "name__icontains=tea", "category__slug__in=a,b", "__utma=1", "a__b=1", "_ga=GA1.2"] {
+        let r = query(&i, q);
+        assert!(!r.should_block(i.config()), "{q}: {:?}", r.findings);
+    }
+    // a mail-protocol command after a line break (SMTP/POP3/IMAP injection)
+    for v in
+        ["x\r\nRCPT TO: <victim@example.com>", "\r\nAPOP user 7d0a3bd8e5b2abcfb3e256633c23b891", "\nlist 3", "\r\nQUIT"]
+    {
+        blocks(v);
+    }
+    // lines of a query value that merely start with those words
+    for v in ["a\nlist of things", "data\nis here", "user name"] {
+        let r = value(&i, v);
+        assert!(!rule_of(&r).contains(&"crlf.mail_command"), "{v:?}: {:?}", r.findings);
+    }
+    // a plain letter written as a \u00XX escape
+    blocks("\\u0061lert(1)");
+    let r = form(&i, "testarg", "\\u0061lert");
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+    passes("caf\\u00e9 and \\u00a0 spaces");
+    // a User-Agent that starts with a shell separator
+    for ua in [";env", "| id", "$(id)", "`id`", "&& whoami"] {
+        let h: [(&str, &[u8]); 1] = [("User-Agent", ua.as_bytes())];
+        let mut r = Report::default();
+        i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r);
+        assert!(r.should_block(i.config()), "{ua}");
+    }
+    // `cd` to a directory in a chain; prose about CDs is not
+    blocks("cd /;cd etc;ls");
+    passes("Buy the vinyl; CD also available");
+    // SQL: a closed string, a keyword and the rest commented out at the end
+    blocks("z'or email notnull--");
+    blocks("user'collate \"utf8mb4_general_ci\"--");
+    passes("Rock 'n' roll or not #1");
+    passes("the 'in' crowd #2");
+    // `'ortrue` is one identifier, not a tautology
+    let r = value(&i, "'ortrue");
+    assert!(!r.findings.iter().any(|f| f.rule == "sqli.tautology"), "{:?}", r.findings);
+    // an XML declaration is not a script; an event handler written into a name is
+    let r = value(&i, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    assert!(!r.should_block(i.config()), "{:?}", r.findings);
+    let r = query(&i, &format!("{}=x", enc("  onmouseover= ")));
+    assert!(r.should_block(i.config()), "{:?}", r.findings);
+}
