@@ -315,11 +315,12 @@ impl EngineConfig {
     }
 
     /// Whether a feature vector shows attack signs (the seed's guard against banning heavy but
-    /// honest users on the model's word alone).
+    /// honest users on the model's word alone); a payload finding is one.
     pub fn attack_signs(&self, x: &crate::features::Features) -> bool {
         x[1] >= f64::from(self.anomaly_min_keyword_hits)
             || x[5] >= f64::from(self.anomaly_min_404)
             || x[4] >= f64::from(self.anomaly_min_burst)
+            || x[6] > 0.0
     }
 
     /// Ban length for the `offence`-th offence (1-based); `None` is permanent.

@@ -862,7 +862,8 @@ impl Engine {
             }
         }
         let kw = if model.is_some() || want_features { kw_hits(&state.lists().keywords, &ctx.path) } else { 0 };
-        let features = cs.features.observe(ctx.raw_path_len, kw, status, resp_time_s, now, c.window_ms);
+        let payload_score = ctx.payload.as_ref().map_or(0, |r| r.score);
+        let features = cs.features.observe(ctx.raw_path_len, kw, payload_score, status, resp_time_s, now, c.window_ms);
         if want_features {
             out.features = Some(features);
         }
@@ -876,8 +877,8 @@ impl Engine {
         }
         // A request without attack signs can never count towards a ban, so it is not scored
         // (most traffic; the forest walk is the costliest step of the response phase).
-        // A payload finding is an attack sign too.
-        let signs = c.attack_signs(&features) || ctx.payload.as_ref().is_some_and(|r| r.score > 0);
+        // A payload finding is an attack sign too (the `payload_score` feature).
+        let signs = c.attack_signs(&features);
         if let Some(m) = model.as_ref().filter(|_| signs) {
             let score = m.score(&features);
             out.score = Some(score);

@@ -1,15 +1,20 @@
 //! The anomaly model's features, computed by one implementation for serving and training.
 //!
-//! The feature vector is the seed's, in the seed's order:
-//! `[path_len, kw_hits, resp_time, status_idx, burst_count, total_404]`, with its train/serve
-//! skew removed:
+//! The feature vector is the seed's, in the seed's order, plus the payload score:
+//! `[path_len, kw_hits, resp_time, status_idx, burst_count, total_404, payload_score]`, with the
+//! seed's train/serve skew removed:
 //! - `path_len` is the length of the raw path without the query string, in both;
 //! - `kw_hits` counts static keywords in the normalised path, in both;
 //! - `resp_time` is seconds until response headers (the proxy's measure; `$request_time` in logs);
 //! - `burst_count` counts the client's requests in the *preceding* 10 s (the seed's trainer also
 //!   counted later ones);
 //! - `total_404` counts the client's 404s in the window ending now (the seed's trainer used the
-//!   whole log's total).
+//!   whole log's total);
+//! - `payload_score` is the request's payload anomaly score (0 when payload inspection found
+//!   nothing; in training, of the logged path and query).
+//!
+//! Models trained before `payload_score` existed (six features) still load and score on the
+//! first six.
 //!
 //! Training replays a log in time order through [`FeatureWindow::observe`] with the log's
 //! timestamps as `now`, exactly as the server calls it with the clock.
@@ -21,7 +26,11 @@ use crate::path::NormalizedPath;
 use crate::window::Times;
 
 /// Feature names, in vector order. Stored in model files and checked on load.
-pub const FEATURE_NAMES: [&str; 6] = ["path_len", "kw_hits", "resp_time", "status_idx", "burst_count", "total_404"];
+pub const FEATURE_NAMES: [&str; 7] =
+    ["path_len", "kw_hits", "resp_time", "status_idx", "burst_count", "total_404", "payload_score"];
+
+/// Features of models trained before `payload_score` (still loaded, scored on these).
+pub const LEGACY_FEATURE_COUNT: usize = 6;
 
 /// Width of the feature vector.
 pub const FEATURE_COUNT: usize = FEATURE_NAMES.len();
@@ -60,11 +69,13 @@ pub struct FeatureWindow {
 
 impl FeatureWindow {
     /// Records one completed request and returns its features. Call in time order per client.
-    /// `kw_hits` is [`kw_hits`] of the request's path.
+    /// `kw_hits` is [`kw_hits`] of the request's path, `payload_score` the request's payload score.
+    #[allow(clippy::too_many_arguments)] // The facts of one request.
     pub fn observe(
         &mut self,
         raw_path_len: usize,
         kw_hits: u32,
+        payload_score: u32,
         status: u16,
         resp_time_s: f64,
         now: u64,
@@ -89,6 +100,7 @@ impl FeatureWindow {
             status_idx(status),
             burst as f64,
             self.not_found.len() as f64,
+            f64::from(payload_score),
         ]
     }
 }
@@ -103,17 +115,19 @@ mod tests {
         let kw = KeywordSet::new(DEFAULT_STATIC_KEYWORDS.iter().copied(), [], &[]);
         let mut w = FeatureWindow::default();
         let hits = kw_hits(&kw, &NormalizedPath::new("/wp-admin/x.php"));
-        let f = w.observe(15, hits, 404, 0.02, 1_000, 60_000);
-        assert_eq!(f, [15.0, 2.0, 0.02, 2.0, 0.0, 1.0]);
+        let f = w.observe(15, hits, 0, 404, 0.02, 1_000, 60_000);
+        assert_eq!(f, [15.0, 2.0, 0.02, 2.0, 0.0, 1.0, 0.0]);
         for k in 1..5 {
-            w.observe(15, hits, 404, 0.02, 1_000 + k * 1000, 60_000);
+            w.observe(15, hits, 0, 404, 0.02, 1_000 + k * 1000, 60_000);
         }
-        let f = w.observe(1, 0, 200, 0.5, 5_500, 60_000);
+        let f = w.observe(1, 0, 0, 200, 0.5, 5_500, 60_000);
         assert_eq!((f[4], f[5], f[3]), (5.0, 5.0, 0.0));
         // 20 s later the burst is gone; 404s stay within the 60 s window.
-        let f = w.observe(1, 0, 302, 0.1, 25_500, 60_000);
+        let f = w.observe(1, 0, 0, 302, 0.1, 25_500, 60_000);
         assert_eq!((f[4], f[5], f[3]), (0.0, 5.0, -1.0));
-        let f = w.observe(1, 0, 200, 0.1, 70_000, 60_000);
+        let f = w.observe(1, 0, 0, 200, 0.1, 70_000, 60_000);
         assert_eq!((f[4], f[5]), (0.0, 0.0));
+        let f = w.observe(30, 0, 10, 200, 0.1, 71_000, 60_000);
+        assert_eq!(f[6], 10.0, "the payload score");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aiwaf_forest::Forest;
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FEATURE_COUNT, FEATURE_NAMES, Features};
+use crate::features::{FEATURE_NAMES, Features, LEGACY_FEATURE_COUNT};
 
 /// Version of the model file format this build reads and writes.
 pub const MODEL_SCHEMA_VERSION: u32 = 1;
@@ -56,7 +56,10 @@ impl Model {
         Model {
             file: ModelFile {
                 schema_version: MODEL_SCHEMA_VERSION,
-                feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+                feature_names: FEATURE_NAMES[..forest.features.min(FEATURE_NAMES.len())]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 training,
                 forest,
             },
@@ -72,14 +75,16 @@ impl Model {
                 file.schema_version
             ));
         }
-        if file.feature_names != FEATURE_NAMES {
+        // this build's features, or the first six of them (a model trained before `payload_score`)
+        let n = file.feature_names.len();
+        if !(LEGACY_FEATURE_COUNT..=FEATURE_NAMES.len()).contains(&n) || file.feature_names != FEATURE_NAMES[..n] {
             return Err(format!(
                 "model features {:?} do not match this build's {:?}",
                 file.feature_names, FEATURE_NAMES
             ));
         }
-        if file.forest.features != FEATURE_COUNT {
-            return Err(format!("model has {} features, expected {FEATURE_COUNT}", file.forest.features));
+        if file.forest.features != n {
+            return Err(format!("model has {} features, its file names {n}", file.forest.features));
         }
         file.forest.validate().map_err(|e| e.to_string())?;
         Ok(Model { file })
@@ -97,7 +102,7 @@ impl Model {
 
     /// Anomaly score in (0, 1]; higher is more anomalous.
     pub fn score(&self, x: &Features) -> f64 {
-        self.file.forest.score(x)
+        self.file.forest.score(&x[..self.file.forest.features])
     }
 
     /// The cut-off above which a score is anomalous.

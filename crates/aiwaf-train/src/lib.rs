@@ -430,6 +430,8 @@ fn parse_chunk(chunk: &[u8], format: LogFormat, fields: &json::JsonFields) -> Pa
 
 /// One replayed request, handed to a pass.
 struct Seen<'a> {
+    /// The row's index in the replay (the same row in both passes).
+    row: u64,
     ts: u64,
     ctx: &'a RequestContext,
     status: u16,
@@ -464,12 +466,16 @@ struct Logged<'a> {
 }
 
 /// Replays the input once through `engine` with a fresh `state`; calls `visit` per row.
+/// `payload_scores` (row, score), sorted by row: the request phase's payload scores, for a
+/// replay without the request phase (the `payload_score` feature).
+#[allow(clippy::too_many_arguments)] // One replay's inputs.
 fn replay(
     engine: &Engine,
     state: &WafState,
     input: &Input,
     opts: &Options,
     report: Option<&mut Report>,
+    payload_scores: &[(u64, u32)],
     visit: &mut dyn FnMut(Seen<'_>),
 ) -> io::Result<()> {
     let mut local = Report::default();
@@ -495,7 +501,8 @@ fn replay(
                 state.seed_known_paths(std::iter::once(once.as_str()));
             }
         }
-        let (verdict, ctx) = if opts.request_phase {
+        let row = report.rows;
+        let (verdict, mut ctx) = if opts.request_phase {
             let ua = [("User-Agent", l.user_agent.as_bytes())];
             let headers: &[(&str, &[u8])] = if l.user_agent.is_empty() || l.user_agent == "-" { &[] } else { &ua };
             let referer = Some(l.referer).filter(|r| !r.is_empty() && *r != "-");
@@ -519,6 +526,11 @@ fn replay(
         } else {
             (None, engine.context(state, l.ip, path))
         };
+        if let Ok(i) = payload_scores.binary_search_by_key(&row, |&(r, _)| r) {
+            let mut r = aiwaf_engine::payload::Report::default();
+            r.score = payload_scores[i].1;
+            ctx.payload = Some(Box::new(r));
+        }
         // a page a browser reads: where forms live, for the honeypot's "POST without its GET"
         if l.method == "GET" && (200..300).contains(&l.status) && !engine.is_asset(&ctx.path.once) {
             engine.note_html_page(state, &ctx);
@@ -555,7 +567,7 @@ fn replay(
                 add("response", "finding", f);
             }
         }
-        visit(Seen { ts: l.ts, ctx: &ctx, status: l.status, obs: &obs, verdict: verdict.as_ref(), logged: &l });
+        visit(Seen { row, ts: l.ts, ctx: &ctx, status: l.status, obs: &obs, verdict: verdict.as_ref(), logged: &l });
     };
     match input {
         Input::Rows(rows) => {
@@ -709,8 +721,13 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
     };
     let state = training_state(config, lists);
     let mut heavy = HeavyHitters::default();
-    replay(engine, &state, input, opts, Some(&mut report), &mut |s: Seen<'_>| {
+    // the request phase's payload scores by row, for pass 2 (which replays the response phase only)
+    let mut payload_scores: Vec<(u64, u32)> = Vec::new();
+    replay(engine, &state, input, opts, Some(&mut report), &[], &mut |s: Seen<'_>| {
         heavy.add(s.ctx.client);
+        if let Some(r) = s.ctx.payload.as_ref().filter(|r| r.score > 0) {
+            payload_scores.push((s.row, r.score));
+        }
         if let Some(f) = &s.obs.features {
             seen_rows += 1;
             if sample.len() < opts.sample {
@@ -852,7 +869,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             explain: None,
             json_fields: opts.json_fields.clone(),
         };
-        replay(engine, &state, input, &scoring, None, &mut |s: Seen<'_>| {
+        replay(engine, &state, input, &scoring, None, &payload_scores, &mut |s: Seen<'_>| {
             // Only rows with attack signs can count towards a ban; the rest need no score.
             if let Some(f) = s.obs.features.filter(|f| config.attack_signs(f)) {
                 let line = opts.explain.filter(|ip| engine.client_key(*ip) == s.ctx.client).map(|_| Explained {

@@ -320,7 +320,9 @@ fn replay_of_the_live_request_phase_finds_each_attacker() {
     let text = std::fs::read_to_string(&p).unwrap();
     let first = text.lines().position(|l| l.starts_with("203.0.113.4 ")).unwrap() as u64 + 1;
     assert_eq!(e.first().map(|x| (x.line, x.detector, x.action)), Some((first, "payload", "block")), "{e:?}");
-    assert_eq!(e.iter().filter(|x| x.action == "ban").count(), 1, "{e:?}");
+    assert_eq!(e.iter().filter(|x| x.phase == "request" && x.action == "ban").count(), 1, "{e:?}");
+    // the model sees the payload score too (its seventh feature) and judges the same rows
+    assert!(e.iter().any(|x| x.phase == "model" && x.evidence["features"][6].as_f64() >= Some(5.0)), "{e:?}");
     assert!(e.iter().all(|x| x.request.starts_with("GET /shop/?id=") && x.status == 200), "{e:?}");
     let honest: IpAddr = "198.51.100.50".parse().unwrap();
     assert!(run(vec![p.clone()], &Options { explain: Some(honest), ..opts() }).report.explain.is_empty());
@@ -380,7 +382,7 @@ fn explain_includes_the_models_judgments() {
     for m in &model {
         assert_eq!(m.detector, "anomaly");
         assert!(["ban", "anomalous", "normal"].contains(&m.action), "{m:?}");
-        assert!(m.evidence["score"].as_f64().is_some() && m.evidence["features"].as_array().unwrap().len() == 6);
+        assert!(m.evidence["score"].as_f64().is_some() && m.evidence["features"].as_array().unwrap().len() == 7);
         assert!(m.line > 0 && m.request.starts_with("GET "));
     }
     assert!(e.windows(2).all(|w| (w[0].ts, w[0].line) <= (w[1].ts, w[1].line)), "in log order");
@@ -391,4 +393,25 @@ fn explain_includes_the_models_judgments() {
     std::fs::write(&p2, site_log(&|s| format!(" 0.0{}", s % 9 + 1))).unwrap();
     let out = run(vec![p2], &Options { explain: Some(honest), ..opts() });
     assert!(out.report.explain.iter().all(|x| x.phase != "model" || x.action != "ban"));
+}
+
+/// Issue 13: the payload score is the model's seventh feature, in both passes: a payload line's
+/// row carries the score its request phase found (pass 2 does not inspect again).
+#[test]
+fn the_payload_score_is_a_model_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("access.log");
+    let mut log = site_log(&|s| format!(" 0.0{}", s % 9 + 1));
+    let sender = "203.0.113.77";
+    for k in 0..4u32 {
+        log.push_str(&line(sender, 400 + k, "GET", "/blog/?id=1%27%20OR%20%271%27%3D%271", 200, " 0.01"));
+    }
+    std::fs::write(&p, log).unwrap();
+    let out = run(vec![p], &Options { explain: Some(sender.parse().unwrap()), ..opts() });
+    let model: Vec<_> = out.report.explain.iter().filter(|x| x.phase == "model").collect();
+    assert!(!model.is_empty(), "{:#?}", out.report.explain);
+    for m in model {
+        let f = m.evidence["features"].as_array().unwrap();
+        assert!(f[6].as_f64().unwrap() >= 5.0, "payload score in the row: {f:?}");
+    }
 }

@@ -707,3 +707,32 @@ fn the_profile_is_learned_from_answers_and_enforced() {
     s.profile().publish(t);
     assert!(serve("10.9.3.2", "/p", "id=1&debug=1", 200, t).verdict.is_allow());
 }
+
+/// Issue 13: models carry the payload score as a seventh feature; a model trained before it
+/// (six features) still loads and scores on its six; anything else is refused.
+#[test]
+fn models_with_six_or_seven_features_load() {
+    let six = benign_model();
+    assert_eq!(six.file().feature_names.len(), 6);
+    let back = crate::Model::from_json(&six.to_json()).unwrap();
+    let x = [20.0, 0.0, 0.1, 0.0, 1.0, 0.0, 10.0];
+    assert_eq!(back.score(&x), six.score(&x), "scored on the first six");
+    // a site's log: now and then a request with a small payload score
+    let rows: Vec<Vec<f64>> = (0..500u64)
+        .map(|k| vec![(k % 30) as f64, 0.0, 0.1, 0.0, (k % 5) as f64, 0.0, if k % 50 == 0 { 2.0 } else { 0.0 }])
+        .collect();
+    let forest = aiwaf_forest::Forest::fit(&rows, &aiwaf_forest::Params::default()).unwrap();
+    let seven = crate::Model::new(forest, six.file().training.clone());
+    assert_eq!(seven.file().feature_names.last().map(String::as_str), Some("payload_score"));
+    let back = crate::Model::from_json(&seven.to_json()).unwrap();
+    // a payload score makes the same request more anomalous to a model that never saw one
+    let clean = [20.0, 0.0, 0.1, 0.0, 1.0, 0.0, 0.0];
+    assert!(back.score(&x) > back.score(&clean), "{} vs {}", back.score(&x), back.score(&clean));
+    // names out of order or a width that is neither six nor seven: refused
+    let mut v: serde_json::Value = serde_json::from_slice(&seven.to_json()).unwrap();
+    v["feature_names"][6] = "other".into();
+    assert!(crate::Model::from_json(v.to_string().as_bytes()).is_err());
+    let mut v: serde_json::Value = serde_json::from_slice(&six.to_json()).unwrap();
+    v["feature_names"].as_array_mut().unwrap().pop();
+    assert!(crate::Model::from_json(v.to_string().as_bytes()).is_err());
+}

@@ -73,6 +73,7 @@ fn train_bans_learns_writes_a_model_and_never_acts_twice() {
     assert_eq!(m["trees"], 100);
     assert_eq!(m["schema_version"], 1);
     assert_eq!(m["feature_names"][4], "burst_count");
+    assert_eq!(m["feature_names"][6], "payload_score");
     assert_eq!(m["rows_used"], 3007);
 
     // Unban, retrain on the same log: the old finding does not ban again (the seed re-banned).
