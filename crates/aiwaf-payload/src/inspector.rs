@@ -340,6 +340,9 @@ impl Inspector {
             let r: &'a profile::Rules = g;
             r.route(&shape.route)
         });
+        if rules.is_none() {
+            shape.settled = false;
+        }
         Some(ProfRun { profile: p, rules, shape })
     }
 
@@ -657,6 +660,8 @@ impl Run<'_> {
         let Some(p) = self.prof.as_mut() else { return };
         p.shape.method = profile::method_bit_of(method);
         let Some(r) = p.rules else { return };
+        // settled until an argument says otherwise: nothing in it the route does not enforce
+        p.shape.settled = r.names_closed && profile::method_allowed(r, method);
         if profile::method_allowed(r, method) {
             return;
         }
@@ -684,6 +689,9 @@ impl Run<'_> {
         let mask = profile::class_mask(value);
         let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
         let dev = p.rules.and_then(|r| profile::check_arg(r, key, mask, len));
+        if dev.is_some() || p.rules.is_none_or(|r| r.params.get(key).is_none_or(|x| x.mask == 0)) {
+            p.shape.settled = false;
+        }
         if let Some((dev, _)) = &dev {
             p.shape.violations.push(dev.vote(&p.shape.route, key));
         }

@@ -28,7 +28,8 @@
 //!
 //! Cost: a route lookup per request in an immutable snapshot (no lock); per argument one pass
 //! over the value's bytes for its class mask. Learning happens in the response phase under one of
-//! 32 shard locks (by route); the snapshot is rebuilt from the shards at most once a second, by
+//! 32 shard locks (by route), and only for requests that bring something the route does not
+//! enforce yet: the steady traffic of a learned route takes no lock; the snapshot is rebuilt from the shards at most once a second, by
 //! the request whose learning changed what is enforced. Memory is bounded by `max_routes`,
 //! `max_params` and a bounded vote table. Pure: time is a parameter, no IO.
 //!
@@ -314,6 +315,10 @@ pub struct Shape {
     pub(crate) names: String,
     /// Votes (for relearning) of the profile findings this request had.
     pub(crate) violations: Vec<u64>,
+    /// Everything in it is enforced and within what was learned: learning it would only
+    /// count (the route is mature and stable), so it is not learned — no shard lock for the
+    /// steady traffic of a learned site.
+    pub(crate) settled: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -558,6 +563,9 @@ impl Profile {
             return;
         }
         if vote && (shape.violations.is_empty() || !self.vote(&shape.violations, client)) {
+            return;
+        }
+        if !vote && shape.settled {
             return;
         }
         let changed = {

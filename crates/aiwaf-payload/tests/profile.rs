@@ -343,3 +343,21 @@ fn json_bodies_are_learned_by_flattened_name() {
     let (rep, _) = send(r#"{"items": [{"id": 1, "qty": 2, "price": 0}], "gift": false}"#);
     assert_eq!(rules(&rep), ["profile.unknown_param"]);
 }
+
+#[test]
+fn steady_traffic_of_a_learned_route_is_not_learned_again() {
+    let mut s = Site::new();
+    s.teach(60);
+    let count = |s: &Site| s.profile.summary(10).iter().find(|r| r.route == "/shop/product.jsp").unwrap().samples;
+    let before = count(&s);
+    for i in 0..100u64 {
+        let r = s.served(i % 10, "GET", &format!("/shop/product.jsp?id={}&name=Vino+Rioja&qty=3", i % 7 + 1), None);
+        assert!(r.findings.is_empty());
+    }
+    assert_eq!(count(&s), before, "nothing new: no shard lock, no count");
+    // something not yet enforced is still learned
+    s.served(1, "GET", "/shop/product.jsp?id=1&name=Vino&qty=3&utm_source=x", None);
+    assert_eq!(count(&s), before, "tracking parameters are not arguments");
+    s.served(1, "GET", "/shop/other.jsp?id=1", None);
+    assert_eq!(s.profile.routes(), 3);
+}
