@@ -985,18 +985,28 @@ impl Engine {
         if !state.is_form_page(page) {
             return None;
         }
+        // A clock that only tells whole seconds (a log's timestamps) cannot place a POST under a
+        // 1 s threshold: a POST in its GET's second or the next is "faster than 2 s". The
+        // threshold is widened by the resolution and, for the looser bound, one more signal is
+        // needed.
+        let res = state.clock_resolution_ms();
+        let (min_form_ms, min_hits) = if res > 0 {
+            (c.min_form_time_ms + res, c.honeypot_min_hits + 1)
+        } else {
+            (c.min_form_time_ms, c.honeypot_min_hits)
+        };
         let mut cs = client.lock();
         let (reason, elapsed) = match cs.take_page_get(fingerprint(page), now, c.form_memory_ms) {
             None => ("Form POST without a GET of its page".to_string(), None),
-            Some(t) if now.saturating_sub(t) < c.min_form_time_ms => {
+            Some(t) if now.saturating_sub(t) < min_form_ms => {
                 let e = now.saturating_sub(t);
                 (format!("Form submitted too quickly ({:.2}s)", secs(e)), Some(e))
             }
             Some(_) => return None,
         };
-        push_window(&mut cs.honeypot_hits, now, now, c.honeypot_window_ms, c.honeypot_min_hits as usize, |t| *t);
+        push_window(&mut cs.honeypot_hits, now, now, c.honeypot_window_ms, min_hits as usize, |t| *t);
         let hits = cs.honeypot_hits.len() as u32;
-        let bans = hits >= c.honeypot_min_hits;
+        let bans = hits >= min_hits;
         if bans {
             cs.honeypot_hits.clear();
         }
@@ -1007,8 +1017,9 @@ impl Engine {
             } else {
                 reason
             },
-            evidence: json!({"page": page, "since_get_s": elapsed.map(secs), "min_form_time_s": secs(c.min_form_time_ms),
-                "signals": hits, "min_hits": c.honeypot_min_hits, "window_s": secs(c.honeypot_window_ms)}),
+            evidence: json!({"page": page, "since_get_s": elapsed.map(secs), "min_form_time_s": secs(min_form_ms),
+                "signals": hits, "min_hits": min_hits, "window_s": secs(c.honeypot_window_ms),
+                "clock_resolution_s": secs(res)}),
         };
         Some((finding, bans))
     }

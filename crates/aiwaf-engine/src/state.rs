@@ -228,6 +228,9 @@ pub struct WafState {
     payload_overlay: ArcSwap<aiwaf_payload::Overlay>,
     /// The learned application profile.
     profile: aiwaf_payload::Profile,
+    /// Resolution of the clock `now` comes from, in ms (0: exact; training from a log with
+    /// whole-second timestamps sets 1000).
+    clock_resolution_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for WafState {
@@ -256,7 +259,19 @@ impl WafState {
             model: arc_swap::ArcSwapOption::empty(),
             payload_overlay: ArcSwap::from_pointee(aiwaf_payload::Overlay::default()),
             profile: aiwaf_payload::Profile::new(config.payload.profile.clone()),
+            clock_resolution_ms: AtomicU64::new(0),
         }
+    }
+
+    /// The resolution of the clock requests are timed with (0: exact).
+    pub fn clock_resolution_ms(&self) -> u64 {
+        self.clock_resolution_ms.load(Ordering::Relaxed)
+    }
+
+    /// Says how precise `now` is: a replay of a log with whole-second timestamps sets 1000, and
+    /// rules that compare short intervals widen their bounds by it.
+    pub fn set_clock_resolution_ms(&self, ms: u64) {
+        self.clock_resolution_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The learned application profile.

@@ -244,6 +244,11 @@ pub struct Report {
     pub not_banned: Vec<String>,
     /// Things the operator should know about the input (e.g. a log written behind a proxy).
     pub warnings: Vec<String>,
+    /// Resolution of the input's timestamps in ms (1000: whole seconds; 0: finer), and what it
+    /// means for the rules that time short intervals.
+    pub clock_resolution_ms: u64,
+    /// What that resolution can and cannot show.
+    pub timing: String,
 }
 
 /// The few most frequent clients of a stream, in O(1) memory (Misra–Gries): any client with
@@ -486,6 +491,9 @@ fn replay(
             return;
         }
         report.rows += 1;
+        if !l.ts.is_multiple_of(1000) && state.clock_resolution_ms() != 0 {
+            state.set_clock_resolution_ms(0);
+        }
         let (path, query) = match l.target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (l.target, None),
@@ -697,7 +705,23 @@ fn training_state(config: &EngineConfig, lists: &Lists) -> WafState {
     cfg.payload.profile.enabled = false;
     let state = WafState::new(&cfg);
     state.install_lists(lists.clone(), 0, 0);
+    // whole seconds until a timestamp with a fraction shows otherwise (combined logs never do)
+    state.set_clock_resolution_ms(1000);
     state
+}
+
+/// What a log's timestamp resolution can and cannot show (the report's `timing`).
+fn timing_note(resolution_ms: u64, config: &EngineConfig) -> String {
+    if resolution_ms == 0 {
+        return "timestamps finer than a second: every rule is timed as live".to_string();
+    }
+    format!(
+        "timestamps in whole seconds: a form POST logged in its page GET's second or the next is          counted as faster than {:.0} s (live: {:.0} s) and {} such posts make a ban (live: {}); a          1.5 s human and a 0.5 s bot look alike, one fast post is never enough. Rates and floods          are counted per second as live.",
+        (config.min_form_time_ms + resolution_ms) as f64 / 1000.0,
+        config.min_form_time_ms as f64 / 1000.0,
+        config.honeypot_min_hits + 1,
+        config.honeypot_min_hits,
+    )
 }
 
 /// Runs the two passes. `lists` holds the exemptions (and keywords) in force.
@@ -784,6 +808,8 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             report.rows
         ));
     }
+    report.clock_resolution_ms = state.clock_resolution_ms();
+    report.timing = timing_note(report.clock_resolution_ms, config);
     drop(state);
     lap(&mut report, "1_replay");
 

@@ -299,6 +299,9 @@ pub fn summary(r: &serde_json::Value) -> String {
             s += &format!("\n  not banned: {}", x.as_str().unwrap_or(""));
         }
     }
+    if let Some(t) = r["timing"].as_str().filter(|t| !t.is_empty()) {
+        s += &format!("\n  timing: {t}");
+    }
     if let Some(a) = r["warnings"].as_array().filter(|a| !a.is_empty()) {
         for x in a {
             s += &format!("\n  warning: {}", x.as_str().unwrap_or(""));
