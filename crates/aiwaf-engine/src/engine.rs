@@ -986,15 +986,11 @@ impl Engine {
             return None;
         }
         // A clock that only tells whole seconds (a log's timestamps) cannot place a POST under a
-        // 1 s threshold: a POST in its GET's second or the next is "faster than 2 s". The
-        // threshold is widened by the resolution and, for the looser bound, one more signal is
-        // needed.
+        // 1 s threshold: a POST in its GET's second or the next is "faster than 2 s", and the
+        // threshold is widened by the resolution. A ban still needs `honeypot_min_hits` signals:
+        // one quick person is never enough.
         let res = state.clock_resolution_ms();
-        let (min_form_ms, min_hits) = if res > 0 {
-            (c.min_form_time_ms + res, c.honeypot_min_hits + 1)
-        } else {
-            (c.min_form_time_ms, c.honeypot_min_hits)
-        };
+        let (min_form_ms, min_hits) = (c.min_form_time_ms + res, c.honeypot_min_hits);
         let mut cs = client.lock();
         let (reason, elapsed) = match cs.take_page_get(fingerprint(page), now, c.form_memory_ms) {
             None => ("Form POST without a GET of its page".to_string(), None),

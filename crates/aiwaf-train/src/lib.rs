@@ -716,10 +716,12 @@ fn timing_note(resolution_ms: u64, config: &EngineConfig) -> String {
         return "timestamps finer than a second: every rule is timed as live".to_string();
     }
     format!(
-        "timestamps in whole seconds: a form POST logged in its page GET's second or the next is          counted as faster than {:.0} s (live: {:.0} s) and {} such posts make a ban (live: {}); a          1.5 s human and a 0.5 s bot look alike, one fast post is never enough. Rates and floods          are counted per second as live.",
+        "timestamps in whole seconds: a form POST logged in its page GET's second or the next is \
+         counted as faster than {:.0} s (live: {:.0} s), so a 1.5 s person and a 0.5 s bot look \
+         alike; {} such posts within the window make a ban, one never does. Rates and floods are \
+         counted per second as live.",
         (config.min_form_time_ms + resolution_ms) as f64 / 1000.0,
         config.min_form_time_ms as f64 / 1000.0,
-        config.honeypot_min_hits + 1,
         config.honeypot_min_hits,
     )
 }
