@@ -117,6 +117,9 @@ pub struct Options {
     pub explain: Option<IpAddr>,
     /// Where the facts are in JSON log lines.
     pub json_fields: json::JsonFields,
+    /// Rows with attack signs kept from pass 1 for scoring ([`MAX_KEPT_ROWS`]); more make pass 2
+    /// replay the log again.
+    pub max_kept_rows: usize,
 }
 
 /// One finding of the replay for the client `--explain` asked about.
@@ -453,7 +456,30 @@ struct ScoredRow {
     path: String,
     features: aiwaf_engine::Features,
     ts: u64,
-    line: Option<Explained>,
+    line: Option<Box<Explained>>,
+}
+
+/// Rows with attack signs kept from pass 1 for scoring (about 150 bytes each): beyond this,
+/// pass 2 replays the log again instead.
+pub const MAX_KEPT_ROWS: usize = 100_000;
+
+/// The row to score for a replayed line with attack signs, with its line when it is explained.
+fn scored_row(engine: &Engine, opts: &Options, s: &Seen<'_>, f: aiwaf_engine::Features) -> ScoredRow {
+    let line = opts.explain.filter(|ip| engine.client_key(*ip) == s.ctx.client).map(|_| {
+        Box::new(Explained {
+            source: s.logged.source.to_string(),
+            line: s.logged.line,
+            ts: s.ts,
+            request: format!("{} {}", s.logged.method, s.logged.target),
+            status: s.status,
+            phase: "model",
+            action: "",
+            detector: "anomaly",
+            reason: String::new(),
+            evidence: serde_json::Value::Null,
+        })
+    });
+    ScoredRow { ip: s.ctx.client, path: s.ctx.path.once.clone(), features: f, ts: s.ts, line }
 }
 
 /// One log line's facts.
@@ -749,10 +775,22 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
     let mut heavy = HeavyHitters::default();
     // the request phase's payload scores by row, for pass 2 (which replays the response phase only)
     let mut payload_scores: Vec<(u64, u32)> = Vec::new();
+    // the rows with attack signs, in order: when they are few (the usual case) the model scores
+    // them after the fit and the log is not replayed a second time
+    let mut kept: Option<Vec<ScoredRow>> = Some(Vec::new());
     replay(engine, &state, input, opts, Some(&mut report), &[], &mut |s: Seen<'_>| {
         heavy.add(s.ctx.client);
         if let Some(r) = s.ctx.payload.as_ref().filter(|r| r.score > 0) {
             payload_scores.push((s.row, r.score));
+        }
+        if let Some(rows) = kept.as_mut()
+            && let Some(f) = s.obs.features.filter(|f| config.attack_signs(f))
+        {
+            if rows.len() >= opts.max_kept_rows {
+                kept = None;
+            } else {
+                rows.push(scored_row(engine, opts, &s, f));
+            }
         }
         if let Some(f) = &s.obs.features {
             seen_rows += 1;
@@ -857,7 +895,7 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
                 }
                 let judged = engine.judge_anomaly(&state, ip, &path, &f, score, threshold, ts);
                 // `--explain`: every scored row of the client, the model's judgment with it
-                if let Some(mut e) = line {
+                if let Some(mut e) = line.map(|b| *b) {
                     e.action = if judged.is_some() {
                         "ban"
                     } else if score > threshold {
@@ -896,29 +934,28 @@ pub fn train(engine: &Engine, lists: &Lists, input: &Input, opts: &Options) -> i
             request_phase: false,
             explain: None,
             json_fields: opts.json_fields.clone(),
+            max_kept_rows: 0,
         };
-        replay(engine, &state, input, &scoring, None, &payload_scores, &mut |s: Seen<'_>| {
-            // Only rows with attack signs can count towards a ban; the rest need no score.
-            if let Some(f) = s.obs.features.filter(|f| config.attack_signs(f)) {
-                let line = opts.explain.filter(|ip| engine.client_key(*ip) == s.ctx.client).map(|_| Explained {
-                    source: s.logged.source.to_string(),
-                    line: s.logged.line,
-                    ts: s.ts,
-                    request: format!("{} {}", s.logged.method, s.logged.target),
-                    status: s.status,
-                    phase: "model",
-                    action: "",
-                    detector: "anomaly",
-                    reason: String::new(),
-                    evidence: serde_json::Value::Null,
-                });
-                batch.push(ScoredRow { ip: s.ctx.client, path: s.ctx.path.once.clone(), features: f, ts: s.ts, line });
-                if batch.len() == SCORE_BATCH {
-                    flush(&mut batch);
-                    lap(&mut report, "3_replay_scored");
+        match kept.take() {
+            Some(rows) => {
+                for r in rows {
+                    batch.push(r);
+                    if batch.len() == SCORE_BATCH {
+                        flush(&mut batch);
+                    }
                 }
             }
-        })?;
+            None => replay(engine, &state, input, &scoring, None, &payload_scores, &mut |s: Seen<'_>| {
+                // Only rows with attack signs can count towards a ban; the rest need no score.
+                if let Some(f) = s.obs.features.filter(|f| config.attack_signs(f)) {
+                    batch.push(scored_row(engine, opts, &s, f));
+                    if batch.len() == SCORE_BATCH {
+                        flush(&mut batch);
+                        lap(&mut report, "3_replay_scored");
+                    }
+                }
+            })?,
+        }
         flush(&mut batch);
         lap(&mut report, "3_replay_scored");
         if !explained.is_empty() {

@@ -62,6 +62,7 @@ fn opts() -> Options {
         request_phase: true,
         explain: None,
         json_fields: Default::default(),
+        max_kept_rows: MAX_KEPT_ROWS,
     }
 }
 
@@ -440,4 +441,29 @@ fn form_bots_one_logged_second_after_their_get() {
     assert!(!by_ip.contains_key("198.51.100.90"), "{by_ip:?}");
     assert_eq!(r.clock_resolution_ms, 1000);
     assert!(r.timing.contains("whole seconds") && r.timing.contains("faster than 2 s"), "{}", r.timing);
+}
+
+/// Pass 2 either scores the rows with attack signs kept from pass 1 or, when there were too
+/// many to keep, replays the log again: the same bans, model and judgments either way.
+#[test]
+fn kept_rows_and_a_second_replay_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("access.log");
+    let mut log = site_log(&|s| format!(" 0.0{}", s % 9 + 1));
+    for k in 0..4u32 {
+        log.push_str(&line("203.0.113.77", 400 + k, "GET", "/blog/?id=1%27%20OR%20%271%27%3D%271", 200, " 0.01"));
+    }
+    std::fs::write(&p, log).unwrap();
+    let scanner: IpAddr = "203.0.113.66".parse().unwrap();
+    let kept = run(vec![p.clone()], &Options { explain: Some(scanner), ..opts() }).report;
+    let replayed = run(vec![p], &Options { explain: Some(scanner), max_kept_rows: 1, ..opts() }).report;
+    let bans = |r: &Report| r.bans.iter().map(|b| (b.ip, b.detector, b.reason.clone())).collect::<Vec<_>>();
+    assert_eq!(bans(&kept), bans(&replayed));
+    let m = |r: &Report| r.model.as_ref().map(|m| (m.rows_with_signs, m.anomalous_rows));
+    assert!(m(&kept).is_some_and(|(n, _)| n > 1), "{:?}", m(&kept));
+    assert_eq!(m(&kept), m(&replayed));
+    let judged =
+        |r: &Report| r.explain.iter().filter(|e| e.phase == "model").map(|e| (e.line, e.action)).collect::<Vec<_>>();
+    assert!(!judged(&kept).is_empty());
+    assert_eq!(judged(&kept), judged(&replayed));
 }

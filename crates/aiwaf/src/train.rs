@@ -195,6 +195,7 @@ pub async fn run(config: &Config, store: &Store, req: &Request) -> Result<serde_
         request_phase: true,
         explain: req.explain,
         json_fields: req.json_fields.clone(),
+        max_kept_rows: aiwaf_train::MAX_KEPT_ROWS,
     };
 
     let bar = (req.progress && total_bytes > 0 && std::io::stderr().is_terminal()).then(|| {
