@@ -479,7 +479,12 @@ impl Engine {
         let Some(shape) = ctx.shape.as_deref() else { return };
         let vote = match ctx.payload.as_deref() {
             None => false,
-            Some(r) if r.findings.iter().all(|f| f.class == aiwaf_payload::Class::Profile) => true,
+            // every finding kept is the profile's, and none was dropped unseen
+            Some(r)
+                if r.findings_dropped == 0 && r.findings.iter().all(|f| f.class == aiwaf_payload::Class::Profile) =>
+            {
+                true
+            }
             Some(_) => return,
         };
         if vote && history < PROFILE_VOTER_HISTORY {
@@ -585,7 +590,9 @@ impl Engine {
         // A block by the learned profile alone is never counted toward a ban (a site that
         // changed a form blocks its users until relearned; it must not ban them), and is a vote
         // for relearning what the request brought (blocked, it never reaches the response phase).
-        if report.findings.iter().filter(|f| !f.shadow).all(|f| f.class == aiwaf_payload::Class::Profile) {
+        if report.findings_dropped == 0
+            && report.findings.iter().filter(|f| !f.shadow).all(|f| f.class == aiwaf_payload::Class::Profile)
+        {
             if mode == Mode::Block {
                 let history = {
                     let client = ctx.slot.get_or_insert_with(|| state.client(ctx.client));
@@ -862,7 +869,9 @@ impl Engine {
             }
         }
         let kw = if model.is_some() || want_features { kw_hits(&state.lists().keywords, &ctx.path) } else { 0 };
-        let payload_score = ctx.payload.as_ref().map_or(0, |r| r.score);
+        // the model's `payload_score` leaves the learned profile out: a deviation from it alone is
+        // never an attack sign (nor a ban)
+        let payload_score = ctx.payload.as_ref().map_or(0, |r| r.attack_score());
         let features = cs.features.observe(ctx.raw_path_len, kw, payload_score, status, resp_time_s, now, c.window_ms);
         if want_features {
             out.features = Some(features);

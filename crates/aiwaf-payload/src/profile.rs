@@ -388,7 +388,7 @@ impl Route {
             .params
             .iter()
             .map(|(k, p)| {
-                let stable = p.n >= min_param && (p.n - p.grew_at) * 2 >= p.n;
+                let stable = p.n >= min_param && stable_since(p.n, p.grew_at);
                 (
                     k.clone(),
                     if stable {
@@ -401,10 +401,17 @@ impl Route {
             .collect();
         Some(RouteRules {
             methods: self.methods,
-            names_closed: !self.overflow && (self.n - self.names_grew_at) * 2 >= self.n,
+            names_closed: !self.overflow && stable_since(self.n, self.names_grew_at),
             params,
         })
     }
+}
+
+/// Nothing new in the later half of `n` observations (the last growth at observation `grew_at`);
+/// in 64 bits, so counts kept for years never wrap.
+fn stable_since(n: u32, grew_at: u32) -> bool {
+    let (n, g) = (u64::from(n), u64::from(grew_at.min(n)));
+    (n - g) * 2 >= n
 }
 
 #[derive(Default)]
@@ -510,9 +517,9 @@ fn hash64<T: Hash + ?Sized>(v: &T) -> u64 {
     h.finish()
 }
 
-/// A relearning vote's key.
-pub(crate) fn vote_key(route: &str, what: &str, detail: u64) -> u64 {
-    hash64(&(route, what, detail))
+/// A relearning vote's key: the route, the kind of deviation, the argument and what it brought.
+pub(crate) fn vote_key(route: &str, kind: u8, name: &str, detail: u64) -> u64 {
+    hash64(&(route, kind, name, detail))
 }
 
 impl Profile {
@@ -646,22 +653,30 @@ impl Profile {
 
     /// Rebuilds the enforced snapshot from the shards (at most one caller at a time).
     pub fn publish(&self, now: u64) {
-        if self.publishing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.dirty.store(false, Ordering::Release);
-        self.published_at.store(now, Ordering::Relaxed);
-        let mut routes = Map::default();
-        for s in &self.shards {
-            let shard = s.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, r) in &shard.routes {
-                if let Some(rules) = r.rules(&self.cfg) {
-                    routes.insert(k.clone(), rules);
+        self.dirty.store(true, Ordering::Release);
+        // one builder at a time; a change made while it builds makes it build again (twice at
+        // most here: a later request picks up what is left)
+        for _ in 0..2 {
+            if !self.dirty.load(Ordering::Acquire) {
+                break;
+            }
+            if self.publishing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            self.dirty.store(false, Ordering::Release);
+            self.published_at.store(now, Ordering::Relaxed);
+            let mut routes = Map::default();
+            for s in &self.shards {
+                let shard = s.lock().unwrap_or_else(|e| e.into_inner());
+                for (k, r) in &shard.routes {
+                    if let Some(rules) = r.rules(&self.cfg) {
+                        routes.insert(k.clone(), rules);
+                    }
                 }
             }
+            self.rules.store(Arc::new(Rules { routes }));
+            self.publishing.store(false, Ordering::Release);
         }
-        self.rules.store(Arc::new(Rules { routes }));
-        self.publishing.store(false, Ordering::Release);
     }
 
     /// Changes so far (requests learned, routes forgotten, imports): save when it moved.
@@ -760,6 +775,10 @@ impl Profile {
                 break;
             }
             r.clients.truncate(self.cfg.min_clients as usize);
+            r.names_grew_at = r.names_grew_at.min(r.n);
+            for p in r.params.values_mut() {
+                p.grew_at = p.grew_at.min(p.n);
+            }
             r.params.retain(|name, _| name.len() <= 64);
             r.params = r.params.into_iter().take(self.cfg.max_params).collect();
             self.shard(&k).lock().unwrap_or_else(|e| e.into_inner()).routes.insert(k, r);
@@ -774,19 +793,20 @@ impl Profile {
 /// What the inspector checks for one request against the enforced rules; findings are named
 /// by the caller. Returns the rule id, severity and an explanation for each deviation.
 pub(crate) enum Deviation {
-    Method,
+    Method { bit: u16 },
     UnknownName,
     Chars { new: u64, learned: u64 },
-    Length { learned: u32 },
+    Length { len: u32, learned: u32 },
 }
 
 impl Deviation {
     pub(crate) fn vote(&self, route: &str, name: &str) -> u64 {
         match self {
-            Deviation::Method => vote_key(route, "method", 0),
-            Deviation::UnknownName => vote_key(route, name, 1),
-            Deviation::Chars { new, .. } => vote_key(route, name, *new),
-            Deviation::Length { .. } => vote_key(route, name, 2),
+            Deviation::Method { bit } => vote_key(route, 0, "", u64::from(*bit)),
+            Deviation::UnknownName => vote_key(route, 1, name, 0),
+            Deviation::Chars { new, .. } => vote_key(route, 2, name, *new),
+            // by order of magnitude: ten votes for a little longer do not teach a hundred times longer
+            Deviation::Length { len, .. } => vote_key(route, 3, name, u64::from(len.max(&1).ilog2())),
         }
     }
 }
@@ -812,7 +832,7 @@ pub(crate) fn check_arg(r: &RouteRules, name: &str, mask: u64, len: u32) -> Opti
     }
     if p.max_len > 0 && len > p.max_len.saturating_mul(2).saturating_add(10) {
         let sev = if p.mask & SPACE != 0 { Severity::Error } else { Severity::Critical };
-        return Some((Deviation::Length { learned: p.max_len }, sev));
+        return Some((Deviation::Length { len, learned: p.max_len }, sev));
     }
     None
 }

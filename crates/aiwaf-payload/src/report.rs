@@ -264,6 +264,23 @@ impl Report {
         cfg.enabled && self.blocks(cfg.threshold)
     }
 
+    /// The score without the learned profile's findings (what the anomaly model sees as an attack
+    /// sign): the score itself when the profile found nothing.
+    pub fn attack_score(&self) -> u32 {
+        if !self.findings.iter().any(|f| f.class == Class::Profile && !f.shadow) {
+            return self.score;
+        }
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut s = 0u32;
+        for f in self.findings.iter().filter(|f| !f.shadow && f.class != Class::Profile) {
+            if !seen.contains(&f.rule) {
+                seen.push(f.rule);
+                s = s.saturating_add(f.severity.score());
+            }
+        }
+        s
+    }
+
     /// True if nothing was found.
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty() && self.findings_dropped == 0

@@ -246,7 +246,7 @@ pub(crate) fn rule_defs() -> Vec<RuleDef> {
             C,
             Text,
             ALL,
-            r#"['"`]\s*\)*\s*(?:or|and|xor|not|collate|like|rlike|regexp|between|is|in|div|mod|union|order|group|having|limit|procedure|into)\b.{0,100}?(?:--|#)\s*$"#
+            r#"['"`]\s*\)*\s*(?:or|and|xor|not|collate|like|rlike|regexp|between|is|in|div|mod|union|order|group|having|limit|procedure|into)\b.{0,100}?(?:--|\W#)\s*$"#
         ),
         r!(
             "sqli.comment_after_quote",

@@ -911,7 +911,19 @@ fn orm_lookups_mail_commands_escapes_and_ua_separators() {
         assert!(rule_of(&r).contains(&"sqli.orm_lookup"), "{q}");
     }
     // what django-filter forms and ordinary names look like
-    for q in ["price__gte=10", "name__icontains=tea", "category__slug__in=a,b", "__utma=1", "a__b=1", "_ga=GA1.2"] {
+    for q in [
+        "price__gte=10",
+        "name__icontains=tea",
+        "category__slug__in=a,b",
+        "__utma=1",
+        "a__b=1",
+        "_ga=GA1.2",
+        // the Django admin's filter links
+        "groups__id__exact=1",
+        "author__id__exact=3",
+        "user__id__in=1,2",
+        "user__is_staff__exact=1",
+    ] {
         let r = query(&i, q);
         assert!(!r.should_block(i.config()), "{q}: {:?}", r.findings);
     }
@@ -945,6 +957,7 @@ fn orm_lookups_mail_commands_escapes_and_ua_separators() {
     blocks("z'or email notnull--");
     blocks("user'collate \"utf8mb4_general_ci\"--");
     passes("Rock 'n' roll or not #1");
+    passes("I wrote \"hello\" in C#");
     passes("the 'in' crowd #2");
     // `'ortrue` is one identifier, not a tautology
     let r = value(&i, "'ortrue");

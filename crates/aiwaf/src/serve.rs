@@ -233,8 +233,13 @@ impl Running {
     }
 }
 
-/// Saves the learned profile (logged, never fatal).
+/// Saves the learned profile (logged, never fatal); nothing when the profile is off or nothing
+/// was learned since start (a saved profile that did not load is not overwritten with nothing).
 pub async fn save_profile(store: &Store, waf: &Waf) {
+    let p = waf.state().profile();
+    if !p.config().enabled || p.changes() == 0 {
+        return;
+    }
     let json = waf.state().profile().export().to_string();
     if let Err(e) = store.save_profile(&json, now_ms() as i64).await {
         tracing::warn!(error = %e, "Saving the learned profile failed; it is kept in memory.");

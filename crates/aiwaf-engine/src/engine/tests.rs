@@ -767,3 +767,32 @@ fn honeypot_widens_its_bounds_for_a_whole_second_clock() {
     e.inspect(&s, Mode::Block, &get("10.0.7.3", "/contact/"), T0);
     assert!(e.inspect(&s, Mode::Block, &post_form("10.0.7.3", "/contact/"), T0 + 1000).verdict.finding.is_none());
 }
+
+/// A request whose profile findings fill the report must not hide a payload among the dropped
+/// findings: it is not "profile only" (no free probing, no vote), and repeat senders are banned.
+#[test]
+fn profile_findings_cannot_hide_a_payload() {
+    let (e, s) = engine(|c| {
+        c.payload.profile.min_samples = 20;
+        c.payload.profile.min_clients = 5;
+        c.rate_max = 10_000;
+        c.rate_flood = 20_000;
+    });
+    let mut t = T0;
+    for k in 0..40u64 {
+        t += 10;
+        let i = e.inspect(&s, Mode::Block, &with_query(&format!("10.9.8.{}", k % 8), "/p", "id=1"), t);
+        e.observe(&s, Mode::Block, &i.context, 200, 0.01, t);
+    }
+    s.profile().publish(t + 2000);
+    let mut q: String = (0..40).map(|k| format!("x{k}=1&")).collect();
+    q.push_str("id=1%27%20union%20select%20password%20from%20users--");
+    let q: &'static str = Box::leak(q.into_boxed_str());
+    let mut banned = false;
+    for k in 0..3u64 {
+        let i = e.inspect(&s, Mode::Block, &with_query("10.9.9.1", "/p", q), t + 3000 + k);
+        assert_eq!(i.verdict.action, Action::Block);
+        banned |= i.verdict.ban.is_some();
+    }
+    assert!(banned, "a payload sender is banned even behind forty profile findings");
+}
