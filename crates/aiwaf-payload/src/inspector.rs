@@ -732,20 +732,7 @@ impl Run<'_> {
         matched: &[u8],
         why: String,
     ) {
-        if self.excluded(Class::Profile, target) {
-            return;
-        }
-        self.out.push(PayloadFinding {
-            rule,
-            class: Class::Profile,
-            paranoia: 1,
-            severity: sev,
-            location: loc,
-            target: target.to_string(),
-            matched: evidence(matched),
-            decoded: why,
-            shadow: self.detect & Class::Profile.bit() != 0,
-        });
+        self.finding(rule, Class::Profile, sev, loc, target, matched, why);
     }
 
     /// Multipart smuggling: part names and file names with characters that make parsers disagree
@@ -855,6 +842,22 @@ impl Run<'_> {
         target: &str,
         matched: &[u8],
     ) {
+        self.finding(rule, class, sev, loc, target, matched, String::new());
+    }
+
+    /// A paranoia-1 finding of a check outside the rule set (protocol checks, the profile),
+    /// unless its class is off or excluded for the target.
+    #[allow(clippy::too_many_arguments)] // The facts of one finding.
+    fn finding(
+        &mut self,
+        rule: &'static str,
+        class: Class,
+        sev: Severity,
+        loc: Location,
+        target: &str,
+        matched: &[u8],
+        decoded: String,
+    ) {
         if self.enabled & class.bit() == 0 || self.excluded(class, target) {
             return;
         }
@@ -866,7 +869,7 @@ impl Run<'_> {
             location: loc,
             target: target.to_string(),
             matched: evidence(matched),
-            decoded: String::new(),
+            decoded,
             shadow: self.detect & class.bit() != 0,
         });
     }
@@ -1006,20 +1009,7 @@ impl Run<'_> {
     }
 
     fn protocol(&mut self, rule: &'static str, sev: Severity, target: &str, matched: &[u8]) {
-        if self.enabled & Class::Protocol.bit() == 0 || self.excluded(Class::Protocol, target) {
-            return;
-        }
-        self.out.push(PayloadFinding {
-            rule,
-            class: Class::Protocol,
-            paranoia: 1,
-            severity: sev,
-            location: Location::Body,
-            target: target.to_string(),
-            matched: evidence(matched),
-            decoded: String::new(),
-            shadow: self.detect & Class::Protocol.bit() != 0,
-        });
+        self.protocol_class(rule, Class::Protocol, sev, Location::Body, target, matched);
     }
 
     fn json(&mut self, v: &serde_json::Value, name: &mut String, depth: usize, nodes: &mut usize) {

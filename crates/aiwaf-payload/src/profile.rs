@@ -379,6 +379,20 @@ pub(crate) struct ParamRules {
 }
 
 impl Route {
+    /// A digest of what [`Route::rules`] would enforce, without building it (no allocation: it
+    /// runs under the shard lock for every learned request); order-independent over arguments.
+    fn signature(&self, cfg: &ProfileConfig) -> u64 {
+        if self.n < cfg.min_samples || (self.clients.len() as u32) < cfg.min_clients {
+            return 0;
+        }
+        let min_param = (cfg.min_samples / 2).max(2);
+        let head = hash64(&(self.methods, !self.overflow && stable_since(self.n, self.names_grew_at)));
+        self.params.iter().fold(head, |acc, (k, p)| {
+            let stable = p.n >= min_param && stable_since(p.n, p.grew_at);
+            acc ^ hash64(&(k, stable, stable.then_some((p.mask, p.max_len))))
+        })
+    }
+
     fn rules(&self, cfg: &ProfileConfig) -> Option<RouteRules> {
         if self.n < cfg.min_samples || (self.clients.len() as u32) < cfg.min_clients {
             return None;
@@ -585,7 +599,7 @@ impl Profile {
                 shard.routes.insert(shape.route.clone().into_boxed_str(), Route::default());
             }
             let Some(r) = shard.routes.get_mut(shape.route.as_str()) else { return };
-            let before = r.rules(&self.cfg);
+            let before = r.signature(&self.cfg);
             r.n = r.n.saturating_add(1);
             if (r.clients.len() as u32) < self.cfg.min_clients && !r.clients.contains(&client) {
                 r.clients.push(client);
@@ -609,7 +623,7 @@ impl Profile {
                 }
                 p.max_len = p.max_len.max(a.len);
             }
-            before != r.rules(&self.cfg)
+            before != r.signature(&self.cfg)
         };
         self.learned.fetch_add(1, Ordering::Relaxed);
         if changed {
