@@ -57,7 +57,8 @@ pub struct ProfileConfig {
     pub min_clients: u32,
     /// Distinct clients whose requests, blocked only by the profile, teach it what they brought (default 10).
     pub relearn_clients: u32,
-    /// Routes learned at most (default 4096); further routes are not learned (nor enforced).
+    /// Routes learned at most (default 4096); when full, a new route takes the place of the
+    /// least learned route not yet enforced in its shard, or is not learned.
     pub max_routes: usize,
     /// Argument names learned per route (default 64); a route with more is never closed.
     pub max_params: usize,
@@ -593,9 +594,23 @@ impl Profile {
             let mut shard = self.shard(&shape.route).lock().unwrap_or_else(|e| e.into_inner());
             if !shard.routes.contains_key(shape.route.as_str()) {
                 if self.routes.load(Ordering::Relaxed) >= self.cfg.max_routes as u64 {
-                    return;
+                    // full: the least learned route not enforced yet makes room, from this shard
+                    // or (without waiting: no lock order to break) another one; slugs and junk
+                    // come and go, enforced routes stay
+                    if !self.evict_from(&mut shard) {
+                        let mine = self.shard(&shape.route) as *const Mutex<Shard>;
+                        let freed = self
+                            .shards
+                            .iter()
+                            .filter(|m| !std::ptr::eq(*m, mine))
+                            .any(|m| m.try_lock().is_ok_and(|mut other| self.evict_from(&mut other)));
+                        if !freed {
+                            return;
+                        }
+                    }
+                } else {
+                    self.routes.fetch_add(1, Ordering::Relaxed);
                 }
-                self.routes.fetch_add(1, Ordering::Relaxed);
                 shard.routes.insert(shape.route.clone().into_boxed_str(), Route::default());
             }
             let Some(r) = shard.routes.get_mut(shape.route.as_str()) else { return };
@@ -639,6 +654,18 @@ impl Profile {
         if self.dirty.load(Ordering::Acquire) && now.saturating_sub(self.published_at.load(Ordering::Relaxed)) >= 1000 {
             self.publish(now);
         }
+    }
+
+    /// Removes the least learned route of `shard` that is not enforced; false when there is none.
+    fn evict_from(&self, shard: &mut Shard) -> bool {
+        let cfg = &self.cfg;
+        let victim = shard
+            .routes
+            .iter()
+            .filter(|(_, r)| r.n < cfg.min_samples || (r.clients.len() as u32) < cfg.min_clients)
+            .min_by_key(|(_, r)| r.n)
+            .map(|(k, _)| k.clone());
+        victim.is_some_and(|v| shard.routes.remove(&v).is_some())
     }
 
     /// Counts this client's vote for each violation; true when every one has enough voters.

@@ -233,7 +233,7 @@ fn json_arrays_share_a_name_and_bounds_hold() {
     for i in 0..40 {
         s.served(i, "GET", &format!("/r{i}?a=1"), None);
     }
-    assert_eq!(s.profile.routes(), 3);
+    assert_eq!(s.profile.routes(), 3, "bounded; new routes replace routes not yet enforced");
     // a route with more names than max_params is never closed
     for i in 0..100 {
         s.served(i % 10, "GET", &format!("/r0?a=1&b=2&c=3&d=4&e{}=5", i % 3), None);
@@ -360,4 +360,22 @@ fn steady_traffic_of_a_learned_route_is_not_learned_again() {
     assert_eq!(count(&s), before, "tracking parameters are not arguments");
     s.served(1, "GET", "/shop/other.jsp?id=1", None);
     assert_eq!(s.profile.routes(), 3);
+}
+
+#[test]
+fn a_full_profile_makes_room_but_keeps_enforced_routes() {
+    let mut s = Site::with(ProfileConfig { max_routes: 40, ..ProfileConfig::default() });
+    s.teach(60);
+    // a flood of one-off routes (slugs, junk from a catch-all app)
+    for i in 0..2000u64 {
+        s.served(i % 50, "GET", &format!("/blog/post-number-{i}-x?ref=a"), None);
+    }
+    assert!(s.profile.routes() <= 40);
+    s.profile.publish(s.now + 5000);
+    let (r, _) = s.send("GET", "/shop/product.jsp?idA=3&name=Vino&qty=2", None);
+    assert_eq!(rules(&r), ["profile.unknown_param"], "enforced routes are never evicted");
+    // and a route that shows up late is still learned
+    let before = s.profile.summary(100).len();
+    s.served(1, "GET", "/api/late?x=1", None);
+    assert!(s.profile.summary(100).iter().any(|x| x.route == "/api/late"), "{before}");
 }
