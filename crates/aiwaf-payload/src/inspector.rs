@@ -666,8 +666,9 @@ impl Run<'_> {
             return;
         }
         p.shape.violations.push(Deviation::Method { bit: p.shape.method }.vote(&p.shape.route, ""));
-        self.profile_finding(
+        self.finding(
             "profile.method",
+            Class::Profile,
             Severity::Error,
             Location::Path,
             "method",
@@ -719,20 +720,7 @@ impl Run<'_> {
         };
         let target = target_name(prefix, name);
         let shown = if matches!(rule, "profile.unknown_param") { name } else { value };
-        self.profile_finding(rule, sev, loc, &target, shown, why);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn profile_finding(
-        &mut self,
-        rule: &'static str,
-        sev: Severity,
-        loc: Location,
-        target: &str,
-        matched: &[u8],
-        why: String,
-    ) {
-        self.finding(rule, Class::Profile, sev, loc, target, matched, why);
+        self.finding(rule, Class::Profile, sev, loc, &target, shown, why);
     }
 
     /// Multipart smuggling: part names and file names with characters that make parsers disagree
