@@ -82,27 +82,24 @@ fi
 off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml" $threads $tls)
 off2=$(start off2 $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads $tls)
 block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml" $threads $tls)
-targets="direct off off2 block"
+# the bare nginx reverse proxy (what "as fast as nginx" is measured against) is always a
+# target; TLS=1 gives it the same certificate as aiwaf
+ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/nginx"
 if [ "${TLS:-0}" = 1 ]; then
-  ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mkdir -p "$work/nginx"
   PLAIN=1 TLS_CERT="$work/cert.pem" TLS_KEY="$work/key.pem" $prox bench/modsec/start.sh "$work/nginx" "$ngport" "$up" >/dev/null
-  cat "$work/nginx/nginx.pid" >>"$work/pids"
-  nginx="127.0.0.1:$ngport"
-  targets="direct nginx off off2 block"
+else
+  PLAIN=1 $prox bench/modsec/start.sh "$work/nginx" "$ngport" "$up" >/dev/null
 fi
-if [ "${NO_MODSEC:-0}" != 1 ]; then
+cat "$work/nginx/nginx.pid" >>"$work/pids"
+nginx="127.0.0.1:$ngport"
+targets="direct nginx off off2 block"
+if [ "${NO_MODSEC:-0}" != 1 ] && [ "${TLS:-0}" != 1 ]; then
   msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/modsec"
   $prox bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
   cat "$work/modsec/nginx.pid" >>"$work/pids"
   modsec="127.0.0.1:$msport"
-  # the same nginx as a plain reverse proxy: what "as fast as nginx" is measured against
-  ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mkdir -p "$work/nginx"
-  PLAIN=1 $prox bench/modsec/start.sh "$work/nginx" "$ngport" "$up" >/dev/null
-  cat "$work/nginx/nginx.pid" >>"$work/pids"
-  nginx="127.0.0.1:$ngport"
   targets="direct nginx off off2 block modsec"
 fi
 

@@ -7,12 +7,14 @@
 #   bench/modsec/start.sh DIR PORT UPSTREAM_HOST:PORT
 set -euo pipefail
 dir=$1 port=$2 upstream=$3
-if [ ! -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || [ ! -d /usr/share/modsecurity-crs/rules ]; then
+if [ "${PLAIN:-0}" = 1 ]; then
+  command -v nginx >/dev/null || { echo "installing nginx (Debian package)..." >&2; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) >/dev/null; }
+elif [ ! -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || [ ! -d /usr/share/modsecurity-crs/rules ]; then
   echo "installing nginx + ModSecurity + CRS (Debian packages)..." >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-http-modsecurity modsecurity-crs) >/dev/null
 fi
 mkdir -p "$dir/tmp"
-unicode=$(ls /etc/nginx/unicode.mapping /usr/share/nginx/docs/modsecurity/unicode.mapping 2>/dev/null | head -1)
+unicode=$(ls /etc/nginx/unicode.mapping /usr/share/nginx/docs/modsecurity/unicode.mapping 2>/dev/null | head -1 || true)
 cat >"$dir/modsec.conf" <<CONF
 SecRuleEngine On
 SecRequestBodyAccess On

@@ -11,4 +11,5 @@ pub mod proxy;
 pub mod serve;
 pub mod tls;
 pub mod train;
+pub mod upstream;
 pub mod views;

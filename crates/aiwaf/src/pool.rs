@@ -10,6 +10,11 @@ use http::Uri;
 
 use crate::config::Balance;
 
+/// Idle keep-alive connections kept per upstream.
+const IDLE_PER_UPSTREAM: usize = 256;
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One upstream server.
 #[derive(Debug)]
 pub struct Backend {
@@ -19,6 +24,10 @@ pub struct Backend {
     pub authority: http::uri::Authority,
     /// Path prefix the upstream is mounted under (`http://host/base`).
     pub base_path: String,
+    /// `scheme://authority`, what a new connection is opened to.
+    pub origin: Uri,
+    /// Its idle keep-alive connections.
+    pub idle: std::sync::Arc<crate::upstream::IdleList>,
     fails: AtomicU32,
     window_start: AtomicU64,
     down_until: AtomicU64,
@@ -27,10 +36,20 @@ pub struct Backend {
 
 impl Backend {
     fn new(u: &Uri) -> Backend {
+        let scheme = u.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
+        let authority = u.authority().cloned().expect("upstream validated to have a host");
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("scheme and authority of a valid URI");
         Backend {
-            scheme: u.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-            authority: u.authority().cloned().expect("upstream validated to have a host"),
+            scheme,
+            authority,
             base_path: u.path().trim_end_matches('/').to_string(),
+            origin,
+            idle: std::sync::Arc::new(crate::upstream::IdleList::new(IDLE_PER_UPSTREAM, IDLE_TIMEOUT)),
             fails: AtomicU32::new(0),
             window_start: AtomicU64::new(0),
             down_until: AtomicU64::new(0),

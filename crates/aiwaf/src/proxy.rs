@@ -29,7 +29,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::ProxySettings;
-use crate::pool::Pool;
+use crate::pool::{Backend, Pool};
+use crate::upstream::{self, Connector, ExchangeError, UpstreamBody};
 use aiwaf_tower::now_ms;
 use http_body::Body as _;
 
@@ -38,16 +39,19 @@ use http_body::Body as _;
 pub struct Secure;
 
 /// Body of a proxied response: the upstream's, streamed, or a small error body of ours.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
-
-/// Plain TCP for `http://` upstreams, rustls for `https://`.
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// What goes upstream: the client's body (limited, with its pause timeout), or nothing (a
 /// bodiless request retried on another upstream).
-type OutBody = Either<Limited<TimeoutBody<RequestBody<Incoming>>>, http_body_util::Empty<Bytes>>;
+pub type OutBody = Either<Limited<TimeoutBody<RequestBody<Incoming>>>, http_body_util::Empty<Bytes>>;
+
+/// A boxed error of an upstream exchange.
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 struct Inner {
+    /// HTTP/1.1 exchanges: connections of each upstream's own idle list ([`crate::upstream`]).
+    connector: Connector,
+    /// HTTP/2 upstreams and upgrades (WebSocket): hyper-util's pooled client.
     client: Client<Connector, OutBody>,
     /// `[[server.routes]]`, longest prefix first.
     routes: Vec<(String, Pool)>,
@@ -68,10 +72,10 @@ const MAX_ATTEMPTS: usize = 3;
 
 /// How one attempt at an upstream ended.
 enum Attempt {
-    Answered(Response<Incoming>),
+    Answered(Response<UpstreamBody>),
     /// No connection: nothing was sent, another upstream may take the request.
-    NoConnection(hyper_util::client::legacy::Error),
-    Failed(hyper_util::client::legacy::Error),
+    NoConnection(BoxError),
+    Failed(BoxError),
     TimedOut,
 }
 
@@ -203,11 +207,13 @@ impl ProxyService {
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .http2_only(settings.upstream_h2c)
-            .build(connector);
+            .build(connector.clone());
         let pool = |uris: &[Uri]| Pool::new(uris, settings.balance, settings.max_fails, settings.fail_timeout);
         let mut routes: Vec<(String, Pool)> = routes.iter().map(|(p, u)| (p.clone(), pool(u))).collect();
         routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        Ok(ProxyService { inner: Arc::new(Inner { client, routes, default: pool(upstreams), trusted, settings }) })
+        Ok(ProxyService {
+            inner: Arc::new(Inner { connector, client, routes, default: pool(upstreams), trusted, settings }),
+        })
     }
 
     async fn forward(self, req: Request<RequestBody<Incoming>>) -> Response<ProxyBody> {
@@ -340,7 +346,7 @@ impl ProxyService {
             *out.version_mut() = parts.version;
             *out.headers_mut() = if last { std::mem::take(&mut parts.headers) } else { parts.headers.clone() };
             let started = pool.start(i);
-            let attempt = self.attempt(out).await;
+            let attempt = self.attempt(b, out, upgrade.is_some()).await;
             drop(started);
             match attempt {
                 Attempt::Answered(r) => {
@@ -349,11 +355,11 @@ impl ProxyService {
                 }
                 Attempt::NoConnection(e) if !last => {
                     failed();
-                    tracing::debug!(error = %describe(&e), upstream = %b.authority, "Upstream unreachable; trying another.");
+                    tracing::debug!(error = %describe(&*e), upstream = %b.authority, "Upstream unreachable; trying another.");
                 }
                 Attempt::NoConnection(e) | Attempt::Failed(e) => {
                     failed();
-                    break self.failed(&e, &b.authority, html);
+                    break self.failed(&*e, &b.authority, html);
                 }
                 Attempt::TimedOut => {
                     failed();
@@ -373,11 +379,24 @@ impl ProxyService {
         resp
     }
 
-    async fn attempt(&self, out: Request<OutBody>) -> Attempt {
-        match tokio::time::timeout(self.inner.settings.upstream_timeout, self.inner.client.request(out)).await {
+    /// One exchange with upstream `b`: HTTP/1.1 over its own keep-alive connections; HTTP/2
+    /// and upgrades through hyper-util's client.
+    async fn attempt(&self, b: &Backend, out: Request<OutBody>, upgrade: bool) -> Attempt {
+        let timeout = self.inner.settings.upstream_timeout;
+        let s = &self.inner.settings;
+        if upgrade || s.upstream_h2c || s.upstream_h2 {
+            return match tokio::time::timeout(timeout, self.inner.client.request(out)).await {
+                Ok(Ok(resp)) => Attempt::Answered(resp.map(UpstreamBody::detached)),
+                Ok(Err(e)) if e.is_connect() => Attempt::NoConnection(Box::new(e)),
+                Ok(Err(e)) => Attempt::Failed(Box::new(e)),
+                Err(_) => Attempt::TimedOut,
+            };
+        }
+        let exchange = upstream::exchange(&self.inner.connector, &b.origin, &b.idle, out);
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(resp)) => Attempt::Answered(resp),
-            Ok(Err(e)) if e.is_connect() => Attempt::NoConnection(e),
-            Ok(Err(e)) => Attempt::Failed(e),
+            Ok(Err(ExchangeError::Connect(e))) => Attempt::NoConnection(e),
+            Ok(Err(ExchangeError::Http(e))) => Attempt::Failed(Box::new(e)),
             Err(_) => Attempt::TimedOut,
         }
     }
@@ -385,7 +404,7 @@ impl ProxyService {
     /// The upstream's answer as the client gets it (an upgrade joined into a tunnel).
     fn answered(
         &self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<UpstreamBody>,
         upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
     ) -> Response<ProxyBody> {
         let s = &self.inner.settings;
@@ -418,12 +437,7 @@ impl ProxyService {
     }
 
     /// The answer when the exchange failed.
-    fn failed(
-        &self,
-        e: &hyper_util::client::legacy::Error,
-        upstream: &http::uri::Authority,
-        html: bool,
-    ) -> Response<ProxyBody> {
+    fn failed(&self, e: &(dyn StdError + 'static), upstream: &http::uri::Authority, html: bool) -> Response<ProxyBody> {
         if is_body_timeout(e) {
             return error_response(
                 StatusCode::REQUEST_TIMEOUT,

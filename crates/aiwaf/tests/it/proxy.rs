@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -74,6 +76,82 @@ async fn keep_alive_on_both_sides() {
         let b = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(b, format!("ok /page/{k}"));
     }
+}
+
+/// The proxy's own upstream connections: one kept-alive connection serves sequential requests
+/// of every shape (streamed, empty, HEAD, error pages); a response the client walks away from
+/// does not poison the next request; an upstream that closes idle connections without saying
+/// so never turns into a 502 (the unwritten request goes out on a new connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_stale_ones_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    // off: a plain proxy (40 requests from one address would be rate limited)
+    let off = || ProxyOpts { mode: Some("off"), ..Default::default() };
+    let p = Proxy::start(&up.url(), off());
+    let stream = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let shapes = ["/page", "/big", "/redirect", "/nf-missing", "/echo?a=1"];
+    for k in 0..40 {
+        let path = shapes[k % shapes.len()];
+        let method = if k % 7 == 3 { "HEAD" } else { "GET" };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        sender.ready().await.unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert!([200, 302, 404].contains(&resp.status().as_u16()), "{path}: {}", resp.status());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if path == "/big" && method == "GET" {
+            assert_eq!(body.len(), 64 * 32 * 1024);
+        }
+    }
+    assert_eq!(up.conns.load(Ordering::SeqCst), 1, "sequential requests share one upstream connection");
+
+    // a client that reads the head of a large answer and goes away
+    let mut s = raw_conn("127.0.0.1", p.addr).await;
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    drop(s);
+    for _ in 0..5 {
+        assert_eq!(get("127.0.0.1", p.addr, "/after").await.status, 200);
+    }
+
+    // an upstream that closes every connection after one answer, without `Connection: close`
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rude = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf).await {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+            });
+        }
+    });
+    let p2 = Proxy::start(&format!("http://{rude}"), off());
+    for k in 0..30 {
+        let r = get("127.0.0.1", p2.addr, &format!("/r{k}")).await;
+        assert_eq!(r.status, 200, "request {k} over a connection the upstream had closed");
+        assert_eq!(r.body, "ok");
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 30);
+    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,8 @@ pub const KNOWN_UUID: &str = "550e8400-e29b-41d4-a716-446655440000";
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -99,11 +101,14 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let c = conns.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                c.fetch_add(1, Ordering::SeqCst);
                 let h = h.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -115,7 +120,7 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, hits, task }
+        Upstream { addr, hits, conns, task }
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,239 @@
+//! Keep-alive HTTP/1.1 connections to one upstream, driven by the request that uses them.
+//!
+//! hyper-util's pooled client (still used here for HTTP/2 upstreams and upgrades) runs every
+//! upstream connection as a task of its own and keeps its idle connections in a map keyed by
+//! scheme and authority: per proxied request that is a hashed lookup under a lock, a select
+//! between checkout and connect, and two task wake-ups across the request/connection channel
+//! (measured with `bench/callgrind.sh`: ~11k of the ~54k instructions of a request in
+//! `--mode off`). Here each upstream ([`crate::pool::Backend`]) owns its list of idle
+//! connections, and the connection is polled by the request's own task: while waiting for the
+//! response head (`exchange`) and then by the response body as the client's connection reads it
+//! ([`UpstreamBody`]). When the body has been read to its end the connection goes back to its
+//! upstream's list; a body dropped before its end drops (closes) the connection, as does a
+//! connection the upstream closed, one idle longer than the idle timeout, or one with a request
+//! still being written.
+//!
+//! A connection taken from the list may have been closed by the upstream a moment ago; hyper
+//! hands back a request it never wrote (`try_send_request`), which then goes out once more on a
+//! new connection — so a reused keep-alive connection never turns into a 502.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body::Body as _;
+use hyper::body::{Frame, Incoming};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tower::Service as _;
+
+/// The client's body as it goes upstream (see `proxy.rs`).
+pub type OutBody = crate::proxy::OutBody;
+/// TCP, or TLS over TCP, to an upstream.
+pub type Io = hyper_rustls::MaybeHttpsStream<TokioIo<TcpStream>>;
+/// Plain TCP for `http://` upstreams, rustls for `https://`.
+pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// An open HTTP/1.1 connection to an upstream.
+pub struct Conn {
+    send: SendRequest<OutBody>,
+    conn: Connection<Io, OutBody>,
+    /// The connection future finished: closed (by either side) or failed.
+    done: bool,
+    idle_since: Instant,
+    /// The upstream's idle list it returns to.
+    home: Arc<IdleList>,
+}
+
+impl Conn {
+    /// Polls the connection (reads, writes, notices a close); `true` when it is over.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.done && Pin::new(&mut self.conn).poll(cx).is_ready() {
+            self.done = true;
+        }
+        self.done
+    }
+
+    /// Ready for another request: open and idle.
+    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        !self.drive(cx) && self.send.is_ready()
+    }
+}
+
+/// An upstream's idle connections (most recently used last, taken first).
+pub struct IdleList {
+    #[expect(
+        clippy::vec_box,
+        reason = "a connection (hundreds of bytes) moves between this list and a response body as a pointer"
+    )]
+    list: Mutex<Vec<Box<Conn>>>,
+    max: usize,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for IdleList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.list.lock().map_or(0, |l| l.len());
+        f.debug_struct("IdleList").field("idle", &n).field("max", &self.max).finish()
+    }
+}
+
+impl IdleList {
+    /// Keeps at most `max` idle connections, each for at most `timeout`.
+    pub fn new(max: usize, timeout: Duration) -> IdleList {
+        IdleList { list: Mutex::new(Vec::new()), max, timeout }
+    }
+
+    /// An idle connection that is still open, polled once with `cx` to learn that.
+    fn take(&self, cx: &mut Context<'_>) -> Option<Box<Conn>> {
+        loop {
+            let mut c = self.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
+            if c.idle_since.elapsed() <= self.timeout && c.reusable(cx) {
+                return Some(c);
+            }
+            // closed by the upstream or idle too long: dropped (closes it)
+        }
+    }
+
+    /// Back to the list after a complete exchange, if it is still usable.
+    fn put(mut c: Box<Conn>) {
+        if !c.reusable(&mut Context::from_waker(std::task::Waker::noop())) {
+            return;
+        }
+        c.idle_since = Instant::now();
+        let home = Arc::clone(&c.home);
+        let mut list = home.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if list.len() < home.max {
+            list.push(c);
+        }
+    }
+}
+
+/// Why an exchange failed.
+pub enum ExchangeError {
+    /// No connection could be made: nothing was sent.
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// The connection failed during the exchange.
+    Http(hyper::Error),
+}
+
+/// Sends `req` to the upstream at `origin` (scheme and authority) over an idle connection of
+/// `idle` or a new one, driving the connection until the response head is in. The response's
+/// body drives it from then on and returns it to `idle` at its end.
+pub async fn exchange(
+    connector: &Connector,
+    origin: &Uri,
+    idle: &Arc<IdleList>,
+    mut req: Request<OutBody>,
+) -> Result<Response<UpstreamBody>, ExchangeError> {
+    // at most: one idle connection that turns out closed, then a new one
+    for _ in 0..2 {
+        let pooled = std::future::poll_fn(|cx| Poll::Ready(idle.take(cx))).await;
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(connector, origin, idle).await?,
+        };
+        let fut = conn.send.try_send_request(req);
+        let mut fut = std::pin::pin!(fut);
+        let res = std::future::poll_fn(|cx| {
+            conn.drive(cx);
+            fut.as_mut().poll(cx)
+        })
+        .await;
+        match res {
+            Ok(resp) => {
+                let (parts, inner) = resp.into_parts();
+                return Ok(Response::from_parts(parts, UpstreamBody { inner, conn: Some(conn) }));
+            }
+            Err(mut e) => match e.take_message() {
+                // never written: the connection was closed under us; once more on a new one
+                Some(back) => req = back,
+                None => return Err(ExchangeError::Http(e.into_error())),
+            },
+        }
+    }
+    // a new connection that closed before taking the request
+    let mut conn = connect(connector, origin, idle).await?;
+    let fut = conn.send.send_request(req);
+    let mut fut = std::pin::pin!(fut);
+    let resp = std::future::poll_fn(|cx| {
+        conn.drive(cx);
+        fut.as_mut().poll(cx)
+    })
+    .await
+    .map_err(ExchangeError::Http)?;
+    let (parts, inner) = resp.into_parts();
+    Ok(Response::from_parts(parts, UpstreamBody { inner, conn: Some(conn) }))
+}
+
+async fn connect(connector: &Connector, origin: &Uri, idle: &Arc<IdleList>) -> Result<Box<Conn>, ExchangeError> {
+    let io = connector.clone().call(origin.clone()).await.map_err(ExchangeError::Connect)?;
+    let (send, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| ExchangeError::Connect(Box::new(e)))?;
+    Ok(Box::new(Conn { send, conn, done: false, idle_since: Instant::now(), home: Arc::clone(idle) }))
+}
+
+/// An upstream's response body; polling it drives the upstream connection, which goes back to
+/// its upstream's idle list once the body has been read to its end.
+pub struct UpstreamBody {
+    inner: Incoming,
+    conn: Option<Box<Conn>>,
+}
+
+impl UpstreamBody {
+    /// A body whose connection is driven elsewhere (hyper-util's client: HTTP/2, upgrades).
+    pub fn detached(inner: Incoming) -> UpstreamBody {
+        UpstreamBody { inner, conn: None }
+    }
+
+    fn release(&mut self) {
+        if let Some(c) = self.conn.take() {
+            IdleList::put(c);
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(c) = &mut this.conn {
+            c.drive(cx);
+        }
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // read to its end (the server stops polling a body that says it has ended): reusable;
+        // otherwise the rest of the response is still on the wire and the connection is closed
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
+}
