@@ -121,11 +121,9 @@ class _AiwafMiddleware:
         return None, tx
 
     def _after(self, tx, response):
-        if tx is None:
-            return response
-        h = response.headers
-        self.core.response_with(tx, response.status_code, h.get("Content-Type"), h.get("Content-Length"))
-        h.setdefault("X-Aiwaf-Request-Id", tx.request_id)
+        if tx is not None:
+            # status, Content-Type/-Length read and X-Aiwaf-Request-Id added in one call
+            self.core.django_response(tx, response)
         return response
 
 

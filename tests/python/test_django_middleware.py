@@ -23,6 +23,12 @@ def test_benign_traffic_passes_with_a_request_id(ip):
         assert len(r["X-Aiwaf-Request-Id"]) == 20
 
 
+def test_a_request_id_the_view_set_is_kept(ip):
+    r = get(Client(), "/traced/", ip())
+    assert r.status_code == 200 and r["X-Aiwaf-Request-Id"] == "set-by-the-view"
+    assert r["Content-Type"] == "text/plain"
+
+
 def test_sql_injection_in_the_query_is_blocked_with_the_seed_body(ip):
     r = get(Client(), "/", ip(), QUERY_STRING="id=1' OR '1'='1")
     assert r.status_code == 403

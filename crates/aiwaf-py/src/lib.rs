@@ -157,54 +157,55 @@ fn target_uri(target: &str) -> Uri {
     s.parse().unwrap_or_else(|_| Uri::from_static("/"))
 }
 
-/// Polls a future once (in the runtime's context: the Redis client needs its reactor) and, if
-/// it is not done (a wait on Redis), blocks on it in the runtime.
-fn run_now<F: std::future::Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
-    let mut fut = Box::pin(fut);
-    let first = {
-        let _in_runtime = rt.enter();
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        fut.as_mut().poll(&mut cx)
-    };
-    match first {
-        Poll::Ready(v) => v,
-        Poll::Pending => rt.block_on(fut),
-    }
-}
-
 impl Core {
-    /// Runs the headers phase (the GIL released) and wraps its outcome.
+    /// Runs the headers phase and wraps its outcome. The GIL stays held while the phase runs
+    /// in memory (a few microseconds: releasing and taking it back costs more than it frees);
+    /// it is released only to wait — the first use in a process (storage, runtime) and a phase
+    /// that waits on Redis.
     fn headers_phase(
         &self,
         py: Python<'_>,
         parts: http::request::Parts,
         peer: IpAddr,
     ) -> PyResult<(Option<Answer>, Option<Transaction>)> {
-        let (live, out) = py.detach(|| -> PyResult<_> {
-            let live = self.live()?;
-            let waf = live.waf();
-            waf.counters().add(aiwaf_tower::Counter::Requests);
-            if waf.mode() == Mode::Off {
-                return Ok((live, None));
-            }
-            let out = run_now(&live.rt, waf.request_headers(&parts, peer));
-            Ok((live, Some(out)))
-        })?;
+        let live = match self.running() {
+            Some(l) => l,
+            None => py.detach(|| self.live())?,
+        };
+        let waf = live.waf();
+        waf.counters().add(aiwaf_tower::Counter::Requests);
+        if waf.mode() == Mode::Off {
+            return Ok((None, None));
+        }
+        let fut = waf.request_headers(&parts, peer);
+        let mut fut = std::pin::pin!(fut);
+        let first = {
+            let _in_runtime = live.rt.enter();
+            fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()))
+        };
+        let out = match first {
+            Poll::Ready(v) => v,
+            Poll::Pending => py.detach(|| live.rt.block_on(fut)),
+        };
         match out {
-            None => Ok((None, None)),
-            Some(Headers::Answer(resp)) => Ok((Some(Answer::from_response(resp)), None)),
-            Some(Headers::Continue(p)) => {
+            Headers::Answer(resp) => Ok((Some(Answer::from_response(resp)), None)),
+            Headers::Continue(p) => {
                 let tx = Transaction {
                     request_id: p.request_id().to_str().unwrap_or_default().to_string(),
                     client: p.client(),
                     wants_body: p.wants_body(),
                     body_limit: live.waf().body_limit(),
                     pending: Some(p),
-                    live,
+                    live: live.clone(),
                 };
                 Ok((None, Some(tx)))
             }
         }
+    }
+
+    /// The WAF of this process if it is running (no wait, no lock).
+    fn running(&self) -> Option<Arc<Live>> {
+        self.live.load_full().filter(|l| l.pid == std::process::id())
     }
 
     /// The WAF of this process, started on first use (and again in a forked child).
@@ -322,16 +323,23 @@ impl Core {
         py: Python<'_>,
         environ: &Bound<'_, PyDict>,
     ) -> PyResult<(Option<Answer>, Option<Transaction>)> {
-        let get =
-            |k: &str| -> Option<String> { environ.get_item(k).ok().flatten().and_then(|v| v.extract::<String>().ok()) };
-        let method = get("REQUEST_METHOD").unwrap_or_else(|| "GET".into());
-        let target = match get("RAW_URI").or_else(|| get("REQUEST_URI")).filter(|t| t.starts_with('/')) {
+        // keys interned once per process: no string made and hashed per lookup
+        let get = |k: &Bound<'_, PyString>| -> Option<String> {
+            environ.get_item(k).ok().flatten().and_then(|v| v.extract::<String>().ok())
+        };
+        let method = get(pyo3::intern!(py, "REQUEST_METHOD")).unwrap_or_else(|| "GET".into());
+        let target = match get(pyo3::intern!(py, "RAW_URI"))
+            .or_else(|| get(pyo3::intern!(py, "REQUEST_URI")))
+            .filter(|t| t.starts_with('/'))
+        {
             Some(t) => t,
             None => {
                 // PEP 3333: the path is bytes decoded as latin-1; query as sent
                 let mut t = String::new();
-                for c in
-                    get("SCRIPT_NAME").unwrap_or_default().chars().chain(get("PATH_INFO").unwrap_or_default().chars())
+                for c in get(pyo3::intern!(py, "SCRIPT_NAME"))
+                    .unwrap_or_default()
+                    .chars()
+                    .chain(get(pyo3::intern!(py, "PATH_INFO")).unwrap_or_default().chars())
                 {
                     let b = u32::from(c);
                     if b < 0x80
@@ -350,7 +358,7 @@ impl Core {
                 if t.is_empty() {
                     t.push('/');
                 }
-                if let Some(q) = get("QUERY_STRING").filter(|q| !q.is_empty()) {
+                if let Some(q) = get(pyo3::intern!(py, "QUERY_STRING")).filter(|q| !q.is_empty()) {
                     t.push('?');
                     t.push_str(&q);
                 }
@@ -385,7 +393,9 @@ impl Core {
                 map.append(n, v);
             }
         }
-        let peer = get("REMOTE_ADDR").and_then(|p| p.trim().parse().ok()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let peer = get(pyo3::intern!(py, "REMOTE_ADDR"))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let (parts, ()) = req.into_parts();
         self.headers_phase(py, parts, peer)
     }
@@ -428,6 +438,52 @@ impl Core {
             map.insert(http::header::CONTENT_LENGTH, v);
         }
         respond(py, tx, status, map);
+    }
+
+    /// Phases 4 and 5 for a Django `HttpResponse`, in one call: its status and the two headers
+    /// the engine reads are taken from the response, and `X-Aiwaf-Request-Id` is added unless
+    /// the view set one. Django's `ResponseHeaders` keeps `{lower-case name: (name, value)}` in
+    /// `_store`; it is read and written directly (the id is our own hex: nothing to validate),
+    /// and through the mapping's methods when a response has no such store.
+    fn django_response<'py>(
+        &self,
+        py: Python<'py>,
+        tx: &mut Transaction,
+        response: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let status: u16 = response.getattr(pyo3::intern!(py, "status_code"))?.extract()?;
+        let headers = response.getattr(pyo3::intern!(py, "headers"))?;
+        let mut map = HeaderMap::with_capacity(2);
+        let mut put = |name: HeaderName, v: Option<Bound<'py, PyAny>>| {
+            if let Some(v) = v.and_then(|v| v.extract::<String>().ok())
+                && let Ok(v) = HeaderValue::from_str(&v)
+            {
+                map.insert(name, v);
+            }
+        };
+        let store = headers.getattr(pyo3::intern!(py, "_store")).ok();
+        match store.as_ref().and_then(|s| s.cast::<PyDict>().ok()) {
+            Some(store) => {
+                let value = |k: &Bound<'py, PyString>| -> Option<Bound<'py, PyAny>> {
+                    store.get_item(k).ok().flatten().and_then(|t| t.get_item(1).ok())
+                };
+                put(http::header::CONTENT_TYPE, value(pyo3::intern!(py, "content-type")));
+                put(http::header::CONTENT_LENGTH, value(pyo3::intern!(py, "content-length")));
+                let key = pyo3::intern!(py, "x-aiwaf-request-id");
+                if !store.contains(key)? {
+                    store.set_item(key, (pyo3::intern!(py, "X-Aiwaf-Request-Id"), tx.request_id.as_str()))?;
+                }
+            }
+            None => {
+                let get = pyo3::intern!(py, "get");
+                put(http::header::CONTENT_TYPE, headers.call_method1(get, ("Content-Type",)).ok());
+                put(http::header::CONTENT_LENGTH, headers.call_method1(get, ("Content-Length",)).ok());
+                headers
+                    .call_method1(pyo3::intern!(py, "setdefault"), ("X-Aiwaf-Request-Id", tx.request_id.as_str()))?;
+            }
+        }
+        respond(py, tx, status, map);
+        Ok(())
     }
 
     /// Waits (at most `timeout` seconds) until the records of this process's requests so far
@@ -496,13 +552,11 @@ impl Core {
 }
 
 /// Runs the response phase of `tx` (once; later calls do nothing).
-fn respond(py: Python<'_>, tx: &mut Transaction, status: u16, map: HeaderMap) {
+fn respond(_py: Python<'_>, tx: &mut Transaction, status: u16, map: HeaderMap) {
     let Some(p) = tx.pending.take() else { return };
-    let live = tx.live.clone();
-    py.detach(move || {
-        let _in_runtime = live.rt.enter();
-        live.waf().response_phase(p, status, &map);
-    });
+    // in memory (a shared-counter update is spawned, never awaited here): the GIL stays held
+    let _in_runtime = tx.live.rt.enter();
+    tx.live.waf().response_phase(p, status, &map);
 }
 
 /// Runs an `aiwaf` command line (`args` without the program name) with these settings in

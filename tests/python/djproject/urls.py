@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/items/", views.api_items),
     path("items/<uuid:uid>/", views.item),
     path("health/", views.health),
+    path("traced/", views.traced),
     path("slow/", views.slow),
     path("open/", views.open_fbv),
     path("open-cbv/", views.OpenView.as_view()),

@@ -47,6 +47,12 @@ def item(request, uid):
     return JsonResponse({"error": "not found"}, status=404)
 
 
+def traced(request):
+    r = HttpResponse("traced", content_type="text/plain")
+    r["X-Aiwaf-Request-Id"] = "set-by-the-view"
+    return r
+
+
 def health(request):
     return HttpResponse("ok")
 
