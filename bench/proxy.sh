@@ -19,6 +19,8 @@
 #
 # PIN=1: the proxies get core 1 (one worker thread each, --threads 1), wrk and the upstream get
 # core 0, so the proxy's own CPU cost per request decides its throughput (needs 2+ cores).
+# B=PATH: an A/B run instead of A/A — "off2" and an added "block2" run the aiwaf binary at PATH
+# (another build, e.g. the commit before), interleaved with this tree's build.
 # TLS=1: the proxies (aiwaf and the bare nginx) terminate TLS with the same certificate (ECDSA
 # P-256, made here with openssl); wrk speaks HTTPS to them; ModSecurity is left out.
 set -euo pipefail
@@ -80,8 +82,10 @@ if [ "${TLS:-0}" = 1 ]; then
   NO_MODSEC=1
 fi
 off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml" $threads $tls)
-off2=$(start off2 $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads $tls)
+off2=$(start off2 $prox "${B:-target/release/aiwaf}" serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads $tls)
 block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml" $threads $tls)
+block2=""
+[ -n "${B:-}" ] && block2=$(start block2 env AIWAF_LOG=warn $prox "$B" serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block2" --config "$work/aiwaf.toml" $threads $tls)
 # the bare nginx reverse proxy (what "as fast as nginx" is measured against) is always a
 # target; TLS=1 gives it the same certificate as aiwaf
 ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -93,14 +97,14 @@ else
 fi
 cat "$work/nginx/nginx.pid" >>"$work/pids"
 nginx="127.0.0.1:$ngport"
-targets="direct nginx off off2 block"
+targets="direct nginx off off2 block${B:+ block2}"
 if [ "${NO_MODSEC:-0}" != 1 ] && [ "${TLS:-0}" != 1 ]; then
   msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/modsec"
   $prox bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
   cat "$work/modsec/nginx.pid" >>"$work/pids"
   modsec="127.0.0.1:$msport"
-  targets="direct nginx off off2 block modsec"
+  targets="direct nginx off off2 block${B:+ block2} modsec"
 fi
 
 run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
@@ -125,7 +129,7 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
+addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; block2) echo "$block2" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
 url_of() { case $1 in direct|modsec) echo "http://$(addr_of "$1")" ;; *) echo "$scheme://$(addr_of "$1")" ;; esac; }
 
 mkdir -p bench/results
