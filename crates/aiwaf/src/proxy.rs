@@ -323,11 +323,20 @@ impl ProxyService {
                     tracing::warn!(upstream = %b.authority, "Upstream left out after repeated failures.");
                 }
             };
-            let uri = Uri::builder()
-                .scheme(b.scheme.clone())
-                .authority(b.authority.clone())
-                .path_and_query(format!("{}{}", b.base_path, path_and_query))
-                .build();
+            // hyper-util's client (HTTP/2, upgrades) takes the absolute URI and writes what the
+            // protocol needs; our HTTP/1.1 connections write the target as given: origin form
+            let pq = if b.base_path.is_empty() {
+                http::uri::PathAndQuery::try_from(path_and_query)
+            } else {
+                http::uri::PathAndQuery::try_from(format!("{}{}", b.base_path, path_and_query))
+            };
+            let uri = pq.map_err(http::Error::from).and_then(|pq| {
+                if self.via_client(upgrade.is_some()) {
+                    Uri::builder().scheme(b.scheme.clone()).authority(b.authority.clone()).path_and_query(pq).build()
+                } else {
+                    Uri::builder().path_and_query(pq).build()
+                }
+            });
             let Ok(uri) = uri else {
                 break error_response(
                     StatusCode::BAD_REQUEST,
@@ -379,12 +388,18 @@ impl ProxyService {
         resp
     }
 
+    /// Whether a request goes through hyper-util's client (HTTP/2 upstreams, upgrades) rather
+    /// than our HTTP/1.1 connections.
+    fn via_client(&self, upgrade: bool) -> bool {
+        let s = &self.inner.settings;
+        upgrade || s.upstream_h2c || s.upstream_h2
+    }
+
     /// One exchange with upstream `b`: HTTP/1.1 over its own keep-alive connections; HTTP/2
     /// and upgrades through hyper-util's client.
     async fn attempt(&self, b: &Backend, out: Request<OutBody>, upgrade: bool) -> Attempt {
         let timeout = self.inner.settings.upstream_timeout;
-        let s = &self.inner.settings;
-        if upgrade || s.upstream_h2c || s.upstream_h2 {
+        if self.via_client(upgrade) {
             return match tokio::time::timeout(timeout, self.inner.client.request(out)).await {
                 Ok(Ok(resp)) => Attempt::Answered(resp.map(UpstreamBody::detached)),
                 Ok(Err(e)) if e.is_connect() => Attempt::NoConnection(Box::new(e)),

@@ -13,13 +13,17 @@
 //! connection the upstream closed, one idle longer than the idle timeout, or one with a request
 //! still being written.
 //!
-//! A connection taken from the list may have been closed by the upstream a moment ago; hyper
-//! hands back a request it never wrote (`try_send_request`), which then goes out once more on a
-//! new connection — so a reused keep-alive connection never turns into a 502.
+//! A connection taken from the list may have been closed by the upstream a moment ago: a request
+//! hyper never wrote is handed back (`try_send_request`; the finished connection is dropped at
+//! once so that it is) and goes out once more on a new connection. One the upstream closed
+//! after the request was written fails as an incomplete message (a 502), as with hyper-util's
+//! client and nginx without `proxy_next_upstream` retries: the window is the time a FIN takes to
+//! arrive, and idle connections closed by the upstream are noticed when taken.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -43,21 +47,23 @@ pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// An open HTTP/1.1 connection to an upstream.
 pub struct Conn {
     send: SendRequest<OutBody>,
-    conn: Connection<Io, OutBody>,
-    /// The connection future finished: closed (by either side) or failed.
-    done: bool,
+    /// `None` once the connection future finished (closed by either side, or failed): it is
+    /// dropped then, which is when hyper hands back a request still queued on it.
+    conn: Option<Connection<Io, OutBody>>,
     idle_since: Instant,
-    /// The upstream's idle list it returns to.
-    home: Arc<IdleList>,
+    /// The upstream's idle list it returns to (weak: the list owns its idle connections).
+    home: Weak<IdleList>,
 }
 
 impl Conn {
     /// Polls the connection (reads, writes, notices a close); `true` when it is over.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.done && Pin::new(&mut self.conn).poll(cx).is_ready() {
-            self.done = true;
+        if let Some(c) = &mut self.conn
+            && Pin::new(c).poll(cx).is_ready()
+        {
+            self.conn = None;
         }
-        self.done
+        self.conn.is_none()
     }
 
     /// Ready for another request: open and idle.
@@ -66,13 +72,10 @@ impl Conn {
     }
 }
 
-/// An upstream's idle connections (most recently used last, taken first).
+/// An upstream's idle connections (most recently used at the back, taken first; the oldest at
+/// the front, closed once idle longer than the timeout).
 pub struct IdleList {
-    #[expect(
-        clippy::vec_box,
-        reason = "a connection (hundreds of bytes) moves between this list and a response body as a pointer"
-    )]
-    list: Mutex<Vec<Box<Conn>>>,
+    list: Mutex<VecDeque<Box<Conn>>>,
     max: usize,
     timeout: Duration,
 }
@@ -87,13 +90,13 @@ impl std::fmt::Debug for IdleList {
 impl IdleList {
     /// Keeps at most `max` idle connections, each for at most `timeout`.
     pub fn new(max: usize, timeout: Duration) -> IdleList {
-        IdleList { list: Mutex::new(Vec::new()), max, timeout }
+        IdleList { list: Mutex::new(VecDeque::new()), max, timeout }
     }
 
     /// An idle connection that is still open, polled once with `cx` to learn that.
     fn take(&self, cx: &mut Context<'_>) -> Option<Box<Conn>> {
         loop {
-            let mut c = self.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
+            let mut c = self.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_back()?;
             if c.idle_since.elapsed() <= self.timeout && c.reusable(cx) {
                 return Some(c);
             }
@@ -101,17 +104,28 @@ impl IdleList {
         }
     }
 
-    /// Back to the list after a complete exchange, if it is still usable.
+    /// Back to the list after a complete exchange, if it is still usable. Connections idle
+    /// longer than the timeout at the front are closed on the way (a burst's connections,
+    /// perhaps closed by the upstream since, do not linger).
     fn put(mut c: Box<Conn>) {
         if !c.reusable(&mut Context::from_waker(std::task::Waker::noop())) {
             return;
         }
-        c.idle_since = Instant::now();
-        let home = Arc::clone(&c.home);
-        let mut list = home.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if list.len() < home.max {
-            list.push(c);
-        }
+        let Some(home) = c.home.upgrade() else { return };
+        let now = Instant::now();
+        c.idle_since = now;
+        let expired = {
+            let mut list = home.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let expired = match list.front() {
+                Some(old) if now.duration_since(old.idle_since) > home.timeout => list.pop_front(),
+                _ => None,
+            };
+            if list.len() < home.max {
+                list.push_back(c);
+            }
+            expired
+        };
+        drop(expired); // closed outside the lock
     }
 }
 
@@ -132,6 +146,14 @@ pub async fn exchange(
     idle: &Arc<IdleList>,
     mut req: Request<OutBody>,
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
+    // `req`'s target is in origin form (`/path?query`); a request that came without a `Host`
+    // (HTTP/1.0) gets the upstream's, as HTTP/1.1 requires one
+    if !req.headers().contains_key(http::header::HOST)
+        && let Some(a) = origin.authority()
+        && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
     // at most: one idle connection that turns out closed, then a new one
     for _ in 0..2 {
         let pooled = std::future::poll_fn(|cx| Poll::Ready(idle.take(cx))).await;
@@ -178,7 +200,7 @@ async fn connect(connector: &Connector, origin: &Uri, idle: &Arc<IdleList>) -> R
         .handshake(io)
         .await
         .map_err(|e| ExchangeError::Connect(Box::new(e)))?;
-    Ok(Box::new(Conn { send, conn, done: false, idle_since: Instant::now(), home: Arc::clone(idle) }))
+    Ok(Box::new(Conn { send, conn: Some(conn), idle_since: Instant::now(), home: Arc::downgrade(idle) }))
 }
 
 /// An upstream's response body; polling it drives the upstream connection, which goes back to

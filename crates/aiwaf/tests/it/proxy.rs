@@ -112,6 +112,21 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
     }
     assert_eq!(up.conns.load(Ordering::SeqCst), 1, "sequential requests share one upstream connection");
 
+    // the request line the upstream reads is in origin form, its Host the client's (or, from an
+    // HTTP/1.0 client without one, the upstream's)
+    let r = get("127.0.0.1", p.addr, "/echo/x?a=1&b=2").await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["target"], "/echo/x?a=1&b=2");
+    let mut s = raw_conn("127.0.0.1", p.addr).await;
+    s.write_all(b"GET /echo/old HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["target"], "/echo/old");
+    assert_eq!(v["headers"]["host"][0], up.addr.to_string());
+
     // a client that reads the head of a large answer and goes away
     let mut s = raw_conn("127.0.0.1", p.addr).await;
     s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();

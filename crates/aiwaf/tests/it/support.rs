@@ -49,13 +49,14 @@ async fn route(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
     };
     if path.starts_with("/echo") {
         let method = req.method().to_string();
+        let target = req.uri().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let mut headers = BTreeMap::new();
         for (k, v) in req.headers() {
             headers.entry(k.to_string()).or_insert_with(Vec::new).push(v.to_str().unwrap_or("").to_string());
         }
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        let v = serde_json::json!({"method": method, "path": path, "query": query, "headers": headers, "body_len": body.len()});
+        let v = serde_json::json!({"method": method, "target": target, "path": path, "query": query, "headers": headers, "body_len": body.len()});
         let mut r = text(200, v.to_string());
         r.headers_mut().insert("connection", "keep-alive, x-hop".parse().unwrap());
         r.headers_mut().insert("x-hop", "secret".parse().unwrap());
