@@ -154,9 +154,12 @@ pub async fn exchange(
     {
         req.headers_mut().insert(http::header::HOST, v);
     }
-    // at most: one idle connection that turns out closed, then a new one
-    for _ in 0..2 {
-        let pooled = std::future::poll_fn(|cx| Poll::Ready(idle.take(cx))).await;
+    // a request hyper hands back (never written: the connection closed under it) goes out
+    // again: on another idle connection, then on a new one (the third try is the last)
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let pooled = if tries < 3 { std::future::poll_fn(|cx| Poll::Ready(idle.take(cx))).await } else { None };
         let mut conn = match pooled {
             Some(c) => c,
             None => connect(connector, origin, idle).await?,
@@ -174,24 +177,11 @@ pub async fn exchange(
                 return Ok(Response::from_parts(parts, UpstreamBody { inner, conn: Some(conn) }));
             }
             Err(mut e) => match e.take_message() {
-                // never written: the connection was closed under us; once more on a new one
-                Some(back) => req = back,
-                None => return Err(ExchangeError::Http(e.into_error())),
+                Some(back) if tries < 3 => req = back,
+                _ => return Err(ExchangeError::Http(e.into_error())),
             },
         }
     }
-    // a new connection that closed before taking the request
-    let mut conn = connect(connector, origin, idle).await?;
-    let fut = conn.send.send_request(req);
-    let mut fut = std::pin::pin!(fut);
-    let resp = std::future::poll_fn(|cx| {
-        conn.drive(cx);
-        fut.as_mut().poll(cx)
-    })
-    .await
-    .map_err(ExchangeError::Http)?;
-    let (parts, inner) = resp.into_parts();
-    Ok(Response::from_parts(parts, UpstreamBody { inner, conn: Some(conn) }))
 }
 
 async fn connect(connector: &Connector, origin: &Uri, idle: &Arc<IdleList>) -> Result<Box<Conn>, ExchangeError> {
