@@ -15,10 +15,12 @@
 //!
 //! A connection taken from the list may have been closed by the upstream a moment ago: a request
 //! hyper never wrote is handed back (`try_send_request`; the finished connection is dropped at
-//! once so that it is) and goes out once more on a new connection. One the upstream closed
-//! after the request was written fails as an incomplete message (a 502), as with hyper-util's
-//! client and nginx without `proxy_next_upstream` retries: the window is the time a FIN takes to
-//! arrive, and idle connections closed by the upstream are noticed when taken.
+//! once so that it is) and goes out once more on a new connection. One the upstream closed just
+//! as the request was written (its keep-alive timer fired) fails as an incomplete message; when
+//! the connection had been idle for a second or more and the request has no body and an
+//! idempotent method, a copy of its head was kept and it is sent once more on a new connection
+//! (as nginx retries a cached keep-alive connection). Connections in use under load are idle
+//! for microseconds: nothing is copied then.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body::Body as _;
+use http_body_util::Either;
 use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -160,6 +163,14 @@ pub async fn exchange(
     loop {
         tries += 1;
         let pooled = if tries < 3 { std::future::poll_fn(|cx| Poll::Ready(idle.take(cx))).await } else { None };
+        // An upstream closes a connection idle past its keep-alive timeout (gunicorn 2 s, Node
+        // 5 s); a request written in that instant is lost with the connection. When a reused
+        // connection was idle that long and the request can be replayed (no body, idempotent
+        // method), a copy of its head is kept to send it once more on a new connection.
+        let replay = pooled
+            .as_ref()
+            .filter(|c| c.idle_since.elapsed() >= MAY_BE_CLOSED && replayable(&req))
+            .map(|_| head_of(&req));
         let mut conn = match pooled {
             Some(c) => c,
             None => connect(connector, origin, idle).await?,
@@ -176,12 +187,37 @@ pub async fn exchange(
                 let (parts, inner) = resp.into_parts();
                 return Ok(Response::from_parts(parts, UpstreamBody { inner, conn: Some(conn) }));
             }
-            Err(mut e) => match e.take_message() {
-                Some(back) if tries < 3 => req = back,
+            Err(mut e) => match (e.take_message(), replay) {
+                (Some(back), _) if tries < 3 => req = back,
+                (None, Some(head)) if e.error().is_incomplete_message() => {
+                    tracing::debug!("Upstream closed an idle connection as a request went out; sent again.");
+                    req = Request::from_parts(head, Either::Right(http_body_util::Empty::new()));
+                    tries = 2; // the next try is the last, on a new connection
+                }
                 _ => return Err(ExchangeError::Http(e.into_error())),
             },
         }
     }
+}
+
+/// A reused connection idle this long may have been closed by the upstream's keep-alive timer.
+const MAY_BE_CLOSED: Duration = Duration::from_secs(1);
+
+/// A request that can be sent again: no body, and a method whose repetition changes nothing.
+fn replayable(req: &Request<OutBody>) -> bool {
+    use http::Method;
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+        && req.body().is_end_stream()
+}
+
+/// A copy of a request's head.
+fn head_of(req: &Request<OutBody>) -> http::request::Parts {
+    let mut head = Request::new(()).into_parts().0;
+    head.method = req.method().clone();
+    head.uri = req.uri().clone();
+    head.version = req.version();
+    head.headers = req.headers().clone();
+    head
 }
 
 async fn connect(connector: &Connector, origin: &Uri, idle: &Arc<IdleList>) -> Result<Box<Conn>, ExchangeError> {

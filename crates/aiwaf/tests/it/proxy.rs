@@ -169,6 +169,66 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
     task.abort();
 }
 
+/// An upstream whose keep-alive timer closes a connection just as the proxy writes the next
+/// request on it (simulated: the second request on every connection is read, then the
+/// connection is closed unanswered). A bodiless GET after a second of idleness is sent again on
+/// a new connection; a POST with a body is not replayed (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_lost_to_an_upstream_keep_alive_close_is_replayed_when_safe() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                for k in 0..2 {
+                    // one request head (and a small body, by Content-Length)
+                    loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                buf.drain(..end + 4 + len);
+                                break;
+                            }
+                        }
+                        match c.read(&mut chunk).await {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                    }
+                    if k == 1 {
+                        return; // the keep-alive timer fired: closed, unanswered
+                    }
+                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                }
+            });
+        }
+    });
+    let p = Proxy::start(&format!("http://{addr}"), ProxyOpts { mode: Some("off"), ..Default::default() });
+    assert_eq!(get("127.0.0.1", p.addr, "/first").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = get("127.0.0.1", p.addr, "/second").await;
+    assert_eq!(r.status, 200, "a GET on a connection the upstream closed is sent again");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "once more, on a new connection");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let post =
+        send_from("127.0.0.1", p.addr, "POST", "/form", &[("content-type", "text/plain")], Bytes::from_static(b"a=1"))
+            .await;
+    assert_eq!(post.status, 502, "a request with a body is never sent twice");
+    task.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_down_is_a_quick_502() {
     // Bind and drop a listener to get a port nobody listens on.
