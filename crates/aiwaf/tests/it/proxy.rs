@@ -160,12 +160,14 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
         }
     });
     let p2 = Proxy::start(&format!("http://{rude}"), off());
-    for k in 0..30 {
+    for k in 0..12 {
+        // the upstream's close has arrived (a close racing the next request is the other test's)
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let r = get("127.0.0.1", p2.addr, &format!("/r{k}")).await;
         assert_eq!(r.status, 200, "request {k} over a connection the upstream had closed");
         assert_eq!(r.body, "ok");
     }
-    assert!(accepted.load(Ordering::SeqCst) >= 30);
+    assert!(accepted.load(Ordering::SeqCst) >= 12);
     task.abort();
 }
 
