@@ -88,26 +88,10 @@ class _AiwafMiddleware:
             return self.__acall__(request)
         if getattr(request, "_aiwaf", None) is not None:
             return self.get_response(request)
-        # the phases inline (two Python frames less on every request); with exempt views the
-        # URL is resolved first, in _before
-        if decorators.any_exempt():
-            early, tx = self._before(request)
-            if early is not None:
-                return early
-            return self._after(tx, self.get_response(request))
-        answer, tx = self.core.request_environ(request.META)
-        if answer is not None:
-            request._aiwaf = False
-            return _answer(answer, self.style)
-        request._aiwaf = tx if tx is not None else False
-        if tx is not None and tx.wants_body:
-            early, tx = self._body(request, tx)
-            if early is not None:
-                return early
-        response = self.get_response(request)
-        if tx is not None:
-            self.core.django_response(tx, response)
-        return response
+        early, tx = self._before(request)
+        if early is not None:
+            return early
+        return self._after(tx, self.get_response(request))
 
     async def __acall__(self, request):
         if getattr(request, "_aiwaf", None) is not None:
@@ -130,15 +114,10 @@ class _AiwafMiddleware:
             return None, None
         request._aiwaf = tx
         if tx.wants_body:
-            return self._body(request, tx)
-        return None, tx
-
-    def _body(self, request, tx):
-        """Phase 2: the body's first bytes, the body left readable for the view."""
-        body, truncated = _body_prefix(request, tx.body_limit)
-        answer = self.core.body(tx, body, truncated)
-        if answer is not None:
-            return _answer(answer, self.style), None
+            body, truncated = _body_prefix(request, tx.body_limit)
+            answer = core.body(tx, body, truncated)
+            if answer is not None:
+                return _answer(answer, self.style), None
         return None, tx
 
     def _after(self, tx, response):

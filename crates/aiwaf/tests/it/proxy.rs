@@ -139,26 +139,7 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
     }
 
     // an upstream that closes every connection after one answer, without `Connection: close`
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rude = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let a = accepted.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((mut c, _)) = listener.accept().await {
-            a.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut buf).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
-                }
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-            });
-        }
-    });
+    let (rude, accepted, task) = scripted_upstream(false).await;
     let p2 = Proxy::start(&format!("http://{rude}"), off());
     for k in 0..12 {
         // the upstream's close has arrived (a close racing the next request is the other test's)
@@ -171,12 +152,11 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
     task.abort();
 }
 
-/// An upstream whose keep-alive timer closes a connection just as the proxy writes the next
-/// request on it (simulated: the second request on every connection is read, then the
-/// connection is closed unanswered). A bodiless GET after a second of idleness is sent again on
-/// a new connection; a POST with a body is not replayed (502).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_lost_to_an_upstream_keep_alive_close_is_replayed_when_safe() {
+/// A raw upstream that answers the first request on each connection ("ok") and then closes it
+/// without saying so: at once, or (`read_next`) after reading the next request, unanswered (an
+/// upstream whose keep-alive timer fires as that request arrives). Returns its address, the
+/// connections it accepted and its task.
+async fn scripted_upstream(read_next: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -188,8 +168,8 @@ async fn a_request_lost_to_an_upstream_keep_alive_close_is_replayed_when_safe() 
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                for k in 0..2 {
-                    // one request head (and a small body, by Content-Length)
+                for k in 0..if read_next { 2 } else { 1 } {
+                    // one request head (and its body, by Content-Length)
                     loop {
                         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
@@ -209,14 +189,23 @@ async fn a_request_lost_to_an_upstream_keep_alive_close_is_replayed_when_safe() 
                             _ => return,
                         }
                     }
-                    if k == 1 {
-                        return; // the keep-alive timer fired: closed, unanswered
+                    if k == 0 {
+                        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
                     }
-                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
                 }
             });
         }
     });
+    (addr, accepted, task)
+}
+
+/// An upstream whose keep-alive timer closes a connection just as the proxy writes the next
+/// request on it (simulated: the second request on every connection is read, then the
+/// connection is closed unanswered). A bodiless GET after a second of idleness is sent again on
+/// a new connection; a POST with a body is not replayed (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_lost_to_an_upstream_keep_alive_close_is_replayed_when_safe() {
+    let (addr, accepted, task) = scripted_upstream(true).await;
     let p = Proxy::start(&format!("http://{addr}"), ProxyOpts { mode: Some("off"), ..Default::default() });
     assert_eq!(get("127.0.0.1", p.addr, "/first").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
