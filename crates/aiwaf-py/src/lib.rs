@@ -216,12 +216,10 @@ impl Core {
 
     /// The WAF of this process, started on first use (and again in a forked child).
     fn live(&self) -> PyResult<Arc<Live>> {
-        let pid = std::process::id();
-        if let Some(l) = self.live.load_full()
-            && l.pid == pid
-        {
+        if let Some(l) = self.running() {
             return Ok(l);
         }
+        let pid = std::process::id();
         let _g = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.live.load_full();
         if let Some(l) = &old
@@ -442,14 +440,7 @@ impl Core {
         content_type: Option<&str>,
         content_length: Option<&str>,
     ) {
-        let mut map = HeaderMap::with_capacity(2);
-        if let Some(v) = content_type.and_then(|v| HeaderValue::from_str(v).ok()) {
-            map.insert(http::header::CONTENT_TYPE, v);
-        }
-        if let Some(v) = content_length.and_then(|v| HeaderValue::from_str(v).ok()) {
-            map.insert(http::header::CONTENT_LENGTH, v);
-        }
-        respond(py, tx, status, map);
+        respond(py, tx, status, engine_headers(content_type, content_length));
     }
 
     /// Phases 4 and 5 for a Django `HttpResponse`, in one call: its status and the two headers
@@ -465,36 +456,33 @@ impl Core {
     ) -> PyResult<()> {
         let status: u16 = response.getattr(pyo3::intern!(py, "status_code"))?.extract()?;
         let headers = response.getattr(pyo3::intern!(py, "headers"))?;
-        let mut map = HeaderMap::with_capacity(2);
-        let mut put = |name: HeaderName, v: Option<Bound<'py, PyAny>>| {
-            if let Some(v) = v.and_then(|v| v.extract::<String>().ok())
-                && let Ok(v) = HeaderValue::from_str(&v)
-            {
-                map.insert(name, v);
-            }
-        };
+        let text = |v: Option<Bound<'py, PyAny>>| v.and_then(|v| v.extract::<String>().ok());
         let store = headers.getattr(pyo3::intern!(py, "_store")).ok();
-        match store.as_ref().and_then(|s| s.cast::<PyDict>().ok()) {
+        let (ctype, length) = match store.as_ref().and_then(|s| s.cast::<PyDict>().ok()) {
             Some(store) => {
                 let value = |k: &Bound<'py, PyString>| -> Option<Bound<'py, PyAny>> {
                     store.get_item(k).ok().flatten().and_then(|t| t.get_item(1).ok())
                 };
-                put(http::header::CONTENT_TYPE, value(pyo3::intern!(py, "content-type")));
-                put(http::header::CONTENT_LENGTH, value(pyo3::intern!(py, "content-length")));
+                let found =
+                    (text(value(pyo3::intern!(py, "content-type"))), text(value(pyo3::intern!(py, "content-length"))));
                 let key = pyo3::intern!(py, "x-aiwaf-request-id");
                 if !store.contains(key)? {
                     store.set_item(key, (pyo3::intern!(py, "X-Aiwaf-Request-Id"), tx.request_id.as_str()))?;
                 }
+                found
             }
             None => {
                 let get = pyo3::intern!(py, "get");
-                put(http::header::CONTENT_TYPE, headers.call_method1(get, ("Content-Type",)).ok());
-                put(http::header::CONTENT_LENGTH, headers.call_method1(get, ("Content-Length",)).ok());
+                let found = (
+                    text(headers.call_method1(get, ("Content-Type",)).ok()),
+                    text(headers.call_method1(get, ("Content-Length",)).ok()),
+                );
                 headers
                     .call_method1(pyo3::intern!(py, "setdefault"), ("X-Aiwaf-Request-Id", tx.request_id.as_str()))?;
+                found
             }
-        }
-        respond(py, tx, status, map);
+        };
+        respond(py, tx, status, engine_headers(ctype.as_deref(), length.as_deref()));
         Ok(())
     }
 
@@ -564,6 +552,19 @@ impl Core {
 }
 
 /// Runs the response phase of `tx` (once; later calls do nothing).
+/// The two response headers the engine reads, as a header map (a value that is no valid header
+/// value is left out).
+fn engine_headers(content_type: Option<&str>, content_length: Option<&str>) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(2);
+    if let Some(v) = content_type.and_then(|v| HeaderValue::from_str(v).ok()) {
+        map.insert(http::header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = content_length.and_then(|v| HeaderValue::from_str(v).ok()) {
+        map.insert(http::header::CONTENT_LENGTH, v);
+    }
+    map
+}
+
 fn respond(_py: Python<'_>, tx: &mut Transaction, status: u16, map: HeaderMap) {
     let Some(p) = tx.pending.take() else { return };
     // in memory (a shared-counter update is spawned, never awaited here): the GIL stays held
