@@ -462,7 +462,9 @@ where
         let waf = self.waf.clone();
         waf.inner.counters.add(Counter::Requests);
         if waf.mode() == Mode::Off {
-            return Box::pin(async move { Ok(inner.call(req.map(RequestBody::new)).await?.map(Either::Right)) });
+            // the inner future mapped, not an async block holding the request next to it
+            use futures_util::TryFutureExt as _;
+            return Box::pin(inner.call(req.map(RequestBody::new)).map_ok(|r| r.map(Either::Right)));
         }
         let peer = (self.peer)(req.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // Everything else happens in the future, which owns the request: the engine's view of

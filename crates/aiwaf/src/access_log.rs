@@ -351,15 +351,45 @@ impl<B: Body<Data = Bytes> + Unpin> Body for LoggedBody<B> {
     }
 }
 
+/// The future of [`AccessLogService`]: the inner service's, its response's body wrapped to
+/// count and log (no box of its own: without an access log it adds nothing per request).
+pub struct LogFuture<F> {
+    inner: F,
+    pending: Option<Box<Pending>>,
+}
+
+impl<F, ResB, E> std::future::Future for LogFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<ResB>, E>> + Unpin,
+{
+    type Output = Result<Response<LoggedBody<ResB>>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let resp = match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(resp)) => resp,
+        };
+        let pending = this.pending.take().map(|mut p| {
+            p.status = resp.status().as_u16();
+            p.client = resp.extensions().get::<ClientAddr>().map(|c| c.0);
+            p.request_id = resp.headers().get("x-aiwaf-request-id").cloned();
+            p
+        });
+        Poll::Ready(Ok(resp.map(|inner| LoggedBody { inner, pending })))
+    }
+}
+
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for AccessLogService<S>
 where
     S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Send,
-    S::Future: Send + 'static,
+    S::Future: Unpin,
     ResB: Body<Data = Bytes> + Unpin,
 {
     type Response = Response<LoggedBody<ResB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = LogFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -386,17 +416,7 @@ where
                 bytes: 0,
             })
         });
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let resp = fut.await?;
-            let pending = pending.map(|mut p| {
-                p.status = resp.status().as_u16();
-                p.client = resp.extensions().get::<ClientAddr>().map(|c| c.0);
-                p.request_id = resp.headers().get("x-aiwaf-request-id").cloned();
-                p
-            });
-            Ok(resp.map(|inner| LoggedBody { inner, pending }))
-        })
+        LogFuture { inner: self.inner.call(req), pending }
     }
 }
 

@@ -170,13 +170,14 @@ pub async fn exchange(
         let replay = pooled
             .as_ref()
             .filter(|c| c.idle_since.elapsed() >= MAY_BE_CLOSED && replayable(&req))
-            .map(|_| head_of(&req));
+            .map(|_| Box::new(head_of(&req)));
         let mut conn = match pooled {
             Some(c) => c,
-            None => connect(connector, origin, idle).await?,
+            // boxed: a new connection is the rare path, and its future (TLS state included)
+            // would otherwise be part of every request's future, copied as it moves
+            None => Box::pin(connect(connector, origin, idle)).await?,
         };
-        let fut = conn.send.try_send_request(req);
-        let mut fut = std::pin::pin!(fut);
+        let mut fut = std::pin::pin!(conn.send.try_send_request(req));
         let res = std::future::poll_fn(|cx| {
             conn.drive(cx);
             fut.as_mut().poll(cx)
@@ -191,7 +192,7 @@ pub async fn exchange(
                 (Some(back), _) if tries < 3 => req = back,
                 (None, Some(head)) if e.error().is_incomplete_message() => {
                     tracing::debug!("Upstream closed an idle connection as a request went out; sent again.");
-                    req = Request::from_parts(head, Either::Right(http_body_util::Empty::new()));
+                    req = Request::from_parts(*head, Either::Right(http_body_util::Empty::new()));
                     tries = 2; // the next try is the last, on a new connection
                 }
                 _ => return Err(ExchangeError::Http(e.into_error())),
