@@ -89,6 +89,12 @@ async fn only_the_configured_client_header_is_believed() {
     // A trusted proxy's headers pass unchanged.
     let r = send_from("127.0.0.10", p.addr, "GET", "/echo", &[("x-real-ip", "192.0.2.4")], Bytes::new()).await;
     assert_eq!(r.json()["headers"]["x-real-ip"][0], "192.0.2.4");
+    // A trusted proxy's X-Forwarded-For chain is kept, its header lines joined, and the peer
+    // appended, in one header.
+    let chain = [("x-forwarded-for", "198.51.100.7"), ("x-forwarded-for", "203.0.113.1, 10.0.0.2")];
+    let r = send_from("127.0.0.10", p.addr, "GET", "/echo", &chain, Bytes::new()).await;
+    let xff = &r.json()["headers"]["x-forwarded-for"];
+    assert_eq!(xff, &serde_json::json!(["198.51.100.7, 203.0.113.1, 10.0.0.2, 127.0.0.10"]), "{xff}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
