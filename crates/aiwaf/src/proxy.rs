@@ -360,21 +360,20 @@ impl ProxyService {
             let attempt = if self.via_client(upgrade.is_some()) {
                 Box::pin(self.attempt_via_client(outgoing(&mut parts, &mut body, uri, last))).await
             } else {
-                match tokio::time::timeout(
+                // the timeout is the connection's own timer (see `upstream::Conn`)
+                match upstream::exchange(
+                    &self.inner.connector,
+                    &b.origin,
+                    &b.idle,
                     s.upstream_timeout,
-                    upstream::exchange(
-                        &self.inner.connector,
-                        &b.origin,
-                        &b.idle,
-                        outgoing(&mut parts, &mut body, uri, last),
-                    ),
+                    outgoing(&mut parts, &mut body, uri, last),
                 )
                 .await
                 {
-                    Ok(Ok(resp)) => Attempt::Answered(resp),
-                    Ok(Err(ExchangeError::Connect(e))) => Attempt::NoConnection(e),
-                    Ok(Err(ExchangeError::Http(e))) => Attempt::Failed(Box::new(e)),
-                    Err(_) => Attempt::TimedOut,
+                    Ok(resp) => Attempt::Answered(resp),
+                    Err(ExchangeError::Connect(e)) => Attempt::NoConnection(e),
+                    Err(ExchangeError::Http(e)) => Attempt::Failed(Box::new(e)),
+                    Err(ExchangeError::TimedOut) => Attempt::TimedOut,
                 }
             };
             drop(started);
@@ -624,7 +623,7 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    fn future_size4<A, B, C, D, F: Future>(_: &impl Fn(A, B, C, D) -> F) -> usize {
+    fn future_size5<A, B, C, D, E, F: Future>(_: &impl Fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -654,7 +653,7 @@ mod tests {
     #[test]
     fn the_per_request_future_stays_small() {
         let forward = future_size3(&ProxyService::forward);
-        let exchange = future_size4(&upstream::exchange);
+        let exchange = future_size5(&upstream::exchange);
         eprintln!("forward: {forward} bytes, exchange: {exchange} bytes");
         assert!(forward <= 3072, "forward's future is {forward} bytes");
         assert!(exchange <= 1536, "exchange's future is {exchange} bytes");

@@ -56,6 +56,13 @@ pub struct Conn {
     idle_since: Instant,
     /// The upstream's idle list it returns to (weak: the list owns its idle connections).
     home: Weak<IdleList>,
+    /// When the response head of the request in flight is due (`server.upstream_timeout`). One
+    /// timer per connection, moved forward per request: moving a registered tokio timer to a
+    /// later deadline is an atomic store, where a timer per request is a clock read, an
+    /// allocation-free but locked insert into the timer wheel and a locked removal. An idle
+    /// connection's timer may still fire once at its last deadline: a spurious wake-up of the
+    /// task that last waited on it.
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Conn {
@@ -138,17 +145,22 @@ pub enum ExchangeError {
     Connect(Box<dyn std::error::Error + Send + Sync>),
     /// The connection failed during the exchange.
     Http(hyper::Error),
+    /// No response head within the timeout.
+    TimedOut,
 }
 
 /// Sends `req` to the upstream at `origin` (scheme and authority) over an idle connection of
-/// `idle` or a new one, driving the connection until the response head is in. The response's
-/// body drives it from then on and returns it to `idle` at its end.
+/// `idle` or a new one, driving the connection until the response head is in, at most for
+/// `timeout` (connecting included). The response's body drives it from then on and returns it
+/// to `idle` at its end.
 pub async fn exchange(
     connector: &Connector,
     origin: &Uri,
     idle: &Arc<IdleList>,
+    timeout: Duration,
     mut req: Request<OutBody>,
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     // `req`'s target is in origin form (`/path?query`); a request that came without a `Host`
     // (HTTP/1.0) gets the upstream's, as HTTP/1.1 requires one
     if !req.headers().contains_key(http::header::HOST)
@@ -175,14 +187,27 @@ pub async fn exchange(
             Some(c) => c,
             // boxed: a new connection is the rare path, and its future (TLS state included)
             // would otherwise be part of every request's future, copied as it moves
-            None => Box::pin(connect(connector, origin, idle)).await?,
+            None => match tokio::time::timeout_at(deadline, Box::pin(connect(connector, origin, idle, deadline))).await
+            {
+                Ok(c) => c?,
+                Err(_) => return Err(ExchangeError::TimedOut),
+            },
         };
+        conn.deadline.as_mut().reset(deadline);
         let mut fut = std::pin::pin!(conn.send.try_send_request(req));
         let res = std::future::poll_fn(|cx| {
             conn.drive(cx);
-            fut.as_mut().poll(cx)
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if conn.deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
         })
         .await;
+        // out of time: the connection (with the request on it) is dropped, which closes it
+        let Some(res) = res else { return Err(ExchangeError::TimedOut) };
         match res {
             Ok(resp) => {
                 let (parts, inner) = resp.into_parts();
@@ -221,13 +246,24 @@ fn head_of(req: &Request<OutBody>) -> http::request::Parts {
     head
 }
 
-async fn connect(connector: &Connector, origin: &Uri, idle: &Arc<IdleList>) -> Result<Box<Conn>, ExchangeError> {
+async fn connect(
+    connector: &Connector,
+    origin: &Uri,
+    idle: &Arc<IdleList>,
+    deadline: tokio::time::Instant,
+) -> Result<Box<Conn>, ExchangeError> {
     let io = connector.clone().call(origin.clone()).await.map_err(ExchangeError::Connect)?;
     let (send, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(io)
         .await
         .map_err(|e| ExchangeError::Connect(Box::new(e)))?;
-    Ok(Box::new(Conn { send, conn: Some(conn), idle_since: Instant::now(), home: Arc::downgrade(idle) }))
+    Ok(Box::new(Conn {
+        send,
+        conn: Some(conn),
+        idle_since: Instant::now(),
+        home: Arc::downgrade(idle),
+        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+    }))
 }
 
 /// An upstream's response body; polling it drives the upstream connection, which goes back to

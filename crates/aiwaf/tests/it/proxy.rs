@@ -247,6 +247,18 @@ async fn limits_and_timeouts() {
     let r = get("127.0.22.1", p.addr, "/slow").await;
     assert_eq!(r.status, 504);
     assert!(t.elapsed() < Duration::from_millis(1400));
+
+    // The timeout is a timer of the upstream connection, moved forward per request: one that
+    // went off while its connection sat idle still times the next request on that connection.
+    assert_eq!(get("127.0.22.1", p.addr, "/echo").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = up.conns.load(Ordering::SeqCst);
+    assert_eq!(get("127.0.22.1", p.addr, "/echo").await.status, 200);
+    assert_eq!(up.conns.load(Ordering::SeqCst), before, "the idle connection is reused");
+    let t = Instant::now();
+    assert_eq!(get("127.0.22.1", p.addr, "/slow").await.status, 504);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_millis(1400), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
