@@ -61,7 +61,8 @@ pub struct Conn {
     /// later deadline is an atomic store, where a timer per request is a clock read, an
     /// allocation-free but locked insert into the timer wheel and a locked removal. An idle
     /// connection's timer may still fire once at its last deadline: a spurious wake-up of the
-    /// task that last waited on it.
+    /// task that last waited on it, whose allocation its waker keeps until then (at most one per
+    /// idle connection, for at most `upstream_timeout`).
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
