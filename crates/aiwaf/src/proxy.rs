@@ -283,12 +283,14 @@ impl ProxyService {
                 xff.extend_from_slice(b", ");
             }
             write_ip(&mut xff, peer);
-            match HeaderValue::from_maybe_shared(Bytes::from(xff)) {
+            // untrusted: the chain is the peer alone, which is also X-Real-IP's value
+            let xff = HeaderValue::from_maybe_shared(Bytes::from(xff)).ok();
+            match &xff {
                 // `insert` replaces every earlier value.
-                Ok(v) => {
-                    parts.headers.insert(X_FORWARDED_FOR, v);
+                Some(v) => {
+                    parts.headers.insert(X_FORWARDED_FOR, v.clone());
                 }
-                Err(_) => {
+                None => {
                     parts.headers.remove(X_FORWARDED_FOR);
                 }
             }
@@ -303,9 +305,7 @@ impl ProxyService {
                         parts.headers.remove(name);
                     }
                 }
-                let mut ip = Vec::with_capacity(15);
-                write_ip(&mut ip, peer);
-                if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(ip)) {
+                if let Some(v) = xff {
                     parts.headers.insert(X_REAL_IP, v);
                 }
             }
