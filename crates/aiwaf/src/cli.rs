@@ -502,7 +502,9 @@ fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<ExitCode> {
     }
     let config = Config::load(&over, env)?;
     check_data_dir(&cli.command, &config)?;
-    let rt = runtime(if matches!(cli.command, Command::Serve { .. }) { config.proxy.threads } else { None })?;
+    // `serve`: connections are served by the proxy's own worker threads (`workers.rs`, sized by
+    // `threads`); this runtime runs the accept loop, storage, reloads and the admin listener
+    let rt = runtime(if matches!(cli.command, Command::Serve { .. }) { Some(1) } else { None })?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve { .. } => crate::serve::run(config).await.map(|()| ExitCode::SUCCESS),

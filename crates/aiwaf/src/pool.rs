@@ -35,7 +35,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    fn new(u: &Uri) -> Backend {
+    fn new(u: &Uri, workers: usize) -> Backend {
         let scheme = u.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
         let authority = u.authority().cloned().expect("upstream validated to have a host");
         let origin = Uri::builder()
@@ -49,7 +49,7 @@ impl Backend {
             authority,
             base_path: u.path().trim_end_matches('/').to_string(),
             origin,
-            idle: std::sync::Arc::new(crate::upstream::IdleList::new(IDLE_PER_UPSTREAM, IDLE_TIMEOUT)),
+            idle: std::sync::Arc::new(crate::upstream::IdleList::new(IDLE_PER_UPSTREAM, IDLE_TIMEOUT, workers)),
             fails: AtomicU32::new(0),
             window_start: AtomicU64::new(0),
             down_until: AtomicU64::new(0),
@@ -85,9 +85,15 @@ impl Drop for InFlight<'_> {
 
 impl Pool {
     /// A pool of these upstreams (validated URLs, at least one).
-    pub fn new(uris: &[Uri], balance: Balance, max_fails: u32, fail_timeout: std::time::Duration) -> Pool {
+    pub fn new(
+        uris: &[Uri],
+        balance: Balance,
+        max_fails: u32,
+        fail_timeout: std::time::Duration,
+        workers: usize,
+    ) -> Pool {
         Pool {
-            backends: uris.iter().map(Backend::new).collect(),
+            backends: uris.iter().map(|u| Backend::new(u, workers)).collect(),
             next: AtomicUsize::new(0),
             balance,
             max_fails,
@@ -183,7 +189,7 @@ mod tests {
 
     fn pool(n: usize, balance: Balance) -> Pool {
         let uris: Vec<Uri> = (0..n).map(|i| format!("http://127.0.0.1:{}", 9000 + i).parse().unwrap()).collect();
-        Pool::new(&uris, balance, 3, std::time::Duration::from_secs(10))
+        Pool::new(&uris, balance, 3, std::time::Duration::from_secs(10), 1)
     }
 
     #[test]

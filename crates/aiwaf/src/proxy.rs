@@ -208,7 +208,8 @@ impl ProxyService {
             .pool_max_idle_per_host(256)
             .http2_only(settings.upstream_h2c)
             .build(connector.clone());
-        let pool = |uris: &[Uri]| Pool::new(uris, settings.balance, settings.max_fails, settings.fail_timeout);
+        let workers = crate::workers::count(settings.threads);
+        let pool = |uris: &[Uri]| Pool::new(uris, settings.balance, settings.max_fails, settings.fail_timeout, workers);
         let mut routes: Vec<(String, Pool)> = routes.iter().map(|(p, u)| (p.clone(), pool(u))).collect();
         routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Ok(ProxyService {

@@ -486,7 +486,7 @@ pub async fn run(config: Config) -> Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(crate::timer::PooledTimer)
         .header_read_timeout(config.proxy.header_read_timeout)
         .max_buf_size(config.proxy.max_header_bytes.max(8192));
     builder
@@ -540,6 +540,8 @@ pub async fn run(config: Config) -> Result<()> {
         None => None,
     };
     let graceful = GracefulShutdown::new();
+    let workers = crate::workers::Workers::start(crate::workers::count(config.proxy.threads))
+        .context("cannot start the proxy's worker threads")?;
     // Scripts and tests read this line to learn the bound address.
     println!(
         "aiwaf listening on {}://{local} -> {upstream_text} (mode {}, data dir {})",
@@ -585,6 +587,14 @@ pub async fn run(config: Config) -> Result<()> {
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                // handed to a worker: taken off this runtime's I/O driver, put on the worker's
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Accepted connection could not be handed to a worker.");
+                        continue;
+                    }
+                };
                 let secure = tls.is_some();
                 let svc = service.clone().map_request(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
@@ -597,8 +607,15 @@ pub async fn run(config: Config) -> Result<()> {
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 let limits = limits.clone();
-                tokio::spawn(async move {
+                workers.spawn(async move {
                     let _guard = guard;
+                    let stream = match tokio::net::TcpStream::from_std(stream) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Accepted connection could not be registered.");
+                            return;
+                        }
+                    };
                     let ended = match acceptor {
                         None => {
                             // The protocol sniff has the header timeout too: a silent socket is closed.
@@ -641,6 +658,8 @@ pub async fn run(config: Config) -> Result<()> {
     if tokio::time::timeout(config.proxy.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("Shutdown grace period over; closing remaining connections.");
     }
+    // the workers stop; connections still open after the grace period are dropped with them
+    let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
     if let Some(w) = cert_watch {
         w.abort();
     }

@@ -56,6 +56,8 @@ pub struct Conn {
     idle_since: Instant,
     /// The upstream's idle list it returns to (weak: the list owns its idle connections).
     home: Weak<IdleList>,
+    /// The worker it was opened on (`workers::current`), whose list it returns to.
+    worker: usize,
     /// When the response head of the request in flight is due (`server.upstream_timeout`). One
     /// timer per connection, moved forward per request: moving a registered tokio timer to a
     /// later deadline is an atomic store, where a timer per request is a clock read, an
@@ -83,31 +85,42 @@ impl Conn {
     }
 }
 
-/// An upstream's idle connections (most recently used at the back, taken first; the oldest at
-/// the front, closed once idle longer than the timeout).
+/// An upstream's idle connections, one list per proxy worker (`workers.rs`): a connection is
+/// registered with the I/O and timer drivers of the worker that opened it and is only reused
+/// there. In each list the most recently used is at the back, taken first; the oldest at the
+/// front, closed once idle longer than the timeout.
 pub struct IdleList {
-    list: Mutex<VecDeque<Box<Conn>>>,
+    lists: Box<[Mutex<VecDeque<Box<Conn>>>]>,
     max: usize,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for IdleList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.list.lock().map_or(0, |l| l.len());
+        let n: usize = self.lists.iter().map(|l| l.lock().map_or(0, |l| l.len())).sum();
         f.debug_struct("IdleList").field("idle", &n).field("max", &self.max).finish()
     }
 }
 
 impl IdleList {
-    /// Keeps at most `max` idle connections, each for at most `timeout`.
-    pub fn new(max: usize, timeout: Duration) -> IdleList {
-        IdleList { list: Mutex::new(VecDeque::new()), max, timeout }
+    /// Keeps at most `max` idle connections per worker, each for at most `timeout`; `workers`
+    /// is how many proxy workers there are (threads that are none share one more list).
+    pub fn new(max: usize, timeout: Duration, workers: usize) -> IdleList {
+        let lists = (0..=workers).map(|_| Mutex::new(VecDeque::new())).collect();
+        IdleList { lists, max, timeout }
+    }
+
+    /// The list of the worker this thread is (or the shared one).
+    fn list(&self, worker: usize) -> std::sync::MutexGuard<'_, VecDeque<Box<Conn>>> {
+        let l = self.lists.get(worker).unwrap_or(&self.lists[0]);
+        l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// An idle connection that is still open, polled once with `cx` to learn that.
     fn take(&self, cx: &mut Context<'_>) -> Option<Box<Conn>> {
+        let worker = crate::workers::current();
         loop {
-            let mut c = self.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_back()?;
+            let mut c = self.list(worker).pop_back()?;
             if c.idle_since.elapsed() <= self.timeout && c.reusable(cx) {
                 return Some(c);
             }
@@ -126,7 +139,7 @@ impl IdleList {
         let now = Instant::now();
         c.idle_since = now;
         let expired = {
-            let mut list = home.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut list = home.list(c.worker);
             let expired = match list.front() {
                 Some(old) if now.duration_since(old.idle_since) > home.timeout => list.pop_front(),
                 _ => None,
@@ -263,6 +276,7 @@ async fn connect(
         conn: Some(conn),
         idle_since: Instant::now(),
         home: Arc::downgrade(idle),
+        worker: crate::workers::current(),
         deadline: Box::pin(tokio::time::sleep_until(deadline)),
     }))
 }

@@ -237,7 +237,8 @@ async fn upstream_down_is_a_quick_502() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_timeouts() {
     let up = Upstream::start().await;
-    let config = "[server]\nmax_body_bytes = 1000\nupstream_timeout = \"500ms\"\n".to_string();
+    // one worker: idle upstream connections are kept per worker, and this test counts reuse
+    let config = "[server]\nmax_body_bytes = 1000\nupstream_timeout = \"500ms\"\nthreads = 1\n".to_string();
     let p = Proxy::start(&up.url(), ProxyOpts { config: Some(config), ..Default::default() });
     let r = send_from("127.0.22.1", p.addr, "POST", "/echo", &[], Bytes::from(vec![b'x'; 5000])).await;
     assert_eq!(r.status, 413);
