@@ -373,7 +373,7 @@ impl ProxyService {
                 {
                     Ok(resp) => Attempt::Answered(resp),
                     Err(ExchangeError::Connect(e)) => Attempt::NoConnection(e),
-                    Err(ExchangeError::Http(e)) => Attempt::Failed(Box::new(e)),
+                    Err(ExchangeError::Http(e)) => Attempt::Failed(e),
                     Err(ExchangeError::TimedOut) => Attempt::TimedOut,
                 }
             };

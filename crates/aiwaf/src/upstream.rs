@@ -1,42 +1,45 @@
-//! Keep-alive HTTP/1.1 connections to one upstream, driven by the request that uses them.
+//! Keep-alive HTTP/1.1 connections to one upstream, driven by the request that uses them, with
+//! an HTTP/1.1 client of our own.
 //!
 //! hyper-util's pooled client (still used here for HTTP/2 upstreams and upgrades) runs every
 //! upstream connection as a task of its own and keeps its idle connections in a map keyed by
 //! scheme and authority: per proxied request that is a hashed lookup under a lock, a select
 //! between checkout and connect, and two task wake-ups across the request/connection channel
 //! (measured with `bench/callgrind.sh`: ~11k of the ~54k instructions of a request in
-//! `--mode off`). Here each upstream ([`crate::pool::Backend`]) owns its list of idle
-//! connections, and the connection is polled by the request's own task: while waiting for the
-//! response head (`exchange`) and then by the response body as the client's connection reads it
-//! ([`UpstreamBody`]). When the body has been read to its end the connection goes back to its
-//! upstream's list; a body dropped before its end drops (closes) the connection, as does a
-//! connection the upstream closed, one idle longer than the idle timeout, or one with a request
-//! still being written.
+//! `--mode off`). Driving hyper's own client connection from the request's task still sends each
+//! request and response through hyper's dispatch channels (an mpsc, a oneshot, their wakers) and
+//! its generic encoder. Here each upstream ([`crate::pool::Backend`]) owns its list of idle
+//! connections, and a connection is a socket with a read and a write buffer, polled by the
+//! request's own task: the request head is written from the request's parts, the body follows
+//! (`Content-Length` when its size is known, chunked otherwise), the response head is parsed by
+//! `httparse`, and the response body ([`UpstreamBody`]) is read off the socket as the client's
+//! connection asks for it (by `Content-Length`, chunked, or up to the close). When the body has
+//! been read to its end the connection goes back to its upstream's list; a body dropped before its
+//! end drops (closes) the connection, as does a connection the upstream closed or marked
+//! `Connection: close`, one idle longer than the idle timeout, one whose request body was not
+//! sent to its end (the upstream answered early), and one with bytes nobody asked for.
 //!
-//! A connection taken from the list may have been closed by the upstream a moment ago: a request
-//! hyper never wrote is handed back (`try_send_request`; the finished connection is dropped at
-//! once so that it is) and goes out once more on a new connection. One the upstream closed just
-//! as the request was written (its keep-alive timer fired) fails as an incomplete message; when
-//! the connection had been idle for a second or more and the request has no body and an
-//! idempotent method, a copy of its head was kept and it is sent once more on a new connection
-//! (as nginx retries a cached keep-alive connection). Connections in use under load are idle
-//! for microseconds: nothing is copied then.
+//! A connection taken from the list may have been closed by the upstream a moment ago. When it
+//! fails before a byte of the request was written, the request goes out once more on another
+//! connection. One the upstream closed just as the request was written (its keep-alive timer
+//! fired) fails with no byte of response; when the connection had been idle for a second or more
+//! and the request has no body and an idempotent method, it is sent once more on a new connection
+//! (as nginx retries a cached keep-alive connection).
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response, Uri};
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
-use http_body_util::Either;
 use hyper::body::{Frame, Incoming};
-use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tower::Service as _;
 
@@ -47,12 +50,23 @@ pub type Io = hyper_rustls::MaybeHttpsStream<TokioIo<TcpStream>>;
 /// Plain TCP for `http://` upstreams, rustls for `https://`.
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Largest response head read from an upstream.
+const MAX_HEAD: usize = 256 * 1024;
+/// Most header lines in a response head.
+const MAX_HEADERS: usize = 256;
+/// Largest chunk-size line, and largest trailer section, of a chunked response.
+const MAX_CHUNK_LINE: usize = 4096;
+const MAX_TRAILERS: usize = 64 * 1024;
+
 /// An open HTTP/1.1 connection to an upstream.
 pub struct Conn {
-    send: SendRequest<OutBody>,
-    /// `None` once the connection future finished (closed by either side, or failed): it is
-    /// dropped then, which is when hyper hands back a request still queued on it.
-    conn: Option<Connection<Io, OutBody>>,
+    io: TokioIo<Io>,
+    /// Bytes read and not yet consumed.
+    rbuf: BytesMut,
+    /// Bytes to write.
+    wbuf: BytesMut,
     idle_since: Instant,
     /// The upstream's idle list it returns to (weak: the list owns its idle connections).
     home: Weak<IdleList>,
@@ -69,19 +83,35 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Polls the connection (reads, writes, notices a close); `true` when it is over.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(c) = &mut self.conn
-            && Pin::new(c).poll(cx).is_ready()
-        {
-            self.conn = None;
+    /// Reads more into `rbuf`: `Ok(0)` at the end of the stream.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(16 * 1024);
         }
-        self.conn.is_none()
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
     }
 
-    /// Ready for another request: open and idle.
+    /// Writes what `wbuf` holds; ready once it is all written.
+    fn flush_wbuf(&mut self, cx: &mut Context<'_>, wrote: &mut bool) -> Poll<std::io::Result<()>> {
+        while !self.wbuf.is_empty() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            *wrote = true;
+            self.wbuf.advance(n);
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Ready for another request: open, idle, and with nothing unread.
     fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        !self.drive(cx) && self.send.is_ready()
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        // open and quiet: a read would wait (the upstream closing, or sending bytes no request
+        // asked for, makes it unusable)
+        self.fill(cx).is_pending()
     }
 }
 
@@ -156,35 +186,96 @@ impl IdleList {
 /// Why an exchange failed.
 pub enum ExchangeError {
     /// No connection could be made: nothing was sent.
-    Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The connection failed during the exchange.
-    Http(hyper::Error),
+    Connect(BoxError),
+    /// The exchange failed: the connection, the upstream's answer, or the client's body (its
+    /// error is passed as it is, for the proxy to tell a body limit or timeout).
+    Http(BoxError),
     /// No response head within the timeout.
+    TimedOut,
+}
+
+/// What went wrong on an upstream connection.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// The upstream closed the connection before the message was complete.
+    Incomplete,
+    /// The upstream sent what is not HTTP/1.1 as we read it.
+    Protocol(&'static str),
+    /// Reading or writing the socket failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Incomplete => f.write_str("connection closed before message completed"),
+            UpstreamError::Protocol(what) => write!(f, "invalid response from upstream: {what}"),
+            UpstreamError::Io(_) => f.write_str("connection error"),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpstreamError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How the request body goes out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes.
+    Length,
+    /// Chunked.
+    Chunked,
+}
+
+/// How far one exchange got.
+enum Failed {
+    /// Before a byte of the request was written: it can go out on another connection.
+    Unsent(UpstreamError),
+    /// After.
+    Sent(UpstreamError),
+    /// The client's body failed.
+    Body(BoxError),
     TimedOut,
 }
 
 /// Sends `req` to the upstream at `origin` (scheme and authority) over an idle connection of
 /// `idle` or a new one, driving the connection until the response head is in, at most for
-/// `timeout` (connecting included). The response's body drives it from then on and returns it
-/// to `idle` at its end.
+/// `timeout` (connecting included). The response's body reads the connection from then on and
+/// returns it to `idle` at its end.
 pub async fn exchange(
     connector: &Connector,
     origin: &Uri,
     idle: &Arc<IdleList>,
     timeout: Duration,
-    mut req: Request<OutBody>,
+    req: Request<OutBody>,
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let (mut head, mut body) = req.into_parts();
     // `req`'s target is in origin form (`/path?query`); a request that came without a `Host`
     // (HTTP/1.0) gets the upstream's, as HTTP/1.1 requires one
-    if !req.headers().contains_key(http::header::HOST)
+    if !head.headers.contains_key(http::header::HOST)
         && let Some(a) = origin.authority()
-        && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
     {
-        req.headers_mut().insert(http::header::HOST, v);
+        head.headers.insert(http::header::HOST, v);
     }
-    // a request hyper hands back (never written: the connection closed under it) goes out
-    // again: on another idle connection, then on a new one (the third try is the last)
+    let sending = if body.is_end_stream() {
+        Sending::Empty
+    } else if body.size_hint().exact().is_some() {
+        Sending::Length
+    } else {
+        Sending::Chunked
+    };
+    // a request that failed before a byte of it was written goes out again: on another idle
+    // connection, then on a new one (the third try is the last)
     let mut tries = 0;
     loop {
         tries += 1;
@@ -192,11 +283,10 @@ pub async fn exchange(
         // An upstream closes a connection idle past its keep-alive timeout (gunicorn 2 s, Node
         // 5 s); a request written in that instant is lost with the connection. When a reused
         // connection was idle that long and the request can be replayed (no body, idempotent
-        // method), a copy of its head is kept to send it once more on a new connection.
-        let replay = pooled
-            .as_ref()
-            .filter(|c| c.idle_since.elapsed() >= MAY_BE_CLOSED && replayable(&req))
-            .map(|_| Box::new(head_of(&req)));
+        // method), it is sent once more on a new connection.
+        let replayable = pooled.as_ref().is_some_and(|c| {
+            c.idle_since.elapsed() >= MAY_BE_CLOSED && sending == Sending::Empty && idempotent(&head.method)
+        });
         let mut conn = match pooled {
             Some(c) => c,
             // boxed: a new connection is the rare path, and its future (TLS state included)
@@ -208,56 +298,267 @@ pub async fn exchange(
             },
         };
         conn.deadline.as_mut().reset(deadline);
-        let mut fut = std::pin::pin!(conn.send.try_send_request(req));
+        conn.wbuf.clear();
+        let length = body.size_hint().exact();
+        encode_head(&head, sending, length, &mut conn.wbuf);
+        let mut wrote = false;
+        let mut body_done = sending == Sending::Empty;
+        let head_only = head.method == Method::HEAD;
         let res = std::future::poll_fn(|cx| {
-            conn.drive(cx);
-            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(r));
-            }
-            if conn.deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
+            poll_exchange(&mut conn, cx, &mut body, sending, head_only, &mut wrote, &mut body_done)
         })
         .await;
-        // out of time: the connection (with the request on it) is dropped, which closes it
-        let Some(res) = res else { return Err(ExchangeError::TimedOut) };
         match res {
-            Ok(resp) => {
-                let (parts, inner) = resp.into_parts();
-                return Ok(Response::from_parts(parts, UpstreamBody { inner, conn: Some(conn) }));
+            Ok(parsed) => {
+                let Parsed { status, version, headers, keep_alive, framing } = parsed;
+                let mut resp = Response::new(UpstreamBody::own(conn, framing, keep_alive && body_done));
+                *resp.status_mut() = status;
+                *resp.version_mut() = version;
+                *resp.headers_mut() = headers;
+                return Ok(resp);
             }
-            Err(mut e) => match (e.take_message(), replay) {
-                (Some(back), _) if tries < 3 => req = back,
-                (None, Some(head)) if e.error().is_incomplete_message() => {
-                    tracing::debug!("Upstream closed an idle connection as a request went out; sent again.");
-                    req = Request::from_parts(*head, Either::Right(http_body_util::Empty::new()));
-                    tries = 2; // the next try is the last, on a new connection
-                }
-                _ => return Err(ExchangeError::Http(e.into_error())),
-            },
+            Err(Failed::TimedOut) => return Err(ExchangeError::TimedOut),
+            Err(Failed::Body(e)) => return Err(ExchangeError::Http(e)),
+            Err(Failed::Unsent(_)) if tries < 3 => {}
+            Err(Failed::Sent(e)) if replayable && closed_under_us(&e) => {
+                tracing::debug!("Upstream closed an idle connection as a request went out; sent again.");
+                tries = 2; // the next try is the last, on a new connection
+            }
+            Err(Failed::Unsent(e) | Failed::Sent(e)) => return Err(ExchangeError::Http(Box::new(e))),
         }
+    }
+}
+
+/// Writes the request and reads until the response head is in (the connection's timer bounds
+/// both). The response may come before the request body is sent to its end: it is returned then
+/// (the rest of the body is not sent, and the connection is not reused).
+fn poll_exchange(
+    conn: &mut Conn,
+    cx: &mut Context<'_>,
+    body: &mut OutBody,
+    sending: Sending,
+    head_only: bool,
+    wrote: &mut bool,
+    body_done: &mut bool,
+) -> Poll<Result<Parsed, Failed>> {
+    let io_err = |wrote: bool, e: std::io::Error| {
+        if wrote { Failed::Sent(UpstreamError::Io(e)) } else { Failed::Unsent(UpstreamError::Io(e)) }
+    };
+    // write what can be written
+    loop {
+        match conn.flush_wbuf(cx, wrote) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(*wrote, e))),
+            Poll::Pending => break,
+        }
+        if *body_done {
+            break;
+        }
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    if sending == Sending::Chunked {
+                        conn.wbuf.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                        conn.wbuf.extend_from_slice(&data);
+                        conn.wbuf.extend_from_slice(b"\r\n");
+                    } else {
+                        conn.wbuf.extend_from_slice(&data);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                if sending == Sending::Chunked {
+                    conn.wbuf.extend_from_slice(b"0\r\n\r\n");
+                }
+                *body_done = true;
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Failed::Body(e))),
+            Poll::Pending => break,
+        }
+    }
+    // read until the response head is in
+    loop {
+        match parse_head(&mut conn.rbuf, head_only) {
+            Ok(Some(p)) => return Poll::Ready(Ok(p)),
+            Ok(None) => {}
+            Err(e) => return Poll::Ready(Err(Failed::Sent(e))),
+        }
+        if conn.rbuf.len() > MAX_HEAD {
+            return Poll::Ready(Err(Failed::Sent(UpstreamError::Protocol("response head too large"))));
+        }
+        match conn.fill(cx) {
+            Poll::Ready(Ok(0)) => {
+                let e = UpstreamError::Incomplete;
+                return Poll::Ready(Err(if *wrote { Failed::Sent(e) } else { Failed::Unsent(e) }));
+            }
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(*wrote, e))),
+            Poll::Pending => break,
+        }
+    }
+    if conn.deadline.as_mut().poll(cx).is_ready() {
+        return Poll::Ready(Err(Failed::TimedOut));
+    }
+    Poll::Pending
+}
+
+/// The request head, in origin form, with our framing of its body.
+fn encode_head(head: &http::request::Parts, sending: Sending, length: Option<u64>, out: &mut BytesMut) {
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(head.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut had_length = false;
+    for (name, value) in &head.headers {
+        if name == http::header::CONTENT_LENGTH {
+            had_length = true;
+            continue;
+        }
+        if name == http::header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match sending {
+        Sending::Length => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(length.unwrap_or(0).to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Sending::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Sending::Empty => {
+            // a body-less POST says so (some servers wait for a length otherwise)
+            if had_length || matches!(head.method, Method::POST | Method::PUT | Method::PATCH) {
+                out.extend_from_slice(b"content-length: 0\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A response head as read.
+struct Parsed {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    keep_alive: bool,
+    framing: Framing,
+}
+
+/// Parses a final response head off the front of `buf` (interim 1xx responses are skipped);
+/// `None` until it is all in. `head_only`: the answer to a HEAD request, which has no body
+/// whatever its framing headers say (as 204 and 304 have none).
+fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, UpstreamError> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut slots);
+        let len = match r.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(UpstreamError::Protocol("too many headers")),
+            Err(_) => return Err(UpstreamError::Protocol("malformed response head")),
+        };
+        let code = r.code.unwrap_or(0);
+        let status = StatusCode::from_u16(code).map_err(|_| UpstreamError::Protocol("invalid status"))?;
+        if status.is_informational() {
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(UpstreamError::Protocol("unexpected 101 Switching Protocols"));
+            }
+            buf.advance(len); // 100 Continue, 103 Early Hints: not passed on
+            continue;
+        }
+        let version = if r.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+        let mut headers = HeaderMap::with_capacity(r.headers.len());
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut other_coding = false;
+        let mut close = version == Version::HTTP_10;
+        for h in r.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| UpstreamError::Protocol("header name"))?;
+            let value = HeaderValue::from_bytes(h.value).map_err(|_| UpstreamError::Protocol("header value"))?;
+            if name == http::header::CONTENT_LENGTH {
+                // several equal values are one length; different ones are an error
+                for part in h.value.split(|&b| b == b',') {
+                    let n = parse_length(part.trim_ascii()).ok_or(UpstreamError::Protocol("content-length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(UpstreamError::Protocol("conflicting content-length"));
+                    }
+                    length = Some(n);
+                }
+            } else if name == http::header::TRANSFER_ENCODING {
+                // the last coding decides: chunked, or anything else (read to the close)
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
+                chunked = last.eq_ignore_ascii_case(b"chunked");
+                other_coding = !chunked;
+            } else if name == http::header::CONNECTION {
+                for token in h.value.split(|&b| b == b',') {
+                    let t = token.trim_ascii();
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                        close = false;
+                    }
+                }
+            }
+            headers.append(name, value);
+        }
+        let framing = if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Done
+        } else if chunked {
+            // with Transfer-Encoding a Content-Length means nothing (and the connection is not
+            // reused: the upstream may disagree about where the message ends)
+            if length.is_some() {
+                close = true;
+            }
+            Framing::Chunked(Chunk::Size)
+        } else if other_coding {
+            close = true;
+            Framing::UntilClose
+        } else {
+            match length {
+                Some(0) => Framing::Done,
+                Some(n) => Framing::Length(n),
+                None => {
+                    close = true;
+                    Framing::UntilClose
+                }
+            }
+        };
+        buf.advance(len);
+        return Ok(Some(Parsed { status, version, headers, keep_alive: !close, framing }));
+    }
+}
+
+/// A decimal `Content-Length` (digits only, no sign, no overflow).
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// The connection went away under the request: closed (no byte of answer) or reset.
+fn closed_under_us(e: &UpstreamError) -> bool {
+    match e {
+        UpstreamError::Incomplete => true,
+        UpstreamError::Io(e) => {
+            matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
+        }
+        UpstreamError::Protocol(_) => false,
     }
 }
 
 /// A reused connection idle this long may have been closed by the upstream's keep-alive timer.
 const MAY_BE_CLOSED: Duration = Duration::from_secs(1);
 
-/// A request that can be sent again: no body, and a method whose repetition changes nothing.
-fn replayable(req: &Request<OutBody>) -> bool {
-    use http::Method;
-    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
-        && req.body().is_end_stream()
-}
-
-/// A copy of a request's head.
-fn head_of(req: &Request<OutBody>) -> http::request::Parts {
-    let mut head = Request::new(()).into_parts().0;
-    head.method = req.method().clone();
-    head.uri = req.uri().clone();
-    head.version = req.version();
-    head.headers = req.headers().clone();
-    head
+/// A method whose repetition changes nothing.
+fn idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
 async fn connect(
@@ -267,13 +568,10 @@ async fn connect(
     deadline: tokio::time::Instant,
 ) -> Result<Box<Conn>, ExchangeError> {
     let io = connector.clone().call(origin.clone()).await.map_err(ExchangeError::Connect)?;
-    let (send, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(io)
-        .await
-        .map_err(|e| ExchangeError::Connect(Box::new(e)))?;
     Ok(Box::new(Conn {
-        send,
-        conn: Some(conn),
+        io: TokioIo::new(io),
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        wbuf: BytesMut::with_capacity(1024),
         idle_since: Instant::now(),
         home: Arc::downgrade(idle),
         worker: crate::workers::current(),
@@ -281,50 +579,200 @@ async fn connect(
     }))
 }
 
-/// An upstream's response body; polling it drives the upstream connection, which goes back to
-/// its upstream's idle list once the body has been read to its end.
+/// Where a response body ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    /// Chunked, in this part of a chunk.
+    Chunked(Chunk),
+    /// At the close of the connection.
+    UntilClose,
+    /// Read to its end.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// A chunk-size line is next.
+    Size,
+    /// This many bytes of chunk data are left.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines, up to an empty one (this many bytes of them read so far).
+    Trailers(usize),
+}
+
+/// An upstream's response body; polling it reads the upstream connection, which goes back to its
+/// upstream's idle list once the body has been read to its end.
 pub struct UpstreamBody {
-    inner: Incoming,
-    conn: Option<Box<Conn>>,
+    kind: Kind,
+}
+
+enum Kind {
+    Own {
+        conn: Option<Box<Conn>>,
+        framing: Framing,
+        keep_alive: bool,
+    },
+    /// Driven elsewhere (hyper-util's client: HTTP/2, upgrades).
+    Detached(Incoming),
 }
 
 impl UpstreamBody {
-    /// A body whose connection is driven elsewhere (hyper-util's client: HTTP/2, upgrades).
-    pub fn detached(inner: Incoming) -> UpstreamBody {
-        UpstreamBody { inner, conn: None }
+    fn own(conn: Box<Conn>, framing: Framing, keep_alive: bool) -> UpstreamBody {
+        let mut b = UpstreamBody { kind: Kind::Own { conn: Some(conn), framing, keep_alive } };
+        if framing == Framing::Done {
+            b.release();
+        }
+        b
     }
 
+    /// A body whose connection is driven elsewhere (hyper-util's client: HTTP/2, upgrades).
+    pub fn detached(inner: Incoming) -> UpstreamBody {
+        UpstreamBody { kind: Kind::Detached(inner) }
+    }
+
+    /// The connection back to its list (once the body is read to its end).
     fn release(&mut self) {
-        if let Some(c) = self.conn.take() {
+        if let Kind::Own { conn, keep_alive, .. } = &mut self.kind
+            && let Some(c) = conn.take()
+            && *keep_alive
+        {
             IdleList::put(c);
+        }
+    }
+}
+
+/// The next frame of an own connection's body.
+fn poll_own(
+    conn: &mut Conn,
+    framing: &mut Framing,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, UpstreamError>>> {
+    loop {
+        // what the buffer holds is used first; the socket is read when it holds too little
+        let need_more = match framing {
+            Framing::Done => return Poll::Ready(None),
+            Framing::Length(0) => {
+                *framing = Framing::Done;
+                return Poll::Ready(None);
+            }
+            Framing::Length(n) | Framing::Chunked(Chunk::Data(n)) => {
+                if conn.rbuf.is_empty() {
+                    true
+                } else {
+                    let k = (*n).min(conn.rbuf.len() as u64);
+                    let data = conn.rbuf.split_to(k as usize).freeze();
+                    *n -= k;
+                    if *framing == Framing::Chunked(Chunk::Data(0)) {
+                        *framing = Framing::Chunked(Chunk::DataEnd);
+                    }
+                    return Poll::Ready(Some(Ok(data)));
+                }
+            }
+            Framing::UntilClose => {
+                if conn.rbuf.is_empty() {
+                    true
+                } else {
+                    return Poll::Ready(Some(Ok(conn.rbuf.split().freeze())));
+                }
+            }
+            Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(&conn.rbuf) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    conn.rbuf.advance(used);
+                    *framing = Framing::Chunked(if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) });
+                    false
+                }
+                Ok(httparse::Status::Partial) if conn.rbuf.len() < MAX_CHUNK_LINE => true,
+                _ => return Poll::Ready(Some(Err(UpstreamError::Protocol("chunk size")))),
+            },
+            Framing::Chunked(Chunk::DataEnd) => {
+                if conn.rbuf.len() < 2 {
+                    true
+                } else if conn.rbuf.starts_with(b"\r\n") {
+                    conn.rbuf.advance(2);
+                    *framing = Framing::Chunked(Chunk::Size);
+                    false
+                } else {
+                    return Poll::Ready(Some(Err(UpstreamError::Protocol("chunk data"))));
+                }
+            }
+            Framing::Chunked(Chunk::Trailers(seen)) => match conn.rbuf.windows(2).position(|w| w == b"\r\n") {
+                // trailer fields are read and dropped (the client's response is already under way)
+                Some(0) => {
+                    conn.rbuf.advance(2);
+                    *framing = Framing::Done;
+                    return Poll::Ready(None);
+                }
+                Some(i) if *seen + i + 2 <= MAX_TRAILERS => {
+                    conn.rbuf.advance(i + 2);
+                    *seen += i + 2;
+                    false
+                }
+                None if *seen + conn.rbuf.len() <= MAX_TRAILERS => true,
+                _ => return Poll::Ready(Some(Err(UpstreamError::Protocol("trailers too large")))),
+            },
+        };
+        if need_more {
+            match ready!(conn.fill(cx)) {
+                Ok(0) if *framing == Framing::UntilClose => {
+                    *framing = Framing::Done;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return Poll::Ready(Some(Err(UpstreamError::Incomplete))),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(UpstreamError::Io(e)))),
+            }
         }
     }
 }
 
 impl http_body::Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(c) = &mut this.conn {
-            c.drive(cx);
+        match &mut this.kind {
+            Kind::Detached(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+            Kind::Own { conn, framing, .. } => {
+                let Some(c) = conn else { return Poll::Ready(None) };
+                match ready!(poll_own(c, framing, cx)) {
+                    Some(Ok(data)) => {
+                        if this.is_end_stream() {
+                            this.release();
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    None => {
+                        this.release();
+                        Poll::Ready(None)
+                    }
+                    Some(Err(e)) => {
+                        *conn = None; // closed
+                        Poll::Ready(Some(Err(Box::new(e))))
+                    }
+                }
+            }
         }
-        let r = Pin::new(&mut this.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
-        }
-        r
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.kind {
+            Kind::Detached(inner) => inner.is_end_stream(),
+            Kind::Own { framing, .. } => matches!(framing, Framing::Done | Framing::Length(0)),
+        }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        match &self.kind {
+            Kind::Detached(inner) => inner.size_hint(),
+            Kind::Own { framing: Framing::Length(n), .. } => http_body::SizeHint::with_exact(*n),
+            Kind::Own { framing: Framing::Done, .. } => http_body::SizeHint::with_exact(0),
+            Kind::Own { .. } => http_body::SizeHint::default(),
+        }
     }
 }
 
@@ -332,8 +780,191 @@ impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // read to its end (the server stops polling a body that says it has ended): reusable;
         // otherwise the rest of the response is still on the wire and the connection is closed
-        if self.inner.is_end_stream() {
+        if self.is_end_stream() {
             self.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// An upstream that answers each request head it reads with the next scripted response,
+    /// written in the pieces given (a pause between them, so that they arrive apart), and closes
+    /// the connection after it when the script says so. Returns its address, the connections it
+    /// accepted and the request heads it read.
+    async fn scripted(script: Vec<(Vec<&'static [u8]>, bool)>) -> (Uri, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let (a, h) = (accepted.clone(), heads.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else { return };
+                a.fetch_add(1, Ordering::SeqCst);
+                let (script, heads) = (script.clone(), h.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        heads.lock().unwrap().push(String::from_utf8_lossy(&buf[..end]).into_owned());
+                        buf.drain(..end);
+                        let next = script.lock().unwrap().pop_front();
+                        let Some((pieces, close)) = next else { return };
+                        for p in pieces {
+                            if s.write_all(p).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(15)).await;
+                        }
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}").parse().unwrap(), accepted, heads)
+    }
+
+    fn connector() -> Connector {
+        let tls = crate::tls::upstream_client_config(None).unwrap();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http)
+    }
+
+    fn request(method: &str, path: &str) -> Request<OutBody> {
+        let mut r = Request::new(http_body_util::Either::Right(http_body_util::Empty::new()));
+        *r.method_mut() = method.parse().unwrap();
+        *r.uri_mut() = path.parse().unwrap();
+        r.headers_mut().insert("host", HeaderValue::from_static("app"));
+        r
+    }
+
+    async fn run(
+        origin: &Uri,
+        idle: &Arc<IdleList>,
+        method: &str,
+        path: &str,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+        let resp = match exchange(&connector(), origin, idle, Duration::from_secs(5), request(method, path)).await {
+            Ok(r) => r,
+            Err(ExchangeError::Http(e) | ExchangeError::Connect(e)) => return Err(e.to_string()),
+            Err(ExchangeError::TimedOut) => return Err("timed out".into()),
+        };
+        let (parts, body) = resp.into_parts();
+        // a body that never ends fails the test instead of hanging it
+        let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+            .await
+            .map_err(|_| "body never ended".to_string())?
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((parts.status.as_u16(), parts.headers, body.to_vec()))
+    }
+
+    /// Every framing a response can have, each arriving in pieces: chunked (with a chunk
+    /// extension, a trailer, and a size line split in two), Content-Length, HEAD, 204 and 304 (no
+    /// body whatever the framing headers say), an interim 100 before the answer; all over one connection,
+    /// reused after each; the request line in origin form with the client's Host.
+    #[tokio::test]
+    async fn framings_in_pieces_over_one_connection() {
+        let (origin, accepted, heads) = scripted(vec![
+            (
+                vec![
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5;ext=1\r\nhello\r\n",
+                    b"1",
+                    b"0\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n",
+                    b"\r\n",
+                ],
+                false,
+            ),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", b"56789"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"], false),
+            (vec![b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"], false),
+            (vec![b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"], false),
+            (vec![b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"], false),
+        ])
+        .await;
+        let idle = Arc::new(IdleList::new(8, Duration::from_secs(60), 0));
+        let (s, h, b) = run(&origin, &idle, "GET", "/a?x=1").await.unwrap();
+        assert_eq!((s, h["x-a"].to_str().unwrap(), &b[..]), (200, "1", &b"hello0123456789abcdef"[..]));
+        let (s, _, b) = run(&origin, &idle, "GET", "/b").await.unwrap();
+        assert_eq!((s, &b[..]), (200, &b"0123456789"[..]));
+        let (s, h, b) = run(&origin, &idle, "HEAD", "/c").await.unwrap();
+        assert_eq!((s, h["content-length"].to_str().unwrap(), b.len()), (200, "10", 0));
+        let (s, _, b) = run(&origin, &idle, "GET", "/d").await.unwrap();
+        assert_eq!((s, b.len()), (204, 0));
+        // a HEAD answered with chunked framing, a 304 with none: no body, and reusable
+        let (s, _, b) = run(&origin, &idle, "HEAD", "/streamed").await.unwrap();
+        assert_eq!((s, b.len()), (200, 0));
+        let (s, _, b) = run(&origin, &idle, "GET", "/cached").await.unwrap();
+        assert_eq!((s, b.len()), (304, 0));
+        let (s, _, b) = run(&origin, &idle, "POST", "/e").await.unwrap();
+        assert_eq!((s, &b[..]), (201, &b"ok"[..]));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for all");
+        let heads = heads.lock().unwrap();
+        assert!(heads[0].starts_with("GET /a?x=1 HTTP/1.1\r\nhost: app\r\n"), "{}", heads[0]);
+        assert!(
+            heads[6].starts_with("POST /e HTTP/1.1\r\n") && heads[6].contains("content-length: 0\r\n"),
+            "{}",
+            heads[6]
+        );
+    }
+
+    /// A body that ends at the close, and `Connection: close`, are not reused; a response with
+    /// two different lengths, or a malformed chunk, is an error and its connection is dropped; a
+    /// body cut short by the close is an error.
+    #[tokio::test]
+    async fn closes_and_errors() {
+        let (origin, accepted, _) = scripted(vec![
+            (vec![b"HTTP/1.1 200 OK\r\n\r\nuntil the close"], true),
+            (vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"], true),
+        ])
+        .await;
+        let idle = Arc::new(IdleList::new(8, Duration::from_secs(60), 0));
+        let (s, _, b) = run(&origin, &idle, "GET", "/").await.unwrap();
+        assert_eq!((s, &b[..]), (200, &b"until the close"[..]));
+        let (s, _, b) = run(&origin, &idle, "GET", "/").await.unwrap();
+        assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "neither connection was reused");
+        let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
+        assert!(e.contains("conflicting content-length"), "{e}");
+        let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
+        assert!(e.contains("chunk size"), "{e}");
+        let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
+        assert!(e.contains("closed before message completed"), "{e}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"18446744073709551615"), None, "twenty digits");
+        assert_eq!(parse_length(b"1844674407370955161"), Some(1_844_674_407_370_955_161));
+        for bad in [&b""[..], b"+1", b"-1", b"1 2", b"0x10", b"1e3"] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
         }
     }
 }

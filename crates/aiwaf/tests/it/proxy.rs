@@ -49,6 +49,32 @@ async fn forwards_method_path_query_headers_and_bodies() {
     // Redirects pass through untouched.
     let r = get("127.0.20.1", p.addr, "/redirect").await;
     assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (302, "/"));
+    // A chunked body: inspected (and so read whole) in block mode, it goes upstream with its
+    // length; unread (mode off), chunked as it comes, with no Content-Length.
+    let p_off = Proxy::start(&up.url(), ProxyOpts { mode: Some("off"), ..Default::default() });
+    for (proxy, framing) in [(&p, "content-length"), (&p_off, "transfer-encoding")] {
+        let v = chunked_post(proxy.addr).await;
+        assert_eq!(v["body_len"], 11, "{v}");
+        let h = v["headers"].as_object().unwrap();
+        let names: Vec<&str> =
+            h.keys().map(String::as_str).filter(|k| ["content-length", "transfer-encoding"].contains(k)).collect();
+        assert_eq!(names, vec![framing], "{v}");
+    }
+}
+
+/// POSTs `hello world` in two chunks sent apart; the upstream's echo of it.
+async fn chunked_post(to: std::net::SocketAddr) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = raw_conn("127.0.20.1", to).await;
+    let head = "POST /echo/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    s.write_all(format!("{head}5\r\nhello\r\n").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"6\r\n world\r\n0\r\n\r\n").await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
