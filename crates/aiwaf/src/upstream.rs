@@ -106,7 +106,7 @@ impl Conn {
 
     /// Ready for another request: open, idle, and with nothing unread.
     fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.rbuf.is_empty() {
+        if !self.rbuf.is_empty() || !self.wbuf.is_empty() {
             return false;
         }
         // open and quiet: a read would wait (the upstream closing, or sending bytes no request
@@ -258,7 +258,7 @@ pub async fn exchange(
     req: Request<OutBody>,
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let (mut head, mut body) = req.into_parts();
+    let (mut head, body) = req.into_parts();
     // `req`'s target is in origin form (`/path?query`); a request that came without a `Host`
     // (HTTP/1.0) gets the upstream's, as HTTP/1.1 requires one
     if !head.headers.contains_key(http::header::HOST)
@@ -274,6 +274,8 @@ pub async fn exchange(
     } else {
         Sending::Chunked
     };
+    let left = body.size_hint().exact().unwrap_or(0);
+    let mut up = Upload { body, sending, left, done: sending == Sending::Empty, sent: false };
     // a request that failed before a byte of it was written goes out again: on another idle
     // connection, then on a new one (the third try is the last)
     let mut tries = 0;
@@ -298,20 +300,22 @@ pub async fn exchange(
             },
         };
         conn.deadline.as_mut().reset(deadline);
+        // a connection is only reused with nothing left to write (`reusable`)
+        debug_assert!(conn.wbuf.is_empty());
         conn.wbuf.clear();
-        let length = body.size_hint().exact();
-        encode_head(&head, sending, length, &mut conn.wbuf);
+        encode_head(&head, up.sending, up.left, &mut conn.wbuf);
+        // each attempt writes its head (a replayed request has no body: nothing else is due)
+        up.sent = false;
         let mut wrote = false;
-        let mut body_done = sending == Sending::Empty;
         let head_only = head.method == Method::HEAD;
-        let res = std::future::poll_fn(|cx| {
-            poll_exchange(&mut conn, cx, &mut body, sending, head_only, &mut wrote, &mut body_done)
-        })
-        .await;
+        let res = std::future::poll_fn(|cx| poll_exchange(&mut conn, cx, &mut up, head_only, &mut wrote)).await;
         match res {
             Ok(parsed) => {
                 let Parsed { status, version, headers, keep_alive, framing } = parsed;
-                let mut resp = Response::new(UpstreamBody::own(conn, framing, keep_alive && body_done));
+                // an answer before the request body went up to its end (the upstream streams,
+                // or refuses early): the body goes on being sent as the answer is read
+                let upload = (!up.sent).then(|| Box::new(up));
+                let mut resp = Response::new(UpstreamBody::own(conn, framing, keep_alive, upload));
                 *resp.status_mut() = status;
                 *resp.version_mut() = version;
                 *resp.headers_mut() = headers;
@@ -320,7 +324,8 @@ pub async fn exchange(
             Err(Failed::TimedOut) => return Err(ExchangeError::TimedOut),
             Err(Failed::Body(e)) => return Err(ExchangeError::Http(e)),
             Err(Failed::Unsent(_)) if tries < 3 => {}
-            Err(Failed::Sent(e)) if replayable && closed_under_us(&e) => {
+            // (no byte of an answer came: a partial head is a broken upstream, not a race)
+            Err(Failed::Sent(e)) if replayable && conn.rbuf.is_empty() && closed_under_us(&e) => {
                 tracing::debug!("Upstream closed an idle connection as a request went out; sent again.");
                 tries = 2; // the next try is the last, on a new connection
             }
@@ -329,54 +334,78 @@ pub async fn exchange(
     }
 }
 
+/// The client's body on its way up, and how it is framed.
+struct Upload {
+    body: OutBody,
+    sending: Sending,
+    /// Bytes still due (`Sending::Length`).
+    left: u64,
+    /// Its end is in the write buffer.
+    done: bool,
+    /// All of it written and flushed.
+    sent: bool,
+}
+
+fn io_failed(wrote: bool, e: std::io::Error) -> Failed {
+    if wrote { Failed::Sent(UpstreamError::Io(e)) } else { Failed::Unsent(UpstreamError::Io(e)) }
+}
+
+/// Writes what there is of the request: the head, then the body as it comes (encoded, and
+/// held to the length the head announced); ready once all of it is written and flushed.
+fn poll_upload(conn: &mut Conn, up: &mut Upload, cx: &mut Context<'_>, wrote: &mut bool) -> Poll<Result<(), Failed>> {
+    loop {
+        ready!(conn.flush_wbuf(cx, wrote)).map_err(|e| io_failed(*wrote, e))?;
+        if up.done {
+            up.sent = true;
+            return Poll::Ready(Ok(()));
+        }
+        match ready!(Pin::new(&mut up.body).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue }; // trailers: not sent
+                if data.is_empty() {
+                    continue;
+                }
+                if up.sending == Sending::Chunked {
+                    conn.wbuf.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    conn.wbuf.extend_from_slice(&data);
+                    conn.wbuf.extend_from_slice(b"\r\n");
+                } else {
+                    // never more than the head announced (the rest would be read upstream as
+                    // another request)
+                    match up.left.checked_sub(data.len() as u64) {
+                        Some(l) if up.sending == Sending::Length => up.left = l,
+                        _ => return Poll::Ready(Err(Failed::Body("request body longer than its length".into()))),
+                    }
+                    conn.wbuf.extend_from_slice(&data);
+                }
+            }
+            None => {
+                if up.sending == Sending::Chunked {
+                    conn.wbuf.extend_from_slice(b"0\r\n\r\n");
+                } else if up.left != 0 {
+                    return Poll::Ready(Err(Failed::Body("request body shorter than its length".into())));
+                }
+                up.done = true;
+            }
+            Some(Err(e)) => return Poll::Ready(Err(Failed::Body(e))),
+        }
+    }
+}
+
 /// Writes the request and reads until the response head is in (the connection's timer bounds
-/// both). The response may come before the request body is sent to its end: it is returned then
-/// (the rest of the body is not sent, and the connection is not reused).
+/// both). The response may come before the request body is sent to its end: it is returned then,
+/// and the response body goes on sending it.
 fn poll_exchange(
     conn: &mut Conn,
     cx: &mut Context<'_>,
-    body: &mut OutBody,
-    sending: Sending,
+    up: &mut Upload,
     head_only: bool,
     wrote: &mut bool,
-    body_done: &mut bool,
 ) -> Poll<Result<Parsed, Failed>> {
-    let io_err = |wrote: bool, e: std::io::Error| {
-        if wrote { Failed::Sent(UpstreamError::Io(e)) } else { Failed::Unsent(UpstreamError::Io(e)) }
-    };
-    // write what can be written
-    loop {
-        match conn.flush_wbuf(cx, wrote) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(*wrote, e))),
-            Poll::Pending => break,
-        }
-        if *body_done {
-            break;
-        }
-        match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data()
-                    && !data.is_empty()
-                {
-                    if sending == Sending::Chunked {
-                        conn.wbuf.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                        conn.wbuf.extend_from_slice(&data);
-                        conn.wbuf.extend_from_slice(b"\r\n");
-                    } else {
-                        conn.wbuf.extend_from_slice(&data);
-                    }
-                }
-            }
-            Poll::Ready(None) => {
-                if sending == Sending::Chunked {
-                    conn.wbuf.extend_from_slice(b"0\r\n\r\n");
-                }
-                *body_done = true;
-            }
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Failed::Body(e))),
-            Poll::Pending => break,
-        }
+    if !up.sent
+        && let Poll::Ready(Err(e)) = poll_upload(conn, up, cx, wrote)
+    {
+        return Poll::Ready(Err(e));
     }
     // read until the response head is in
     loop {
@@ -394,7 +423,7 @@ fn poll_exchange(
                 return Poll::Ready(Err(if *wrote { Failed::Sent(e) } else { Failed::Unsent(e) }));
             }
             Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(*wrote, e))),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_failed(*wrote, e))),
             Poll::Pending => break,
         }
     }
@@ -405,7 +434,7 @@ fn poll_exchange(
 }
 
 /// The request head, in origin form, with our framing of its body.
-fn encode_head(head: &http::request::Parts, sending: Sending, length: Option<u64>, out: &mut BytesMut) {
+fn encode_head(head: &http::request::Parts, sending: Sending, length: u64, out: &mut BytesMut) {
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(head.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
@@ -427,7 +456,7 @@ fn encode_head(head: &http::request::Parts, sending: Sending, length: Option<u64
     match sending {
         Sending::Length => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(length.unwrap_or(0).to_string().as_bytes());
+            out.extend_from_slice(length.to_string().as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         Sending::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -477,7 +506,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut other_coding = false;
-        let mut close = version == Version::HTTP_10;
+        let (mut close_token, mut keep_alive_token) = (false, false);
         for h in r.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| UpstreamError::Protocol("header name"))?;
             let value = HeaderValue::from_bytes(h.value).map_err(|_| UpstreamError::Protocol("header value"))?;
@@ -491,6 +520,10 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
                     length = Some(n);
                 }
             } else if name == http::header::TRANSFER_ENCODING {
+                // an HTTP/1.0 message cannot be framed so (RFC 9112, 6.1)
+                if version == Version::HTTP_10 {
+                    return Err(UpstreamError::Protocol("transfer-encoding in an HTTP/1.0 response"));
+                }
                 // the last coding decides: chunked, or anything else (read to the close)
                 let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
                 chunked = last.eq_ignore_ascii_case(b"chunked");
@@ -498,25 +531,27 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
             } else if name == http::header::CONNECTION {
                 for token in h.value.split(|&b| b == b',') {
                     let t = token.trim_ascii();
-                    if t.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                        close = false;
-                    }
+                    close_token |= t.eq_ignore_ascii_case(b"close");
+                    keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
             headers.append(name, value);
         }
+        // `close` wins wherever it appears; HTTP/1.0 closes unless it says keep-alive
+        let mut close = close_token || (version == Version::HTTP_10 && !keep_alive_token);
         let framing = if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Done
         } else if chunked {
-            // with Transfer-Encoding a Content-Length means nothing (and the connection is not
-            // reused: the upstream may disagree about where the message ends)
+            // with Transfer-Encoding a Content-Length means nothing: removed, not passed on to
+            // the client beside a body of another length (RFC 9112, 6.3), and the connection is
+            // not reused (the upstream may disagree about where the message ends)
             if length.is_some() {
+                headers.remove(http::header::CONTENT_LENGTH);
                 close = true;
             }
             Framing::Chunked(Chunk::Size)
         } else if other_coding {
+            headers.remove(http::header::CONTENT_LENGTH);
             close = true;
             Framing::UntilClose
         } else {
@@ -532,6 +567,22 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
         buf.advance(len);
         return Ok(Some(Parsed { status, version, headers, keep_alive: !close, framing }));
     }
+}
+
+/// A chunk-size line: at least one hex digit, then extensions with no bare CR or LF (stricter
+/// than `httparse::parse_chunk_size`, which reads an empty line as the last chunk).
+fn chunk_size(buf: &[u8]) -> Result<httparse::Status<(usize, u64)>, ()> {
+    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.first().is_none_or(u8::is_ascii_hexdigit) { Ok(httparse::Status::Partial) } else { Err(()) };
+    };
+    let line = &buf[..end];
+    if !line.first().is_some_and(u8::is_ascii_hexdigit)
+        || line.last() != Some(&b'\r')
+        || line[..line.len() - 1].contains(&b'\r')
+    {
+        return Err(());
+    }
+    httparse::parse_chunk_size(&buf[..=end]).map_err(|_| ())
 }
 
 /// A decimal `Content-Length` (digits only, no sign, no overflow).
@@ -615,14 +666,16 @@ enum Kind {
         conn: Option<Box<Conn>>,
         framing: Framing,
         keep_alive: bool,
+        /// The request body, when the answer came before all of it was sent.
+        upload: Option<Box<Upload>>,
     },
     /// Driven elsewhere (hyper-util's client: HTTP/2, upgrades).
     Detached(Incoming),
 }
 
 impl UpstreamBody {
-    fn own(conn: Box<Conn>, framing: Framing, keep_alive: bool) -> UpstreamBody {
-        let mut b = UpstreamBody { kind: Kind::Own { conn: Some(conn), framing, keep_alive } };
+    fn own(conn: Box<Conn>, framing: Framing, keep_alive: bool, upload: Option<Box<Upload>>) -> UpstreamBody {
+        let mut b = UpstreamBody { kind: Kind::Own { conn: Some(conn), framing, keep_alive, upload } };
         if framing == Framing::Done {
             b.release();
         }
@@ -636,9 +689,11 @@ impl UpstreamBody {
 
     /// The connection back to its list (once the body is read to its end).
     fn release(&mut self) {
-        if let Kind::Own { conn, keep_alive, .. } = &mut self.kind
+        // reusable: the upstream keeps it open, and all of the request went up
+        if let Kind::Own { conn, keep_alive, upload, .. } = &mut self.kind
             && let Some(c) = conn.take()
             && *keep_alive
+            && upload.is_none()
         {
             IdleList::put(c);
         }
@@ -679,7 +734,7 @@ fn poll_own(
                     return Poll::Ready(Some(Ok(conn.rbuf.split().freeze())));
                 }
             }
-            Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(&conn.rbuf) {
+            Framing::Chunked(Chunk::Size) => match chunk_size(&conn.rbuf) {
                 Ok(httparse::Status::Complete((used, size))) => {
                     conn.rbuf.advance(used);
                     *framing = Framing::Chunked(if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) });
@@ -737,8 +792,19 @@ impl http_body::Body for UpstreamBody {
         let this = self.get_mut();
         match &mut this.kind {
             Kind::Detached(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
-            Kind::Own { conn, framing, .. } => {
+            Kind::Own { conn, framing, upload, keep_alive } => {
                 let Some(c) = conn else { return Poll::Ready(None) };
+                if let Some(u) = upload {
+                    match poll_upload(c, u, cx, &mut true) {
+                        Poll::Ready(Ok(())) => *upload = None,
+                        // the answer is still read; the connection is not reused
+                        Poll::Ready(Err(_)) => {
+                            *upload = None;
+                            *keep_alive = false;
+                        }
+                        Poll::Pending => {}
+                    }
+                }
                 match ready!(poll_own(c, framing, cx)) {
                     Some(Ok(data)) => {
                         if this.is_end_stream() {
@@ -941,6 +1007,15 @@ mod tests {
             (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"], false),
             (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], false),
             (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"], true),
+            (
+                vec![
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                ],
+                false,
+            ),
+            (vec![b"HTTP/1.0 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 2\r\n\r\nok"], false),
+            (vec![b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n\r\n2\r\nno\r\n0\r\n\r\n"], false),
         ])
         .await;
         let idle = Arc::new(IdleList::new(8, Duration::from_secs(60), 0));
@@ -956,6 +1031,31 @@ mod tests {
         let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
         assert!(e.contains("closed before message completed"), "{e}");
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
+        // Transfer-Encoding with Content-Length: chunked decides, the length is not passed on,
+        // and the connection is not reused
+        let (s, h, b) = run(&origin, &idle, "GET", "/").await.unwrap();
+        assert_eq!((s, &b[..], h.contains_key("content-length")), (200, &b"ok"[..], false));
+        // HTTP/1.0: `close` wins over a `keep-alive` beside it; chunked framing is refused
+        let (s, _, b) = run(&origin, &idle, "GET", "/").await.unwrap();
+        assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+        let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
+        assert!(e.contains("transfer-encoding in an HTTP/1.0 response"), "{e}");
+        // a stray empty line where a chunk size belongs is an error, not the end of the body
+        let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
+        assert!(e.contains("chunk size"), "{e}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 9, "none of those connections was reused");
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        use httparse::Status::{Complete, Partial};
+        assert_eq!(chunk_size(b"5\r\nhello"), Ok(Complete((3, 5))));
+        assert_eq!(chunk_size(b"1f;name=v\r\n"), Ok(Complete((11, 31))));
+        assert_eq!(chunk_size(b""), Ok(Partial));
+        assert_eq!(chunk_size(b"5"), Ok(Partial));
+        for bad in [&b"\r\n"[..], b";x\r\n", b" 5\r\n", b"5;a\nb\r\n", b"5;a\rb\r\n", b"z"] {
+            assert_eq!(chunk_size(bad), Err(()), "{bad:?}");
+        }
     }
 
     #[test]
