@@ -484,9 +484,11 @@ struct Parsed {
 /// whatever its framing headers say (as 204 and 304 have none).
 fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, UpstreamError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut r = httparse::Response::new(&mut slots);
-        let len = match r.parse(buf) {
+        // left uninitialised for httparse to fill (an initialised array of 256 headers is 8 KiB
+        // of stores per response)
+        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut r, buf, &mut slots) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(UpstreamError::Protocol("too many headers")),
