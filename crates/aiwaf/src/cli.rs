@@ -78,7 +78,7 @@ enum Command {
         /// PEM private key of the --tls-cert at the same position
         #[arg(long, value_name = "FILE")]
         tls_key: Vec<PathBuf>,
-        /// Worker threads (default: one per CPU)
+        /// Proxy worker threads, each serving its connections (default: one per CPU)
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
     },

@@ -327,7 +327,7 @@ pub struct ProxySettings {
     pub max_body_bytes: u64,
     /// How long in-flight requests get on shutdown.
     pub shutdown_grace: Duration,
-    /// Worker threads of the server's runtime (`None`: one per CPU).
+    /// Proxy worker threads, each a single-threaded runtime (`None`: one per CPU; see `workers.rs`).
     pub threads: Option<usize>,
     /// Connections open at once, in total (then new ones are closed at once).
     pub max_connections: usize,
