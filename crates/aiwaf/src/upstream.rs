@@ -80,6 +80,10 @@ pub struct Conn {
     /// task that last waited on it, whose allocation its waker keeps until then (at most one per
     /// idle connection, for at most `upstream_timeout`).
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// `server.upstream_timeout`: also how long a response body may send nothing.
+    timeout: Duration,
+    /// When the response body being read is due to send more (set while a read waits).
+    body_due: Option<tokio::time::Instant>,
 }
 
 impl Conn {
@@ -102,6 +106,28 @@ impl Conn {
             self.wbuf.advance(n);
         }
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Reads more of a response body: the same as `fill`, but a body that sends nothing for
+    /// `timeout` fails (the connection's timer, armed when a read starts waiting).
+    fn fill_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, UpstreamError>> {
+        match self.fill(cx) {
+            Poll::Ready(r) => {
+                self.body_due = None;
+                Poll::Ready(r.map_err(UpstreamError::Io))
+            }
+            Poll::Pending => {
+                let due = *self.body_due.get_or_insert_with(|| {
+                    let due = tokio::time::Instant::now() + self.timeout;
+                    self.deadline.as_mut().reset(due);
+                    due
+                });
+                if self.deadline.as_mut().poll(cx).is_ready() && tokio::time::Instant::now() >= due {
+                    return Poll::Ready(Err(UpstreamError::TimedOut));
+                }
+                Poll::Pending
+            }
+        }
     }
 
     /// Ready for another request: open, idle, and with nothing unread.
@@ -203,6 +229,8 @@ pub enum UpstreamError {
     Protocol(&'static str),
     /// Reading or writing the socket failed.
     Io(std::io::Error),
+    /// A response body sent nothing for `server.upstream_timeout`.
+    TimedOut,
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -211,6 +239,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Incomplete => f.write_str("connection closed before message completed"),
             UpstreamError::Protocol(what) => write!(f, "invalid response from upstream: {what}"),
             UpstreamError::Io(_) => f.write_str("connection error"),
+            UpstreamError::TimedOut => f.write_str("response body timed out: nothing sent for server.upstream_timeout"),
         }
     }
 }
@@ -293,11 +322,14 @@ pub async fn exchange(
             Some(c) => c,
             // boxed: a new connection is the rare path, and its future (TLS state included)
             // would otherwise be part of every request's future, copied as it moves
-            None => match tokio::time::timeout_at(deadline, Box::pin(connect(connector, origin, idle, deadline))).await
-            {
-                Ok(c) => c?,
-                Err(_) => return Err(ExchangeError::TimedOut),
-            },
+            None => {
+                match tokio::time::timeout_at(deadline, Box::pin(connect(connector, origin, idle, deadline, timeout)))
+                    .await
+                {
+                    Ok(c) => c?,
+                    Err(_) => return Err(ExchangeError::TimedOut),
+                }
+            }
         };
         conn.deadline.as_mut().reset(deadline);
         // a connection is only reused with nothing left to write (`reusable`)
@@ -602,7 +634,7 @@ fn closed_under_us(e: &UpstreamError) -> bool {
         UpstreamError::Io(e) => {
             matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
         }
-        UpstreamError::Protocol(_) => false,
+        UpstreamError::Protocol(_) | UpstreamError::TimedOut => false,
     }
 }
 
@@ -619,6 +651,7 @@ async fn connect(
     origin: &Uri,
     idle: &Arc<IdleList>,
     deadline: tokio::time::Instant,
+    timeout: Duration,
 ) -> Result<Box<Conn>, ExchangeError> {
     let io = connector.clone().call(origin.clone()).await.map_err(ExchangeError::Connect)?;
     Ok(Box::new(Conn {
@@ -629,6 +662,8 @@ async fn connect(
         home: Arc::downgrade(idle),
         worker: crate::workers::current(),
         deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        timeout,
+        body_due: None,
     }))
 }
 
@@ -773,14 +808,14 @@ fn poll_own(
             },
         };
         if need_more {
-            match ready!(conn.fill(cx)) {
+            match ready!(conn.fill_body(cx)) {
                 Ok(0) if *framing == Framing::UntilClose => {
                     *framing = Framing::Done;
                     return Poll::Ready(None);
                 }
                 Ok(0) => return Poll::Ready(Some(Err(UpstreamError::Incomplete))),
                 Ok(_) => {}
-                Err(e) => return Poll::Ready(Some(Err(UpstreamError::Io(e)))),
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
     }
@@ -933,7 +968,17 @@ mod tests {
         method: &str,
         path: &str,
     ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
-        let resp = match exchange(&connector(), origin, idle, Duration::from_secs(5), request(method, path)).await {
+        run_for(origin, idle, method, path, Duration::from_secs(5)).await
+    }
+
+    async fn run_for(
+        origin: &Uri,
+        idle: &Arc<IdleList>,
+        method: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+        let resp = match exchange(&connector(), origin, idle, timeout, request(method, path)).await {
             Ok(r) => r,
             Err(ExchangeError::Http(e) | ExchangeError::Connect(e)) => return Err(e.to_string()),
             Err(ExchangeError::TimedOut) => return Err("timed out".into()),
@@ -1046,6 +1091,27 @@ mod tests {
         let e = run(&origin, &idle, "GET", "/").await.unwrap_err();
         assert!(e.contains("chunk size"), "{e}");
         assert_eq!(accepted.load(Ordering::SeqCst), 9, "none of those connections was reused");
+    }
+
+    /// A response body that stops coming fails after `upstream_timeout` of silence (counted from
+    /// the last bytes, not from the request), and its connection is not reused.
+    #[tokio::test]
+    async fn a_silent_body_times_out() {
+        let (origin, accepted, _) = scripted(vec![
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", b"c", b"d"], false),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"], false),
+        ])
+        .await;
+        let idle = Arc::new(IdleList::new(8, Duration::from_secs(60), 0));
+        let t0 = Instant::now();
+        let e = run_for(&origin, &idle, "GET", "/", Duration::from_millis(300)).await.unwrap_err();
+        let took = t0.elapsed();
+        assert!(e.contains("timed out"), "{e}");
+        // the pieces came 15 ms apart: the wait counts from the last one
+        assert!(took >= Duration::from_millis(320) && took < Duration::from_secs(3), "{took:?}");
+        let (s, _, b) = run(&origin, &idle, "GET", "/").await.unwrap();
+        assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[test]
