@@ -304,7 +304,15 @@ pub async fn exchange(
         Sending::Chunked
     };
     let left = body.size_hint().exact().unwrap_or(0);
-    let mut up = Upload { body, sending, left, done: sending == Sending::Empty, sent: false };
+    let mut up = Upload {
+        body,
+        sending,
+        left,
+        data: Bytes::new(),
+        in_chunk: false,
+        done: sending == Sending::Empty,
+        sent: false,
+    };
     // a request that failed before a byte of it was written goes out again: on another idle
     // connection, then on a new one (the third try is the last)
     let mut tries = 0;
@@ -372,6 +380,10 @@ struct Upload {
     sending: Sending,
     /// Bytes still due (`Sending::Length`).
     left: u64,
+    /// The frame being written (from the client's own buffer, not copied into the write buffer).
+    data: Bytes,
+    /// Chunked: a chunk's data went out and its closing CRLF is still due.
+    in_chunk: bool,
     /// Its end is in the write buffer.
     done: bool,
     /// All of it written and flushed.
@@ -382,12 +394,22 @@ fn io_failed(wrote: bool, e: std::io::Error) -> Failed {
     if wrote { Failed::Sent(UpstreamError::Io(e)) } else { Failed::Unsent(UpstreamError::Io(e)) }
 }
 
-/// Writes what there is of the request: the head, then the body as it comes (encoded, and
-/// held to the length the head announced); ready once all of it is written and flushed.
+/// Writes what there is of the request: the head, then the body as it comes (framed, and
+/// held to the length the head announced); ready once all of it is written and flushed. Framing
+/// goes through the write buffer; each frame's data is written from its own bytes.
 fn poll_upload(conn: &mut Conn, up: &mut Upload, cx: &mut Context<'_>, wrote: &mut bool) -> Poll<Result<(), Failed>> {
+    use std::fmt::Write as _;
     loop {
         ready!(conn.flush_wbuf(cx, wrote)).map_err(|e| io_failed(*wrote, e))?;
+        while !up.data.is_empty() {
+            let n = ready!(Pin::new(&mut conn.io).poll_write(cx, &up.data)).map_err(|e| io_failed(*wrote, e))?;
+            if n == 0 {
+                return Poll::Ready(Err(io_failed(*wrote, std::io::ErrorKind::WriteZero.into())));
+            }
+            up.data.advance(n);
+        }
         if up.done {
+            ready!(Pin::new(&mut conn.io).poll_flush(cx)).map_err(|e| io_failed(*wrote, e))?;
             up.sent = true;
             return Poll::Ready(Ok(()));
         }
@@ -398,9 +420,11 @@ fn poll_upload(conn: &mut Conn, up: &mut Upload, cx: &mut Context<'_>, wrote: &m
                     continue;
                 }
                 if up.sending == Sending::Chunked {
-                    conn.wbuf.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                    conn.wbuf.extend_from_slice(&data);
-                    conn.wbuf.extend_from_slice(b"\r\n");
+                    if up.in_chunk {
+                        conn.wbuf.extend_from_slice(b"\r\n");
+                    }
+                    let _ = write!(conn.wbuf, "{:x}\r\n", data.len());
+                    up.in_chunk = true;
                 } else {
                     // never more than the head announced (the rest would be read upstream as
                     // another request)
@@ -408,11 +432,14 @@ fn poll_upload(conn: &mut Conn, up: &mut Upload, cx: &mut Context<'_>, wrote: &m
                         Some(l) if up.sending == Sending::Length => up.left = l,
                         _ => return Poll::Ready(Err(Failed::Body("request body longer than its length".into()))),
                     }
-                    conn.wbuf.extend_from_slice(&data);
                 }
+                up.data = data;
             }
             None => {
                 if up.sending == Sending::Chunked {
+                    if up.in_chunk {
+                        conn.wbuf.extend_from_slice(b"\r\n");
+                    }
                     conn.wbuf.extend_from_slice(b"0\r\n\r\n");
                 } else if up.left != 0 {
                     return Poll::Ready(Err(Failed::Body("request body shorter than its length".into())));
@@ -487,9 +514,8 @@ fn encode_head(head: &http::request::Parts, sending: Sending, length: u64, out: 
     }
     match sending {
         Sending::Length => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(length.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
+            use std::fmt::Write as _;
+            let _ = write!(out, "content-length: {length}\r\n");
         }
         Sending::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Sending::Empty => {
