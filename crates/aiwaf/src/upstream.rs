@@ -312,6 +312,7 @@ pub async fn exchange(
         in_chunk: false,
         done: sending == Sending::Empty,
         sent: false,
+        write_error: None,
     };
     // a request that failed before a byte of it was written goes out again: on another idle
     // connection, then on a new one (the third try is the last)
@@ -346,6 +347,7 @@ pub async fn exchange(
         encode_head(&head, up.sending, up.left, &mut conn.wbuf);
         // each attempt writes its head (a replayed request has no body: nothing else is due)
         up.sent = false;
+        up.write_error = None;
         let mut wrote = false;
         let head_only = head.method == Method::HEAD;
         let res = std::future::poll_fn(|cx| poll_exchange(&mut conn, cx, &mut up, head_only, &mut wrote)).await;
@@ -354,7 +356,9 @@ pub async fn exchange(
                 let Parsed { status, version, headers, keep_alive, framing } = parsed;
                 // an answer before the request body went up to its end (the upstream streams,
                 // or refuses early): the body goes on being sent as the answer is read
-                let upload = (!up.sent).then(|| Box::new(up));
+                // (a request whose writing failed is not sent further, nor its connection reused)
+                let keep_alive = keep_alive && up.write_error.is_none();
+                let upload = (!up.sent && up.write_error.is_none()).then(|| Box::new(up));
                 let mut resp = Response::new(UpstreamBody::own(conn, framing, keep_alive, upload));
                 *resp.status_mut() = status;
                 *resp.version_mut() = version;
@@ -388,6 +392,10 @@ struct Upload {
     done: bool,
     /// All of it written and flushed.
     sent: bool,
+    /// Writing failed after the head went out: the upstream may have answered and closed
+    /// without reading the body (hyper does, for a body its handler did not read), so the answer
+    /// is still read; this is the error when none comes.
+    write_error: Option<UpstreamError>,
 }
 
 fn io_failed(wrote: bool, e: std::io::Error) -> Failed {
@@ -461,10 +469,12 @@ fn poll_exchange(
     head_only: bool,
     wrote: &mut bool,
 ) -> Poll<Result<Parsed, Failed>> {
-    if !up.sent
-        && let Poll::Ready(Err(e)) = poll_upload(conn, up, cx, wrote)
-    {
-        return Poll::Ready(Err(e));
+    if !up.sent && up.write_error.is_none() {
+        match poll_upload(conn, up, cx, wrote) {
+            Poll::Ready(Err(Failed::Sent(e))) => up.write_error = Some(e),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) | Poll::Pending => {}
+        }
     }
     // read until the response head is in
     loop {
@@ -478,11 +488,16 @@ fn poll_exchange(
         }
         match conn.fill(cx) {
             Poll::Ready(Ok(0)) => {
-                let e = UpstreamError::Incomplete;
+                let e = up.write_error.take().unwrap_or(UpstreamError::Incomplete);
                 return Poll::Ready(Err(if *wrote { Failed::Sent(e) } else { Failed::Unsent(e) }));
             }
             Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_failed(*wrote, e))),
+            Poll::Ready(Err(e)) => {
+                return Poll::Ready(Err(match up.write_error.take() {
+                    Some(w) => Failed::Sent(w),
+                    None => io_failed(*wrote, e),
+                }));
+            }
             Poll::Pending => break,
         }
     }
