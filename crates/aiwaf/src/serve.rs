@@ -16,7 +16,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower::{Layer, ServiceExt};
@@ -539,9 +538,11 @@ pub async fn run(config: Config) -> Result<()> {
         }
         None => None,
     };
-    let graceful = GracefulShutdown::new();
     let workers = crate::workers::Workers::start(crate::workers::count(config.proxy.threads))
         .context("cannot start the proxy's worker threads")?;
+    // One shutdown signal per worker: a watched connection checks its signal on every poll under
+    // the signal's lock, which one signal for all would make both workers fight over.
+    let graceful: Vec<GracefulShutdown> = (0..workers.len()).map(|_| GracefulShutdown::new()).collect();
     // Scripts and tests read this line to learn the bound address.
     println!(
         "aiwaf listening on {}://{local} -> {upstream_text} (mode {}, data dir {})",
@@ -605,9 +606,10 @@ pub async fn run(config: Config) -> Result<()> {
                 });
                 let acceptor = tls.clone();
                 let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let worker = workers.pick();
+                let watcher = graceful[worker].watcher();
                 let limits = limits.clone();
-                workers.spawn(async move {
+                workers.spawn_on(worker, async move {
                     let _guard = guard;
                     let stream = match tokio::net::TcpStream::from_std(stream) {
                         Ok(s) => s,
@@ -624,7 +626,7 @@ pub async fn run(config: Config) -> Result<()> {
                                 return;
                             }
                             let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+                                .serve_connection_with_upgrades(TokioIo::new(stream), InPlace::new(svc));
                             watcher.watch(conn.into_owned()).await
                         }
                         Some(acceptor) => {
@@ -641,7 +643,7 @@ pub async fn run(config: Config) -> Result<()> {
                                 }
                             };
                             let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+                                .serve_connection_with_upgrades(TokioIo::new(stream), InPlace::new(svc));
                             watcher.watch(conn.into_owned()).await
                         }
                     };
@@ -655,7 +657,8 @@ pub async fn run(config: Config) -> Result<()> {
     }
     tracing::info!("Shutting down: no new connections, finishing in-flight requests.");
     drop(listener);
-    if tokio::time::timeout(config.proxy.shutdown_grace, graceful.shutdown()).await.is_err() {
+    let finished = futures_util::future::join_all(graceful.into_iter().map(GracefulShutdown::shutdown));
+    if tokio::time::timeout(config.proxy.shutdown_grace, finished).await.is_err() {
         tracing::warn!("Shutdown grace period over; closing remaining connections.");
     }
     // the workers stop; connections still open after the grace period are dropped with them
@@ -677,6 +680,40 @@ pub async fn run(config: Config) -> Result<()> {
     running.stop().await;
     let _ = writeln!(std::io::stdout(), "aiwaf stopped");
     Ok(())
+}
+
+/// hyper's view of a connection's tower service, called in place. hyper-util's
+/// `TowerToHyperService` clones the whole service stack for every request (hyper's `call` takes
+/// `&self`): for this stack, reference counts on state both workers share, bumped and dropped
+/// per layer per request. A connection's requests are called one at a time from its own task,
+/// so its instance is borrowed for the call; the services are always ready, and one that is not
+/// is driven to readiness on a clone, as hyper-util does.
+struct InPlace<S>(std::cell::RefCell<S>);
+
+impl<S> InPlace<S> {
+    fn new(svc: S) -> InPlace<S> {
+        InPlace(std::cell::RefCell::new(svc))
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for InPlace<S>
+where
+    S: tower::Service<R> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<S::Future, tower::util::Oneshot<S, R>>;
+
+    fn call(&self, req: R) -> Self::Future {
+        use futures_util::future::Either;
+        let mut svc = self.0.borrow_mut();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match svc.poll_ready(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => Either::Left(svc.call(req)),
+            // not ready (or failing): a clone is driven to readiness, or to its error
+            _ => Either::Right(svc.clone().oneshot(req)),
+        }
+    }
 }
 
 #[cfg(test)]

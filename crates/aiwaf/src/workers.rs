@@ -83,7 +83,20 @@ impl Workers {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let w = self.workers.iter().min_by_key(|w| w.load.load(Ordering::Relaxed)).expect("at least one worker");
+        self.spawn_on(self.pick(), conn);
+    }
+
+    /// The worker with the fewest open connections (an index for [`Workers::spawn_on`]).
+    pub fn pick(&self) -> usize {
+        (0..self.workers.len()).min_by_key(|&i| self.workers[i].load.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Runs a connection's task on worker `i` (`0..len()`; counted there at once).
+    pub fn spawn_on<F>(&self, i: usize, conn: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let w = &self.workers[i.min(self.workers.len() - 1)];
         let open = Open::new(w.load.clone());
         w.handle.spawn(async move {
             let _open = open;
