@@ -353,7 +353,7 @@ pub async fn exchange(
         let res = std::future::poll_fn(|cx| poll_exchange(&mut conn, cx, &mut up, head_only, &mut wrote)).await;
         match res {
             Ok(parsed) => {
-                let Parsed { status, version, headers, keep_alive, framing } = parsed;
+                let Parsed { status, version, headers, keep_alive, framing, reason } = parsed;
                 // an answer before the request body went up to its end (the upstream streams,
                 // or refuses early): the body goes on being sent as the answer is read
                 // (a request whose writing failed is not sent further, nor its connection reused)
@@ -363,6 +363,9 @@ pub async fn exchange(
                 *resp.status_mut() = status;
                 *resp.version_mut() = version;
                 *resp.headers_mut() = headers;
+                if let Some(reason) = reason {
+                    resp.extensions_mut().insert(reason);
+                }
                 return Ok(resp);
             }
             Err(Failed::TimedOut) => return Err(ExchangeError::TimedOut),
@@ -550,6 +553,8 @@ struct Parsed {
     headers: HeaderMap,
     keep_alive: bool,
     framing: Framing,
+    /// The upstream's own reason phrase, when it is not the standard one (passed on, as nginx does).
+    reason: Option<hyper::ext::ReasonPhrase>,
 }
 
 /// Parses a final response head off the front of `buf` (interim 1xx responses are skipped);
@@ -639,8 +644,12 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
                 }
             }
         };
+        let reason = r
+            .reason
+            .filter(|&given| status.canonical_reason() != Some(given))
+            .and_then(|given| hyper::ext::ReasonPhrase::try_from(given.as_bytes()).ok());
         buf.advance(len);
-        return Ok(Some(Parsed { status, version, headers, keep_alive: !close, framing }));
+        return Ok(Some(Parsed { status, version, headers, keep_alive: !close, framing, reason }));
     }
 }
 

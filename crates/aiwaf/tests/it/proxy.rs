@@ -193,6 +193,83 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
     task.abort();
 }
 
+/// A raw upstream that answers a POST at once, before its body is in, with its own reason
+/// phrase ("200 Started Early"), goes on reading the body to its end (a full-duplex server),
+/// then ends the answer with the byte count.
+async fn early_answer_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                let end = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .expect("the proxy sends a length or the test fails here");
+                let early = b"HTTP/1.1 200 Started Early\r\ntransfer-encoding: chunked\r\n\r\n8\r\nstarted\n\r\n";
+                if s.write_all(early).await.is_err() {
+                    return;
+                }
+                let mut got = buf.len() - end;
+                while got < len {
+                    match s.read(&mut chunk).await {
+                        Ok(n) if n > 0 => got += n,
+                        _ => return,
+                    }
+                }
+                let tail = format!("got {got}\n");
+                let _ = s.write_all(format!("{:x}\r\n{tail}\r\n0\r\n\r\n", tail.len()).as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream that answers before the request body is in and reads the rest afterwards gets
+/// all of the body (it is not abandoned once an answer came), the client gets the whole answer,
+/// and the upstream's own reason phrase. 300 KB, more than the sockets buffer between them, so
+/// the answer arrives while the body is still going up, in mode off (streamed) and block
+/// (inspected, then sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_gets_the_whole_body_and_the_reason_phrase() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = early_answer_upstream().await;
+    for mode in ["off", "block"] {
+        let p = Proxy::start(&format!("http://{up}"), ProxyOpts { mode: Some(mode), ..Default::default() });
+        let mut s = raw_conn("127.0.24.1", p.addr).await;
+        let body = vec![b'a'; 300_000];
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        for piece in body.chunks(16 * 1024) {
+            s.write_all(piece).await.unwrap();
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("mode {mode}: no complete answer"))
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 Started Early\r\n"), "mode {mode}: {answer}");
+        assert!(answer.contains("started\n") && answer.contains("got 300000\n"), "mode {mode}: {answer}");
+    }
+}
+
 /// A raw upstream that answers the first request on each connection ("ok") and then closes it
 /// without saying so: at once, or (`read_next`) after reading the next request, unanswered (an
 /// upstream whose keep-alive timer fires as that request arrives). Returns its address, the
@@ -308,12 +385,18 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let up = Upstream::start().await;
     let mut p = Proxy::start(&up.url(), ProxyOpts::default());
     let addr = p.addr;
-    let slow = tokio::spawn(async move { get("127.0.23.1", addr, "/slow").await });
+    // two connections: on two workers where there are two (each worker has its own signal)
+    let slow: Vec<_> = ["127.0.23.1", "127.0.23.2"]
+        .into_iter()
+        .map(|src| tokio::spawn(async move { get(src, addr, "/slow").await }))
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let code = tokio::task::spawn_blocking(move || p.terminate()).await.unwrap();
     assert_eq!(code, Some(0));
-    let r = slow.await.unwrap();
-    assert_eq!((r.status, r.text().as_str()), (200, "slow done"));
+    for s in slow {
+        let r = s.await.unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "slow done"));
+    }
 }
 
 /// A raw TCP connection from `src` (no request sent).
