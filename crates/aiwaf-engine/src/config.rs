@@ -81,8 +81,25 @@ pub const BROWSER_AUTO_PATHS: &[&str] = &[
     "/security.txt",
 ];
 
+/// The two bytes after the leading `/` of each of [`BROWSER_AUTO_PATHS`] (all are longer).
+const AUTO_PATH_KEYS: [[u8; 2]; BROWSER_AUTO_PATHS.len()] = {
+    let mut keys = [[0u8; 2]; BROWSER_AUTO_PATHS.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        let p = BROWSER_AUTO_PATHS[i].as_bytes();
+        keys[i] = [p[1], p[2]];
+        i += 1;
+    }
+    keys
+};
+
 /// Whether a normalised path is one browsers or crawlers fetch by themselves.
 pub fn is_browser_auto_path(normalized: &str) -> bool {
+    // most paths start like none of them: turned away on their first two bytes
+    let b = normalized.as_bytes();
+    if b.len() < 3 || !AUTO_PATH_KEYS.contains(&[b[1], b[2]]) {
+        return false;
+    }
     BROWSER_AUTO_PATHS.iter().any(|p| {
         normalized.starts_with(p)
             && (p.ends_with('/') || p.ends_with('-') || *p == "/apple-touch-icon" || normalized.len() == p.len())
@@ -327,5 +344,35 @@ impl EngineConfig {
     pub fn ban_duration(&self, offence: u32) -> Option<u64> {
         let idx = (offence.max(1) as usize - 1).min(self.ban_durations.len() - 1);
         self.ban_durations[idx]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule without the quick rejection on the first two bytes.
+    fn plain(normalized: &str) -> bool {
+        BROWSER_AUTO_PATHS.iter().any(|p| {
+            normalized.starts_with(p)
+                && (p.ends_with('/') || p.ends_with('-') || *p == "/apple-touch-icon" || normalized.len() == p.len())
+        })
+    }
+
+    #[test]
+    fn browser_auto_paths() {
+        let mut cases: Vec<String> =
+            ["/", "/f", "/fa", "/en/profile/", "/favicon.icox", "/robots.txt/x", "/.well-known"]
+                .map(String::from)
+                .to_vec();
+        for p in BROWSER_AUTO_PATHS {
+            cases.extend([p.to_string(), format!("{p}x"), format!("{p}/"), p[..p.len() - 1].to_string()]);
+        }
+        for c in &cases {
+            assert_eq!(is_browser_auto_path(c), plain(c), "{c}");
+        }
+        assert!(is_browser_auto_path("/favicon.ico") && is_browser_auto_path("/.well-known/security.txt"));
+        assert!(is_browser_auto_path("/apple-touch-icon-precomposed.png"));
+        assert!(!is_browser_auto_path("/favicon.icox") && !is_browser_auto_path("/en/profile/"));
     }
 }

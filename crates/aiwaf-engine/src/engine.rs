@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::config::{BUILTIN_EXEMPT_PATHS, EngineConfig, Mode, is_browser_auto_path};
 use crate::features::{FEATURE_NAMES, kw_hits};
 use crate::ip::{IpSet, client_key, resolve_client_ip};
-use crate::path::{ExemptPaths, NormalizedPath, UuidShape, has_extension, uuid_shape};
+use crate::path::{ExemptPaths, NormalizedPath, Suffixes, UuidShape, uuid_shape};
 use crate::state::{BanState, ClientSlot, ClientState, WafState, fingerprint};
 use crate::verdict::{Action, Ban, Detector, Finding, Verdict};
 
@@ -96,8 +96,8 @@ pub struct Engine {
     trusted: IpSet,
     exempt_ips: IpSet,
     exempt_paths: ExemptPaths,
-    extensions: Vec<String>,
-    asset_extensions: Vec<String>,
+    extensions: Suffixes,
+    asset_extensions: Suffixes,
     payload: Option<aiwaf_payload::Inspector>,
     login_paths: ExemptPaths,
     /// `detectors_off` as a bit per detector.
@@ -132,8 +132,8 @@ impl Engine {
         let builtin: &[&str] = if config.builtin_exempt_paths { BUILTIN_EXEMPT_PATHS } else { &[] };
         let exempt_paths =
             ExemptPaths::new(builtin.iter().copied().chain(config.exempt_paths.iter().map(String::as_str)));
-        let extensions = config.file_extensions.iter().map(|e| e.to_lowercase()).collect();
-        let asset_extensions = config.asset_extensions.iter().map(|e| e.to_lowercase()).collect();
+        let extensions = Suffixes::new(config.file_extensions.iter().map(|e| e.to_lowercase()));
+        let asset_extensions = Suffixes::new(config.asset_extensions.iter().map(|e| e.to_lowercase()));
         let detectors_mask =
             config.detectors_off.iter().filter(|d| **d != Detector::Blacklist).fold(0u16, |m, d| m | (1 << *d as u16));
         let payload = if config.payload.enabled && !config.detectors_off.contains(&Detector::Payload) {
@@ -650,8 +650,7 @@ impl Engine {
     /// Whether a normalised path is a static asset (by prefix or extension).
     pub fn is_asset(&self, normalized: &str) -> bool {
         let c = &self.config;
-        c.asset_prefixes.iter().any(|p| normalized.starts_with(p.as_str()))
-            || has_extension(normalized, &self.asset_extensions)
+        c.asset_prefixes.iter().any(|p| normalized.starts_with(p.as_str())) || self.asset_extensions.matches(normalized)
     }
 
     /// The upstream served `ctx`'s path as an HTML page to a GET: forms posted from it are
@@ -756,7 +755,7 @@ impl Engine {
         }
         Some(ResponseQuery {
             not_found,
-            extension: not_found && has_extension(&ctx.path.once, &self.extensions),
+            extension: not_found && self.extensions.matches(&ctx.path.once),
             uuid_delta,
             path: truncate(&ctx.path.once, 160).to_string(),
         })
@@ -804,7 +803,7 @@ impl Engine {
                 reason: format!(
                     "File-extension probing ({} 404s on {} within {}s)",
                     w.extension,
-                    self.extensions.join(" "),
+                    self.extensions.list().join(" "),
                     secs(c.window_ms)
                 ),
                 evidence: json!({"count": w.extension, "threshold": c.extension_threshold,

@@ -156,8 +156,60 @@ pub fn tokens(normalized: &str) -> impl Iterator<Item = &str> {
 
 /// Whether the last segment of a normalised path ends with one of `extensions` (lower-case).
 pub fn has_extension(normalized: &str, extensions: &[String]) -> bool {
-    let last = normalized.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let last = last_segment(normalized);
     extensions.iter().any(|e| !e.is_empty() && last.ends_with(e.as_str()))
+}
+
+fn last_segment(normalized: &str) -> &str {
+    let p = normalized.trim_end_matches('/');
+    memchr::memrchr(b'/', p.as_bytes()).map_or(p, |i| &p[i + 1..])
+}
+
+/// File-name endings (`.php`, `.css`, lower-case) matched on a path's last segment, as
+/// [`has_extension`] matches them, with the paths that cannot match turned away first (most of
+/// them: no ending ends in their last byte, or no `.` where every ending has one) instead of
+/// comparing every ending.
+#[derive(Debug, Clone)]
+pub struct Suffixes {
+    list: Vec<String>,
+    last_bytes: [bool; 256],
+    all_dotted: bool,
+}
+
+impl Default for Suffixes {
+    fn default() -> Suffixes {
+        Suffixes::new([])
+    }
+}
+
+impl Suffixes {
+    /// The endings (empty ones are ignored).
+    pub fn new(list: impl IntoIterator<Item = String>) -> Suffixes {
+        let list: Vec<String> = list.into_iter().filter(|e| !e.is_empty()).collect();
+        let mut last_bytes = [false; 256];
+        for e in &list {
+            if let Some(&b) = e.as_bytes().last() {
+                last_bytes[b as usize] = true;
+            }
+        }
+        let all_dotted = list.iter().all(|e| e.contains('.'));
+        Suffixes { list, last_bytes, all_dotted }
+    }
+
+    /// The endings, in the order given.
+    pub fn list(&self) -> &[String] {
+        &self.list
+    }
+
+    /// Whether the last segment of `normalized` ends with one of them.
+    pub fn matches(&self, normalized: &str) -> bool {
+        let last = last_segment(normalized);
+        let Some(&b) = last.as_bytes().last() else { return false };
+        if !self.last_bytes[b as usize] || (self.all_dotted && memchr::memchr(b'.', last.as_bytes()).is_none()) {
+            return false;
+        }
+        self.list.iter().any(|e| last.ends_with(e.as_str()))
+    }
 }
 
 /// What UUIDs a path carries.
@@ -254,6 +306,17 @@ mod tests {
             prop_assert_eq!(normalize(&n), n.clone());
         }
 
+        /// The quick rejections of `Suffixes` never change an answer of the plain comparison:
+        /// endings with and without dots, several dots, one character.
+        #[test]
+        fn suffixes_match_as_the_plain_comparison(
+            path in "[/a-z.2]{0,16}",
+            endings in proptest::collection::vec("[a-z.2]{0,4}", 0..5),
+        ) {
+            let s = Suffixes::new(endings.iter().cloned());
+            prop_assert_eq!(s.matches(&path), has_extension(&path, &endings));
+        }
+
         #[test]
         fn percent_decode_never_panics(s in "\\PC{0,40}") {
             let _ = NormalizedPath::new(&s);
@@ -297,6 +360,13 @@ mod tests {
         assert!(has_extension("/x/y.php", &exts));
         assert!(has_extension("/x/y.php/", &exts));
         assert!(!has_extension("/x.php/y", &exts));
+        let s = Suffixes::new(exts.clone());
+        for (path, want) in
+            [("/x/y.php", true), ("/x/y.php/", true), ("/x.php/y", false), ("/", false), ("/x/p", false)]
+        {
+            assert_eq!(s.matches(path), want, "{path}");
+        }
+        assert!(Suffixes::new(["php".to_string()]).matches("/x/indexphp"));
     }
 
     #[test]
