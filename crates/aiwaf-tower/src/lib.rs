@@ -40,6 +40,24 @@ pub const REQUEST_ID_HEADER: &str = "x-aiwaf-request-id";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// What a server knows of a connection once for all its requests: set on the connection's own
+/// copy of the service stack ([`ForConnection`]) rather than put in every request's extensions
+/// (the first extension of a request costs a map and two allocations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub secure: bool,
+}
+
+/// A service (or layer of services) that takes its connection's facts; each layer passes them
+/// on to the one it wraps. A service that was not given them reads the request extensions.
+pub trait ForConnection {
+    /// Called once on the connection's copy, before its first request.
+    fn for_connection(&mut self, conn: Connection);
+}
+
 /// The client address the WAF decided on (trusted proxy header applied), put in the extensions
 /// of every response it handles (access logs outside the layer read it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +264,7 @@ impl WafLayer {
 impl<S> tower::Layer<S> for WafLayer {
     type Service = WafService<S>;
     fn layer(&self, inner: S) -> WafService<S> {
-        WafService { inner, waf: self.waf.clone(), peer: self.peer }
+        WafService { inner, waf: self.waf.clone(), peer: self.peer, conn_peer: None }
     }
 }
 
@@ -256,6 +274,15 @@ pub struct WafService<S> {
     inner: S,
     waf: Waf,
     peer: PeerFn,
+    /// The connection's peer, when the server gave it ([`ForConnection`]); read before `peer`.
+    conn_peer: Option<IpAddr>,
+}
+
+impl<S: ForConnection> ForConnection for WafService<S> {
+    fn for_connection(&mut self, conn: Connection) {
+        self.conn_peer = Some(conn.peer.ip());
+        self.inner.for_connection(conn);
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

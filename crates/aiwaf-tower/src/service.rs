@@ -466,7 +466,8 @@ where
             use futures_util::TryFutureExt as _;
             return Box::pin(inner.call(req.map(RequestBody::new)).map_ok(|r| r.map(Either::Right)));
         }
-        let peer = (self.peer)(req.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let peer =
+            self.conn_peer.or_else(|| (self.peer)(req.extensions())).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // Everything else happens in the future, which owns the request: the engine's view of
         // it borrows the request's own strings, even across a wait on shared state.
         Box::pin(async move {

@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use aiwaf_tower::{ClientAddr, PeerAddr};
+use aiwaf_tower::{ClientAddr, Connection, ForConnection, PeerAddr};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -268,7 +268,7 @@ impl AccessLogLayer {
 impl<S> tower::Layer<S> for AccessLogLayer {
     type Service = AccessLogService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLogService { inner, log: self.log.clone() }
+        AccessLogService { inner, log: self.log.clone(), peer: None }
     }
 }
 
@@ -277,6 +277,15 @@ impl<S> tower::Layer<S> for AccessLogLayer {
 pub struct AccessLogService<S> {
     inner: S,
     log: Option<AccessLog>,
+    /// The connection's peer, when the server gave it; else read from the request.
+    peer: Option<IpAddr>,
+}
+
+impl<S: ForConnection> ForConnection for AccessLogService<S> {
+    fn for_connection(&mut self, conn: Connection) {
+        self.peer = Some(conn.peer.ip());
+        self.inner.for_connection(conn);
+    }
 }
 
 /// Everything of the request a line needs, kept until the response body ends.
@@ -404,7 +413,7 @@ where
                 log,
                 started: Instant::now(),
                 ts_ms,
-                peer: req.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
+                peer: self.peer.or_else(|| req.extensions().get::<PeerAddr>().map(|p| p.0.ip())),
                 client: None,
                 method: req.method().clone(),
                 target: req.uri().path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use aiwaf_engine::ip::IpSet;
 use aiwaf_tower::body::{TimeoutBody, is_body_timeout};
-use aiwaf_tower::{PeerAddr, RequestBody};
+use aiwaf_tower::{Connection, ForConnection, PeerAddr, RequestBody};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -83,6 +83,15 @@ enum Attempt {
 #[derive(Clone)]
 pub struct ProxyService {
     inner: Arc<Inner>,
+    /// The connection's peer and TLS, when the server gave them ([`ForConnection`]); else read
+    /// from the request's extensions.
+    conn: Option<Connection>,
+}
+
+impl ForConnection for ProxyService {
+    fn for_connection(&mut self, conn: Connection) {
+        self.conn = Some(conn);
+    }
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. Names parsed
@@ -214,6 +223,7 @@ impl ProxyService {
         routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Ok(ProxyService {
             inner: Arc::new(Inner { connector, client, routes, default: pool(upstreams), trusted, settings }),
+            conn: None,
         })
     }
 
@@ -232,8 +242,11 @@ impl ProxyService {
                 html,
             );
         }
-        let peer: Option<IpAddr> = parts.extensions.get::<PeerAddr>().map(|p| aiwaf_engine::ip::canonical(p.0.ip()));
-        let secure = parts.extensions.get::<Secure>().is_some();
+        let (peer, secure) = match self.conn {
+            Some(c) => (Some(c.peer.ip()), c.secure),
+            None => (parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()), parts.extensions.get::<Secure>().is_some()),
+        };
+        let peer: Option<IpAddr> = peer.map(aiwaf_engine::ip::canonical);
 
         // the client's target; each attempt builds the upstream's URI from it
         let target = std::mem::take(&mut parts.uri);

@@ -10,7 +10,7 @@ use aiwaf_engine::Engine;
 use aiwaf_engine::ip::IpSet;
 use aiwaf_store::writer::{self, WriterStats};
 use aiwaf_store::{Marks, Store};
-use aiwaf_tower::{PeerAddr, Waf, WafLayer, now_ms};
+use aiwaf_tower::{Connection, ForConnection, Waf, WafLayer, now_ms};
 use anyhow::{Context, Result};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -596,14 +596,9 @@ pub async fn run(config: Config) -> Result<()> {
                         continue;
                     }
                 };
-                let secure = tls.is_some();
-                let svc = service.clone().map_request(move |mut req: http::Request<Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    if secure {
-                        req.extensions_mut().insert(crate::proxy::Secure);
-                    }
-                    req
-                });
+                // the peer and TLS are the connection's: set on its copy of the stack, once
+                let mut svc = service.clone();
+                svc.for_connection(Connection { peer, secure: tls.is_some() });
                 let acceptor = tls.clone();
                 let builder = builder.clone();
                 let worker = workers.pick();
