@@ -43,11 +43,19 @@ fn header_kind(name: &str) -> HeaderKind {
     if n.len() > 32 {
         return HeaderKind::Other;
     }
+    // names from an HTTP library come lower-case already; others are lowered into a copy
+    if !n.iter().fold(false, |up, b| up | b.is_ascii_uppercase()) {
+        return lower_header_kind(n);
+    }
     let mut buf = [0u8; 32];
     let l = &mut buf[..n.len()];
     l.copy_from_slice(n);
     l.make_ascii_lowercase();
-    match &*l {
+    lower_header_kind(l)
+}
+
+fn lower_header_kind(l: &[u8]) -> HeaderKind {
+    match l {
         b"cookie" => HeaderKind::Cookie,
         b"user-agent" => HeaderKind::UserAgent,
         b"x-filename" | b"x_filename" | b"x.filename" | b"x-file-name" | b"x_file_name" => HeaderKind::Filename,
@@ -92,30 +100,92 @@ fn header_kind(name: &str) -> HeaderKind {
     }
 }
 
+/// Byte classes of header values and paths: what every value is checked for, found with one
+/// table lookup per byte (their union over a value, [`classes`]) instead of a pass per check.
+mod class {
+    /// A control character other than tab, or DEL.
+    pub(super) const CTRL: u8 = 1;
+    /// Outside the plain token-list alphabet (letters, digits, blank and `,/=*.+-_:?;`).
+    pub(super) const NOT_LIST: u8 = 2;
+    /// A blank.
+    pub(super) const SPACE: u8 = 4;
+    /// `;`.
+    pub(super) const SEMI: u8 = 8;
+    /// Outside the plain-path alphabet (letters, digits and `/-_`).
+    pub(super) const NOT_PLAIN_PATH: u8 = 16;
+
+    pub(super) static TABLE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            let alnum = b.is_ascii_alphanumeric();
+            let mut c = 0;
+            if (b < 0x20 && b != b'\t') || b == 0x7f {
+                c |= CTRL;
+            }
+            if !(alnum
+                || matches!(b, b' ' | b',' | b'/' | b'=' | b'*' | b'.' | b'+' | b'-' | b'_' | b':' | b'?' | b';'))
+            {
+                c |= NOT_LIST;
+            }
+            if b == b' ' {
+                c |= SPACE;
+            }
+            if b == b';' {
+                c |= SEMI;
+            }
+            if !(alnum || matches!(b, b'/' | b'-' | b'_')) {
+                c |= NOT_PLAIN_PATH;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+}
+
+/// The union of the [`class`]es of `v`'s bytes.
+fn classes(v: &[u8]) -> u8 {
+    v.iter().fold(0, |acc, &b| acc | class::TABLE[b as usize])
+}
+
 /// `token[/token][;param=value]*[, ...]` with tokens of letters, digits and `*.+-_:`; a blank may only
 /// follow `,` or `;`. Such a value has no room for a payload (no quotes, brackets, operators or phrases).
+#[cfg(test)]
 fn plain_list_value(v: &[u8]) -> bool {
-    if v.len() > 256 {
+    plain_list_with(v, classes(v))
+}
+
+/// [`plain_list_value`] given the value's [`classes`].
+fn plain_list_with(v: &[u8], cls: u8) -> bool {
+    if v.len() > 256 || cls & class::NOT_LIST != 0 {
         return false;
     }
-    let mut prev = b',';
-    for &b in v {
-        let ok = match b {
-            b' ' => matches!(prev, b',' | b';' | b' '),
-            b',' | b'/' | b'=' | b'*' | b'.' | b'+' | b'-' | b'_' | b':' | b'?' | b';' => true,
-            c => c.is_ascii_alphanumeric(),
-        };
-        if !ok {
-            return false;
-        }
-        prev = b;
+    // a blank only after `,`, `;` or a blank (so never first)
+    if cls & class::SPACE != 0
+        && v.iter()
+            .enumerate()
+            .any(|(i, &b)| b == b' ' && !matches!(if i == 0 { b',' } else { v[i - 1] }, b',' | b';' | b' '))
+    {
+        return false;
     }
     // `;` only introduces parameters (`;q=0.8`), never a second command
-    v.split(|&b| b == b';').skip(1).all(|p| {
-        let p = p.trim_ascii_start();
-        let end = p.iter().position(|&b| b == b',').unwrap_or(p.len());
-        memchr::memchr(b'=', &p[..end]).is_some_and(|e| e > 0 && e <= 16)
-    })
+    cls & class::SEMI == 0
+        || v.split(|&b| b == b';').skip(1).all(|p| {
+            let p = p.trim_ascii_start();
+            let end = p.iter().position(|&b| b == b',').unwrap_or(p.len());
+            memchr::memchr(b'=', &p[..end]).is_some_and(|e| e > 0 && e <= 16)
+        })
+}
+
+/// A path of letters, digits, `/`, `-` and `_` with no segment starting with `_` (FrontPage and
+/// other probes): nothing in it for a matcher, a fragment, a control character or an escape.
+fn plain_path(path: &[u8]) -> bool {
+    if path.len() > 1024 || classes(path) & class::NOT_PLAIN_PATH != 0 {
+        return false;
+    }
+    memchr::memmem::find(path, b"/_").is_none()
 }
 
 const CHARSETS: &[&str] = &[
@@ -143,7 +213,67 @@ const CHARSETS: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::plain_list_value;
+    use super::*;
+
+    /// The checks as they were written before the byte-class table: the table must agree.
+    fn old_plain_list(v: &[u8]) -> bool {
+        if v.len() > 256 {
+            return false;
+        }
+        let mut prev = b',';
+        for &b in v {
+            let ok = match b {
+                b' ' => matches!(prev, b',' | b';' | b' '),
+                b',' | b'/' | b'=' | b'*' | b'.' | b'+' | b'-' | b'_' | b':' | b'?' | b';' => true,
+                c => c.is_ascii_alphanumeric(),
+            };
+            if !ok {
+                return false;
+            }
+            prev = b;
+        }
+        v.split(|&b| b == b';').skip(1).all(|p| {
+            let p = p.trim_ascii_start();
+            let end = p.iter().position(|&b| b == b',').unwrap_or(p.len());
+            memchr::memchr(b'=', &p[..end]).is_some_and(|e| e > 0 && e <= 16)
+        })
+    }
+
+    fn old_plain_path(path: &[u8]) -> bool {
+        path.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_')
+            && path.len() <= 1024
+            && memchr::memmem::find(path, b"/_").is_none()
+    }
+
+    #[test]
+    fn byte_classes_agree_with_the_plain_checks() {
+        for b in 0..=255u8 {
+            let ctrl = ((b < 0x20) & (b != b'\t')) | (b == 0x7f);
+            assert_eq!(classes(&[b]) & class::CTRL != 0, ctrl, "{b}");
+            assert_eq!(plain_list_value(&[b]), old_plain_list(&[b]), "{b}");
+            assert_eq!(plain_list_value(&[b'a', b]), old_plain_list(&[b'a', b]), "{b}");
+            assert_eq!(plain_path(&[b'/', b]), old_plain_path(&[b'/', b]), "{b}");
+        }
+        for v in
+            [&b" a"[..], b"a, b", b"a ,b", b"a;q=1", b"a; q=1, b", b"a;;", b"a;=1", b"a;qqqqqqqqqqqqqqqqqq=1", b"a  b"]
+        {
+            assert_eq!(plain_list_value(v), old_plain_list(v), "{}", String::from_utf8_lossy(v));
+        }
+        for p in [&b"/a/_b"[..], b"/_", b"/a_b/", b"/a-b/c", b"", b"/a b"] {
+            assert_eq!(plain_path(p), old_plain_path(p), "{}", String::from_utf8_lossy(p));
+        }
+        assert!(!plain_path(&vec![b'a'; 1025]) && plain_path(&vec![b'a'; 1024]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_checks_match_the_old_ones(v in proptest::collection::vec(proptest::sample::select(b" ,;=/_-aZ9.%q\t\x7f\x01".to_vec()), 0..24)) {
+            proptest::prop_assert_eq!(plain_list_value(&v), old_plain_list(&v));
+            proptest::prop_assert_eq!(plain_path(&v), old_plain_path(&v));
+            let ctrl = v.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t')) | (b == 0x7f));
+            proptest::prop_assert_eq!(classes(&v) & class::CTRL != 0, ctrl);
+        }
+    }
 
     #[test]
     fn list_grammar() {
@@ -197,6 +327,9 @@ pub struct Inspector {
     max_pl: u8,
     /// Distinguishes inspectors (rule sets) in the per-thread memo of clean values.
     id: u64,
+    /// Some header of `headers` is of a kind otherwise skipped (a list, a length, credentials…):
+    /// only then is a skipped header looked up in `headers`.
+    named_skippable: bool,
 }
 
 /// Header and cookie values come back unchanged request after request (a browser's
@@ -292,7 +425,27 @@ impl Inspector {
         }
         let max_pl = cfg.effective_executing_paranoia();
         let id = NEXT_INSPECTOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Inspector { cfg, matcher, headers, enabled_classes: enabled, detect_classes: detect, max_pl, id })
+        let named_skippable = headers.iter().any(|h| {
+            matches!(
+                header_kind(h),
+                HeaderKind::ContentLength
+                    | HeaderKind::TransferEncoding
+                    | HeaderKind::Range
+                    | HeaderKind::Credentials
+                    | HeaderKind::List
+                    | HeaderKind::ContentType
+            )
+        });
+        Ok(Inspector {
+            cfg,
+            matcher,
+            headers,
+            enabled_classes: enabled,
+            detect_classes: detect,
+            max_pl,
+            id,
+            named_skippable,
+        })
     }
 
     /// The configuration in force.
@@ -375,10 +528,8 @@ impl Inspector {
         let path = req.path.as_bytes();
         // a path of plain words is done here; one with other characters, or a segment that starts
         // with `_` (FrontPage and other probes), is inspected
-        if !path.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_')
-            || path.len() > 1024
-            || memchr::memmem::find(path, b"/_").is_some()
-        {
+        let plain = plain_path(path);
+        if !plain {
             let decoded = crate::decode::url_decode(path, false);
             run.value(Location::Path, scope::PATH, "path", b"", &decoded);
             run.hidden_segment(&decoded);
@@ -395,7 +546,8 @@ impl Inspector {
         let mut body_declared = false;
         for &(name, value) in req.headers {
             let kind = header_kind(name);
-            run.header_protocol(name, value, kind);
+            let cls = classes(value);
+            run.header_protocol(name, value, kind, cls & class::CTRL != 0);
             match kind {
                 HeaderKind::Cookie => {
                     parse::cookies(value, &mut |n, v| {
@@ -427,11 +579,11 @@ impl Inspector {
                 | HeaderKind::TransferEncoding
                 | HeaderKind::Range
                 | HeaderKind::Credentials => true,
-                HeaderKind::List | HeaderKind::ContentType => plain_list_value(value),
+                HeaderKind::List | HeaderKind::ContentType => plain_list_with(value, cls),
                 _ => false,
             };
             // headers named in the configuration are always inspected
-            if skip && !self.headers.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            if skip && !(self.named_skippable && self.headers.iter().any(|h| name.eq_ignore_ascii_case(h))) {
                 continue;
             }
             let sc = match kind {
@@ -463,7 +615,7 @@ impl Inspector {
                 b"Content-Length with Transfer-Encoding",
             );
         }
-        run.line_protocol(req);
+        run.line_protocol(req, plain);
     }
 
     /// Body phase. `truncated` = the body was longer than what was handed over.
@@ -862,13 +1014,14 @@ impl Run<'_> {
         });
     }
 
-    /// Protocol checks on the request line: method, raw path (fragment, control characters) and URL encoding.
-    fn line_protocol(&mut self, req: &HeadParts<'_>) {
+    /// Protocol checks on the request line: method, raw path (fragment, control characters) and
+    /// URL encoding. `plain_path`: the path is [`plain_path`] (none of those can be in it).
+    fn line_protocol(&mut self, req: &HeadParts<'_>, plain_path: bool) {
         let m = req.method.as_bytes();
         if m.is_empty() || m.len() > 16 || !m.iter().all(|b| b.is_ascii_uppercase() || *b == b'-' || *b == b'_') {
             self.protocol_at("protocol.invalid_method", Severity::Critical, Location::Path, "method", m);
         }
-        let raw_path = req.path.as_bytes();
+        let raw_path = if plain_path { &b""[..] } else { req.path.as_bytes() };
         if memchr::memchr(b'#', raw_path).is_some() {
             self.protocol_at("protocol.fragment_in_path", Severity::Critical, Location::Path, "path", raw_path);
         }
@@ -892,10 +1045,10 @@ impl Run<'_> {
     }
 
     /// Protocol checks on one header: control characters, restricted names, framing, ranges, content type.
-    fn header_protocol(&mut self, name: &str, value: &[u8], kind: HeaderKind) {
+    /// `ctrl`: the value holds a control character other than tab (its [`classes`]).
+    fn header_protocol(&mut self, name: &str, value: &[u8], kind: HeaderKind, ctrl: bool) {
         let v = value.trim_ascii();
-        // branch-free so that it vectorises: header values are scanned on every request
-        if value.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)) {
+        if ctrl {
             self.protocol_class("crlf.header_value", Class::Crlf, Severity::Critical, Location::Header, name, value);
         }
         match kind {
