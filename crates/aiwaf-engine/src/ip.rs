@@ -158,9 +158,9 @@ pub fn resolve_client_ip(peer: IpAddr, trusted: &IpSet, header: ClientIpHeader, 
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
-    let mut hops: SmallVec<[&str; 4]> = SmallVec::new();
     match header {
         ClientIpHeader::Forwarded => {
+            let mut hops: SmallVec<[&str; 4]> = SmallVec::new();
             for value in values {
                 for element in value.split(',') {
                     match forwarded_for(element) {
@@ -171,20 +171,26 @@ pub fn resolve_client_ip(peer: IpAddr, trusted: &IpSet, header: ClientIpHeader, 
                     }
                 }
             }
+            walk_hops(peer, trusted, hops.iter().rev().copied())
         }
-        ClientIpHeader::XForwardedFor => {
-            for value in values {
-                hops.extend(value.split(',').map(str::trim).filter(|s| !s.is_empty()));
-            }
-        }
-        ClientIpHeader::XRealIp | ClientIpHeader::CfConnectingIp => {
-            if let Some(last) = values.last() {
-                return parse_hop(last).unwrap_or(peer);
-            }
-        }
+        // read from the right as it is split, without collecting the hops first
+        ClientIpHeader::XForwardedFor => walk_hops(
+            peer,
+            trusted,
+            values.iter().rev().flat_map(|v| v.rsplit(',')).map(str::trim).filter(|s| !s.is_empty()),
+        ),
+        ClientIpHeader::XRealIp | ClientIpHeader::CfConnectingIp => match values.last() {
+            Some(last) => parse_hop(last).unwrap_or(peer),
+            None => peer,
+        },
     }
+}
+
+/// The client from a chain's hops, rightmost first, behind the trusted `peer`: the first hop
+/// that is not a trusted proxy; a hop that does not parse stops the walk at the last good one.
+fn walk_hops<'a>(peer: IpAddr, trusted: &IpSet, right_to_left: impl Iterator<Item = &'a str>) -> IpAddr {
     let mut client = peer;
-    for hop in hops.iter().rev() {
+    for hop in right_to_left {
         match parse_hop(hop) {
             Some(ip) => {
                 client = ip;
@@ -208,7 +214,12 @@ fn forwarded_for(element: &str) -> Option<&str> {
 
 /// Parses a hop: `1.2.3.4`, `1.2.3.4:5678`, `"[2001:db8::1]:80"`, `2001:db8::1`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim().trim_matches('"');
+    let hop = hop.trim();
+    // quotes stripped from both ends (`"` is one byte: the cuts are character boundaries)
+    let b = hop.as_bytes();
+    let start = b.iter().position(|&c| c != b'"').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b'"').map_or(start, |i| i + 1);
+    let hop = &hop[start..end];
     if !hop.contains(':') {
         return hop.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
     }
@@ -254,6 +265,15 @@ mod tests {
         let t = trusted(&["10.0.0.0/8"]);
         let v = ["1.1.1.1, 198.51.100.7", "10.0.0.3"];
         assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &v), ip("198.51.100.7"));
+        // empty elements, blanks, quotes and ports are read as hops are
+        for v in [
+            &["1.1.1.1,, \t198.51.100.7:5555 ,10.0.0.3"][..],
+            &["\"198.51.100.7\"", " ", "10.0.0.3,"],
+            &["198.51.100.7", "", "10.0.0.4, 10.0.0.3"],
+        ] {
+            assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, v), ip("198.51.100.7"), "{v:?}");
+        }
+        assert_eq!(resolve_client_ip(ip("10.0.0.2"), &t, XForwardedFor, &[" , "]), ip("10.0.0.2"));
     }
 
     #[test]

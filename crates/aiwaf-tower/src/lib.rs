@@ -310,24 +310,31 @@ impl<'a> SeenHeaders<'a> {
             if all {
                 s.all.push((name.as_str(), value.as_bytes()));
             }
-            let Ok(v) = value.to_str() else { continue };
-            let first = |slot: &mut Option<&'a str>| {
-                slot.get_or_insert(v);
-            };
-            if name == ACCEPT {
-                first(&mut s.accept);
+            // the value is read as text only for a header the WAF reads so
+            let slot = if name == ACCEPT {
+                &mut s.accept
             } else if name == USER_AGENT {
-                first(&mut s.user_agent);
+                &mut s.user_agent
             } else if name == CONTENT_TYPE {
-                first(&mut s.content_type);
+                &mut s.content_type
             } else if name == REFERER {
-                first(&mut s.referer);
+                &mut s.referer
             } else if name == HOST {
-                first(&mut s.host);
-            } else if name == client_ip_header {
-                s.client_ip.push(v);
+                &mut s.host
             } else if name == SEC_FETCH_DEST {
-                first(&mut s.sec_fetch_dest);
+                &mut s.sec_fetch_dest
+            } else {
+                if name == client_ip_header
+                    && let Ok(v) = value.to_str()
+                {
+                    s.client_ip.push(v);
+                }
+                continue;
+            };
+            if slot.is_none()
+                && let Ok(v) = value.to_str()
+            {
+                *slot = Some(v);
             }
         }
         s
