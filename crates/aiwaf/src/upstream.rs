@@ -582,7 +582,8 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
             continue;
         }
         let version = if r.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-        let mut headers = HeaderMap::with_capacity(r.headers.len());
+        // room for the headers the layers above add (the request id, HSTS) without regrowing
+        let mut headers = HeaderMap::with_capacity(r.headers.len() + 2);
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut other_coding = false;
