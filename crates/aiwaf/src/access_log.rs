@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use aiwaf_tower::{ClientAddr, Connection, ForConnection, PeerAddr};
+use aiwaf_tower::{ClientAddr, Connection, ForConnection};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -277,7 +277,7 @@ impl<S> tower::Layer<S> for AccessLogLayer {
 pub struct AccessLogService<S> {
     inner: S,
     log: Option<AccessLog>,
-    /// The connection's peer, when the server gave it; else read from the request.
+    /// The connection's peer, given by the server ([`ForConnection`]).
     peer: Option<IpAddr>,
 }
 
@@ -413,7 +413,7 @@ where
                 log,
                 started: Instant::now(),
                 ts_ms,
-                peer: self.peer.or_else(|| req.extensions().get::<PeerAddr>().map(|p| p.0.ip())),
+                peer: self.peer,
                 client: None,
                 method: req.method().clone(),
                 target: req.uri().path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use aiwaf_engine::ip::IpSet;
 use aiwaf_tower::body::{TimeoutBody, is_body_timeout};
-use aiwaf_tower::{Connection, ForConnection, PeerAddr, RequestBody};
+use aiwaf_tower::{Connection, ForConnection, RequestBody};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -33,10 +33,6 @@ use crate::pool::Pool;
 use crate::upstream::{self, Connector, ExchangeError, UpstreamBody};
 use aiwaf_tower::now_ms;
 use http_body::Body as _;
-
-/// Marks a request that arrived over TLS (request extensions; set by the server).
-#[derive(Debug, Clone, Copy)]
-pub struct Secure;
 
 /// Body of a proxied response: the upstream's, streamed, or a small error body of ours.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -83,8 +79,7 @@ enum Attempt {
 #[derive(Clone)]
 pub struct ProxyService {
     inner: Arc<Inner>,
-    /// The connection's peer and TLS, when the server gave them ([`ForConnection`]); else read
-    /// from the request's extensions.
+    /// The connection's peer and TLS, given by the server ([`ForConnection`]).
     conn: Option<Connection>,
 }
 
@@ -242,11 +237,8 @@ impl ProxyService {
                 html,
             );
         }
-        let (peer, secure) = match self.conn {
-            Some(c) => (Some(c.peer.ip()), c.secure),
-            None => (parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()), parts.extensions.get::<Secure>().is_some()),
-        };
-        let peer: Option<IpAddr> = peer.map(aiwaf_engine::ip::canonical);
+        let peer: Option<IpAddr> = self.conn.map(|c| aiwaf_engine::ip::canonical(c.peer.ip()));
+        let secure = self.conn.is_some_and(|c| c.secure);
 
         // the client's target; each attempt builds the upstream's URI from it
         let target = std::mem::take(&mut parts.uri);
