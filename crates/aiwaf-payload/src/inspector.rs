@@ -102,6 +102,8 @@ fn lower_header_kind(l: &[u8]) -> HeaderKind {
 
 /// Byte classes of header values and paths: what every value is checked for, found with one
 /// table lookup per byte (their union over a value, [`classes`]) instead of a pass per check.
+/// (`prefilter::BYTE_CLASS` does the same for the matchers' shape checks, on decoded text —
+/// another input at another point, so another table.)
 mod class {
     /// A control character other than tab, or DEL.
     pub(super) const CTRL: u8 = 1;
