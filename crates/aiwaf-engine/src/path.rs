@@ -176,12 +176,6 @@ pub struct Suffixes {
     all_dotted: bool,
 }
 
-impl Default for Suffixes {
-    fn default() -> Suffixes {
-        Suffixes::new([])
-    }
-}
-
 impl Suffixes {
     /// The endings (empty ones are ignored).
     pub fn new(list: impl IntoIterator<Item = String>) -> Suffixes {
