@@ -193,49 +193,84 @@ async fn upstream_connections_are_reused_and_stale_ones_retried() {
     task.abort();
 }
 
+/// A raw TCP upstream on 127.0.0.1 port 0: each connection it accepts is handed to `serve`
+/// in a task of its own. Returns its address and its accept task.
+async fn raw_upstream<F, Fut>(serve: F) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(serve(s));
+        }
+    });
+    (addr, task)
+}
+
+/// Reads from `s` into `buf` until a request head is in: the head (lower-cased), where it ends in
+/// `buf` (what follows stays there) and its `Content-Length`. `None` when the connection ends first.
+async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(String, usize, Option<usize>)> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 16 * 1024];
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match s.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+    let len = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()));
+    Some((head, end, len))
+}
+
+/// Reads one whole request (head, and body by `Content-Length`) off the front of `buf`, reading
+/// `s` as needed; `None` when the connection ends first.
+async fn read_request(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let (_, end, len) = read_head(s, buf).await?;
+    let mut chunk = [0u8; 16 * 1024];
+    while buf.len() < end + len.unwrap_or(0) {
+        match s.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+    buf.drain(..end + len.unwrap_or(0));
+    Some(())
+}
+
 /// A raw upstream that answers a POST at once, before its body is in, with its own reason
 /// phrase ("200 Started Early"), goes on reading the body to its end (a full-duplex server),
 /// then ends the answer with the byte count.
 async fn early_answer_upstream() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 16 * 1024];
-                let end = loop {
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end + 4;
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                        _ => return,
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                    .expect("the proxy sends a length or the test fails here");
-                let early = b"HTTP/1.1 200 Started Early\r\ntransfer-encoding: chunked\r\n\r\n8\r\nstarted\n\r\n";
-                if s.write_all(early).await.is_err() {
-                    return;
-                }
-                let mut got = buf.len() - end;
-                while got < len {
-                    match s.read(&mut chunk).await {
-                        Ok(n) if n > 0 => got += n,
-                        _ => return,
-                    }
-                }
-                let tail = format!("got {got}\n");
-                let _ = s.write_all(format!("{:x}\r\n{tail}\r\n0\r\n\r\n", tail.len()).as_bytes()).await;
-            });
+    raw_upstream(|mut s| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = Vec::new();
+        let Some((_, end, len)) = read_head(&mut s, &mut buf).await else { return };
+        let len = len.expect("the proxy sends a length or the test fails here");
+        let early = b"HTTP/1.1 200 Started Early\r\ntransfer-encoding: chunked\r\n\r\n8\r\nstarted\n\r\n";
+        if s.write_all(early).await.is_err() {
+            return;
         }
-    });
-    addr
+        let mut got = buf.len() - end;
+        let mut chunk = [0u8; 16 * 1024];
+        while got < len {
+            match s.read(&mut chunk).await {
+                Ok(n) if n > 0 => got += n,
+                _ => return,
+            }
+        }
+        let tail = format!("got {got}\n");
+        let _ = s.write_all(format!("{:x}\r\n{tail}\r\n0\r\n\r\n", tail.len()).as_bytes()).await;
+    })
+    .await
+    .0
 }
 
 /// An upstream that answers before the request body is in and reads the rest afterwards gets
@@ -275,45 +310,24 @@ async fn an_early_answer_gets_the_whole_body_and_the_reason_phrase() {
 /// upstream whose keep-alive timer fires as that request arrives). Returns its address, the
 /// connections it accepted and its task.
 async fn scripted_upstream(read_next: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let a = accepted.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((mut c, _)) = listener.accept().await {
-            a.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                for k in 0..if read_next { 2 } else { 1 } {
-                    // one request head (and its body, by Content-Length)
-                    loop {
-                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                            let len = head
-                                .lines()
-                                .find_map(|l| {
-                                    l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-                                })
-                                .unwrap_or(0);
-                            if buf.len() >= end + 4 + len {
-                                buf.drain(..end + 4 + len);
-                                break;
-                            }
-                        }
-                        match c.read(&mut chunk).await {
-                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                            _ => return,
-                        }
-                    }
-                    if k == 0 {
-                        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-                    }
+    let (addr, task) = raw_upstream(move |mut c| {
+        a.fetch_add(1, Ordering::SeqCst);
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut buf = Vec::new();
+            for k in 0..if read_next { 2 } else { 1 } {
+                if read_request(&mut c, &mut buf).await.is_none() {
+                    return;
                 }
-            });
+                if k == 0 {
+                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                }
+            }
         }
-    });
+    })
+    .await;
     (addr, accepted, task)
 }
 
@@ -553,43 +567,35 @@ async fn access_log_is_written_and_training_reads_it() {
 
 /// A WebSocket-style upstream on a raw socket: answers the upgrade with 101, then echoes.
 async fn echo_upgrade_upstream() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
+    raw_upstream(|mut s| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = Vec::new();
+        let Some((h, end, _)) = read_head(&mut s, &mut buf).await else { return };
+        if !(h.contains("upgrade: websocket") && h.contains("connection: upgrade")) {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            return;
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n")
+            .await;
+        // bytes that came with the handshake are the tunnel's first
+        if s.write_all(&buf[end..]).await.is_err() {
+            return;
+        }
+        let mut chunk = [0u8; 1024];
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(n) if n > 0 => {
+                    if s.write_all(&chunk[..n]).await.is_err() {
                         return;
                     }
-                    head.push(b[0]);
                 }
-                let h = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                if !(h.contains("upgrade: websocket") && h.contains("connection: upgrade")) {
-                    let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
-                    return;
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n")
-                    .await;
-                let mut buf = [0u8; 1024];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(n) if n > 0 => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                        _ => return,
-                    }
-                }
-            });
+                _ => return,
+            }
         }
-    });
-    addr
+    })
+    .await
+    .0
 }
 
 async fn ws_handshake(src: &str, to: std::net::SocketAddr, path: &str) -> (tokio::net::TcpStream, String) {
