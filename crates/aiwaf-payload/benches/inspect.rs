@@ -1,4 +1,4 @@
-//! Criterion benches: an empty GET, a typical CSIC-like request (also checked against a learned
+//! Criterion benches: an empty GET, a GET with a listing's query, a typical CSIC-like request (also checked against a learned
 //! profile and collected for learning), a ~1 KiB JSON body.
 
 use aiwaf_payload::{HeadParts, Inspector, Overlay, PayloadConfig, Profile, Report, Shape};
@@ -16,6 +16,21 @@ fn bench(c: &mut Criterion) {
             let mut r = Report::default();
             insp.inspect_head(
                 black_box(&HeadParts { method: "GET", path: "/", query: None, headers: &headers }),
+                &mut r,
+            );
+            r
+        })
+    });
+    c.bench_function("get_query", |b| {
+        b.iter(|| {
+            let mut r = Report::default();
+            insp.inspect_head(
+                black_box(&HeadParts {
+                    method: "GET",
+                    path: "/shop/items",
+                    query: Some(cases::GET_QUERY),
+                    headers: &headers,
+                }),
                 &mut r,
             );
             r

@@ -1,7 +1,7 @@
 //! Runs the criterion bench's requests a fixed number of times, for instruction counts under
 //! callgrind (repeatable where wall-clock time is not):
 //! `valgrind --tool=callgrind target/release/examples/inspect_count CASE N` with CASE
-//! `get_no_query`, `csic_like` or `json_1k`; divide `Ir` by N.
+//! `get_no_query`, `get_query`, `csic_like` or `json_1k`; divide `Ir` by N.
 
 use aiwaf_payload::{HeadParts, Inspector, PayloadConfig, Report};
 use std::hint::black_box;
@@ -39,6 +39,15 @@ fn main() {
                     &mut r,
                 );
             }
+            "get_query" => insp.inspect_head(
+                black_box(&HeadParts {
+                    method: "GET",
+                    path: "/shop/items",
+                    query: Some(cases::GET_QUERY),
+                    headers: &headers,
+                }),
+                &mut r,
+            ),
             "json_1k" => {
                 insp.inspect_body("/api/orders", Some("application/json"), black_box(json.as_bytes()), false, &mut r)
             }

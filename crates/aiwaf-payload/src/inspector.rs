@@ -335,40 +335,120 @@ pub struct Inspector {
 }
 
 /// Header and cookie values come back unchanged request after request (a browser's
-/// `User-Agent`, `Accept-Language`, a session cookie), and scanning them is most of the cost of
-/// an ordinary GET. A value in which the matcher found nothing is remembered per thread
-/// (direct-mapped slots holding a SipHash, keyed per process, of the inspector, scope, classes,
-/// paranoia and bytes) and not scanned again. Hiding a payload behind a remembered value needs
-/// a SipHash collision under a key the client never sees.
+/// `User-Agent`, `Accept-Language`, a session cookie), and so do most argument names and many
+/// values (`page=2`, `sort=price`, `utm_source=newsletter`); scanning them is most of the cost
+/// of an ordinary request. A value in which the matcher found nothing is remembered per thread
+/// in direct-mapped slots, with the inspector, scope, classes and paranoia it was scanned under,
+/// and not scanned again. A slot is found by a fast hash but matched by comparing the bytes, so
+/// no hash collision can pass a payload off as a remembered value; a flood of distinct values
+/// only evicts slots. Whole bodies, uploaded files and values longer than [`MAX_LEN`] are not
+/// remembered (rarely repeated; bounded memory: [`SLOTS`] × [`MAX_LEN`] bytes per thread).
 mod clean_memo {
     use std::cell::RefCell;
-    use std::hash::{BuildHasher, Hasher, RandomState};
-    use std::sync::LazyLock;
+    use std::hash::{BuildHasher, Hasher};
 
-    const SLOTS: usize = 1024;
-    static KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    use crate::rules::scope;
+
+    /// The scopes whose clean values are remembered.
+    pub(super) const SCOPES: u16 = scope::ALL & !(scope::BODY | scope::FILE);
+    /// Slots per thread.
+    pub(super) const SLOTS: usize = 1024;
+    /// The longest value remembered.
+    pub(super) const MAX_LEN: usize = 256;
+
+    /// A value scanned under a context: the inspector and the scan's scope, classes and paranoia.
+    pub(super) struct Key<'v> {
+        inspector: u64,
+        ctx: u64,
+        value: &'v [u8],
+        hash: u64,
+    }
+
+    #[derive(Default)]
+    struct Slot {
+        inspector: u64,
+        ctx: u64,
+        /// Empty: a free slot (empty values are never scanned).
+        value: Vec<u8>,
+    }
+
+    struct Memo {
+        hasher: foldhash::fast::RandomState,
+        slots: Box<[Slot]>,
+    }
 
     thread_local! {
-        static CLEAN: RefCell<Box<[u64]>> = RefCell::new(vec![0u64; SLOTS].into_boxed_slice());
+        static CLEAN: RefCell<Memo> = RefCell::new(Memo {
+            hasher: foldhash::fast::RandomState::default(),
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+        });
     }
 
-    pub(super) fn key(id: u64, scope: u16, classes: u32, max_pl: u8, value: &[u8]) -> u64 {
-        let mut h = KEYS.build_hasher();
-        h.write_u64(id);
-        h.write_u16(scope);
-        h.write_u32(classes);
-        h.write_u8(max_pl);
-        h.write(value);
-        // 0 marks an empty slot
-        h.finish() | 1
+    /// The key of `value` (non-empty), or `None` when it is too long to remember.
+    pub(super) fn key(inspector: u64, scope: u16, classes: u32, max_pl: u8, value: &[u8]) -> Option<Key<'_>> {
+        if value.is_empty() || value.len() > MAX_LEN {
+            return None;
+        }
+        let ctx = u64::from(scope) | u64::from(classes) << 16 | u64::from(max_pl) << 48;
+        let hash = CLEAN.with(|c| {
+            let mut h = c.borrow().hasher.build_hasher();
+            h.write_u64(inspector ^ ctx.rotate_left(32));
+            h.write(value);
+            h.finish()
+        });
+        Some(Key { inspector, ctx, value, hash })
     }
 
-    pub(super) fn contains(k: u64) -> bool {
-        CLEAN.with(|c| c.borrow()[(k >> 1) as usize % SLOTS] == k)
+    fn index(hash: u64) -> usize {
+        (hash >> 7) as usize % SLOTS
     }
 
-    pub(super) fn insert(k: u64) {
-        CLEAN.with(|c| c.borrow_mut()[(k >> 1) as usize % SLOTS] = k);
+    pub(super) fn contains(k: &Key<'_>) -> bool {
+        CLEAN.with(|c| {
+            let m = c.borrow();
+            let s = &m.slots[index(k.hash)];
+            s.inspector == k.inspector && s.ctx == k.ctx && s.value == k.value
+        })
+    }
+
+    pub(super) fn insert(k: &Key<'_>) {
+        CLEAN.with(|c| {
+            let mut m = c.borrow_mut();
+            let s = &mut m.slots[index(k.hash)];
+            s.inspector = k.inspector;
+            s.ctx = k.ctx;
+            s.value.clear();
+            s.value.extend_from_slice(k.value);
+        });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Two values whose hashes collide (forced here) share a slot, never a verdict.
+        #[test]
+        fn a_colliding_hash_is_not_a_match() {
+            let clean = key(7, scope::QVAL, 1, 1, b"page").expect("short");
+            insert(&clean);
+            assert!(contains(&clean));
+            let evil = Key { hash: clean.hash, ..key(7, scope::QVAL, 1, 1, b"' or 1=1 --").expect("short") };
+            assert!(!contains(&evil));
+            // the same bytes under another scope, classes, paranoia or inspector
+            for other in [
+                key(7, scope::HEADER, 1, 1, b"page"),
+                key(7, scope::QVAL, 3, 1, b"page"),
+                key(7, scope::QVAL, 1, 2, b"page"),
+                key(8, scope::QVAL, 1, 1, b"page"),
+            ] {
+                let other = Key { hash: clean.hash, ..other.expect("short") };
+                assert!(!contains(&other));
+            }
+            insert(&evil);
+            assert!(!contains(&clean), "evicted");
+            assert!(key(7, scope::QVAL, 1, 1, &[b'a'; MAX_LEN + 1]).is_none());
+            assert!(key(7, scope::QVAL, 1, 1, b"").is_none());
+        }
     }
 }
 
@@ -1223,9 +1303,12 @@ impl Run<'_> {
         self.out.targets_inspected += 1;
         let value = &value[..value.len().min(cfg.max_value_len)];
         let ctx = ScanCtx { scope: sc, classes: self.enabled & classes, max_pl: self.insp.max_pl };
-        let memo = (sc & (scope::HEADER | scope::COOKIE) != 0 && value.len() >= 4)
-            .then(|| clean_memo::key(self.insp.id, sc, ctx.classes, ctx.max_pl, value));
-        if memo.is_some_and(clean_memo::contains) {
+        let memo = if sc & clean_memo::SCOPES != 0 {
+            clean_memo::key(self.insp.id, sc, ctx.classes, ctx.max_pl, value)
+        } else {
+            None
+        };
+        if memo.as_ref().is_some_and(clean_memo::contains) {
             return;
         }
         let mut hits: Vec<(crate::matcher::RuleMeta, String, String)> = Vec::new();
@@ -1241,7 +1324,7 @@ impl Run<'_> {
             }
         });
         if hits.is_empty() {
-            if let Some(k) = memo {
+            if let Some(k) = &memo {
                 clean_memo::insert(k);
             }
             return;

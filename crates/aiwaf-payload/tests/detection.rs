@@ -878,6 +878,96 @@ fn clean_header_memo_never_hides_findings() {
     assert!(r.findings.iter().any(|f| f.rule == "rfi.offsite_url"), "{:?}", r.findings);
 }
 
+/// The memo of clean values covers query and form arguments and paths too: whatever a thread
+/// inspected before, a request gets the findings a thread that never saw a value gets. Values
+/// (clean look-alikes and attacks) go in every place, in a shuffled order, twice.
+#[test]
+fn clean_memo_gives_the_findings_of_a_cold_thread() {
+    let i = std::sync::Arc::new(insp());
+    let values = [
+        "2",
+        "price",
+        "red shoes",
+        "newsletter",
+        "ls",
+        "ls -la /tmp",
+        "1 or 1=1",
+        "1' or '1'='1' -- x",
+        "<script>alert(1)</script>",
+        "../../../../etc/passwd",
+        "${jndi:ldap://evil.example/a}",
+        "select",
+        "https://partner.example/landing",
+        "; cat /etc/shadow",
+        "O'Brien",
+        // findings in one place only: a scanner's User-Agent, a server file in a path
+        "sqlmap/1.7.2#stable (https://sqlmap.org)",
+        ".htaccess",
+        "web.config",
+    ];
+    // (place, value) -> the rule ids found, request by request
+    let run = |i: &Inspector, place: usize, v: &str| -> Vec<String> {
+        let e = enc(v);
+        let mut r = Report::default();
+        match place {
+            0 => {
+                let q = format!("q={e}&page=2");
+                i.inspect_head(&HeadParts { method: "GET", path: "/search", query: Some(&q), headers: &[] }, &mut r)
+            }
+            1 => {
+                let q = format!("{e}=1");
+                i.inspect_head(&HeadParts { method: "GET", path: "/search", query: Some(&q), headers: &[] }, &mut r)
+            }
+            2 => {
+                let h: [(&str, &[u8]); 1] = [("X-Note", v.as_bytes())];
+                i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r)
+            }
+            3 => {
+                let c = format!("session=abc; pref={e}");
+                let h: [(&str, &[u8]); 1] = [("Cookie", c.as_bytes())];
+                i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r)
+            }
+            4 => {
+                let p = format!("/files/{e}");
+                i.inspect_head(&HeadParts { method: "GET", path: &p, query: None, headers: &[] }, &mut r)
+            }
+            5 => {
+                let h: [(&str, &[u8]); 1] = [("User-Agent", v.as_bytes())];
+                i.inspect_head(&HeadParts { method: "GET", path: "/", query: None, headers: &h }, &mut r)
+            }
+            _ => {
+                let body = format!("comment={e}&page=2");
+                i.inspect_body("/submit", Some("application/x-www-form-urlencoded"), body.as_bytes(), false, &mut r)
+            }
+        }
+        let mut ids: Vec<String> = r.findings.iter().map(|f| format!("{}@{:?}", f.rule, f.location)).collect();
+        ids.sort();
+        ids
+    };
+    let mut order: Vec<(usize, usize)> = (0..7).flat_map(|p| (0..values.len()).map(move |v| (p, v))).collect();
+    // a fixed shuffle (xorshift), then the same requests again in reverse
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for k in (1..order.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(k, (x % (k as u64 + 1)) as usize);
+    }
+    let again: Vec<_> = order.iter().rev().copied().collect();
+    let mut found = 0;
+    for (place, v) in order.into_iter().chain(again) {
+        let warm = run(&i, place, values[v]);
+        let cold = {
+            let i = i.clone();
+            let value = values[v];
+            std::thread::spawn(move || run(&i, place, value)).join().expect("cold thread")
+        };
+        assert_eq!(warm, cold, "place {place}, value {:?}", values[v]);
+        found += usize::from(!warm.is_empty());
+    }
+    assert!(found >= 7 * 2 * 4, "the attacks are found: {found}");
+}
+
 /// Address headers that fit the plain list grammar are skipped; one carrying anything else is
 /// inspected like any header (SQL injection through a logged `X-Forwarded-For`).
 #[test]

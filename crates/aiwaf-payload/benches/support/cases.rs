@@ -23,6 +23,9 @@ pub const CSIC_QUERY: &str = "id=2&nombre=Jam%F3n+Ib%E9rico&precio=85&cantidad=1
 /// See [`CSIC_PATH`].
 pub const CSIC_FORM: &[u8] = b"modo=registro&login=natiuk&password=perjura&nombre=Ahmed&apellidos=Moreno+Undurraga&email=lag%40xavipetit.lu&dni=39499084B&direccion=Plza.+Promesas%2C+123%2C+";
 
+/// A listing page's query (the GET-with-query case): the same few arguments on most requests.
+pub const GET_QUERY: &str = "page=2&sort=price&q=red+shoes&utm_source=newsletter";
+
 /// A ~1 KiB JSON order.
 pub fn json_1k() -> String {
     let mut json = String::from("{\"order\":{\"id\":\"A-1029\",\"items\":[");
