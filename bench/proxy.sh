@@ -23,6 +23,10 @@
 # (another build, e.g. the commit before), interleaved with this tree's build.
 # TLS=1: the proxies (aiwaf and the bare nginx) terminate TLS with the same certificate (ECDSA
 # P-256, made here with openssl); wrk speaks HTTPS to them; ModSecurity is left out.
+# BARE=1: adds "bare", --mode block with every detector but the blacklist off (no payload
+# inspection, no model): what the layer, the engine's bookkeeping and the client table cost
+# without the detectors. RATE_OFF=1: rate limits raised out of reach (for small --clients pools,
+# whose clients would otherwise be rate limited).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=4
@@ -72,6 +76,11 @@ cat >"$work/aiwaf.toml" <<TOML
 [server]
 trusted_proxies = ["127.0.0.1/32"]
 TOML
+if [ "${RATE_OFF:-0}" = 1 ]; then
+  printf '[rate_limit]\nwindow = "1s"\nmax = 100000\nflood = 200000\nasset_max = 100000\nasset_flood = 200000\n' >>"$work/aiwaf.toml"
+fi
+cp "$work/aiwaf.toml" "$work/bare.toml"
+printf '[detectors]\noff = ["rate_limit", "flood", "keyword", "honeypot", "uuid_tamper", "not_found_flood", "extension_probe", "anomaly", "payload"]\n' >>"$work/bare.toml"
 tls=""
 scheme=http
 if [ "${TLS:-0}" = 1 ]; then
@@ -84,6 +93,8 @@ fi
 off=$(start off $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off" --config "$work/aiwaf.toml" $threads $tls)
 off2=$(start off2 $prox "${B:-target/release/aiwaf}" serve --listen 127.0.0.1:0 --upstream "http://$up" --mode off --data-dir "$work/off2" --config "$work/aiwaf.toml" $threads $tls)
 block=$(start block env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block" --config "$work/aiwaf.toml" $threads $tls)
+bare=""
+[ "${BARE:-0}" = 1 ] && bare=$(start bare env AIWAF_LOG=warn $prox target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/bare" --config "$work/bare.toml" $threads $tls)
 block2=""
 [ -n "${B:-}" ] && block2=$(start block2 env AIWAF_LOG=warn $prox "$B" serve --listen 127.0.0.1:0 --upstream "http://$up" --mode block --data-dir "$work/block2" --config "$work/aiwaf.toml" $threads $tls)
 # the bare nginx reverse proxy (what "as fast as nginx" is measured against) is always a
@@ -97,14 +108,14 @@ else
 fi
 cat "$work/nginx/nginx.pid" >>"$work/pids"
 nginx="127.0.0.1:$ngport"
-targets="direct nginx off off2 block${B:+ block2}"
+targets="direct nginx off off2 block${bare:+ bare}${B:+ block2}"
 if [ "${NO_MODSEC:-0}" != 1 ] && [ "${TLS:-0}" != 1 ]; then
   msport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/modsec"
   $prox bench/modsec/start.sh "$work/modsec" "$msport" "$up" >/dev/null
   cat "$work/modsec/nginx.pid" >>"$work/pids"
   modsec="127.0.0.1:$msport"
-  targets="direct nginx off off2 block${B:+ block2} modsec"
+  targets="direct nginx off off2 block${bare:+ bare}${B:+ block2} modsec"
 fi
 
 run() { # run LABEL ADDR CONNS -> "rps p50_ms p99_ms non2xx"
@@ -129,7 +140,7 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; block2) echo "$block2" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
+addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; bare) echo "$bare" ;; block2) echo "$block2" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
 url_of() { case $1 in direct|modsec) echo "http://$(addr_of "$1")" ;; *) echo "$scheme://$(addr_of "$1")" ;; esac; }
 
 mkdir -p bench/results
