@@ -456,6 +456,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        use futures_util::{FutureExt as _, TryFutureExt as _};
         // The clone may not be ready; call the instance that was polled (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -463,38 +464,90 @@ where
         waf.inner.counters.add(Counter::Requests);
         if waf.mode() == Mode::Off {
             // the inner future mapped, not an async block holding the request next to it
-            use futures_util::TryFutureExt as _;
             return Box::pin(inner.call(req.map(RequestBody::new)).map_ok(|r| r.map(Either::Right)));
         }
         let peer =
             self.conn_peer.or_else(|| (self.peer)(req.extensions())).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        // Everything else happens in the future, which owns the request: the engine's view of
-        // it borrows the request's own strings, even across a wait on shared state.
+        let (mut parts, body) = req.into_parts();
+        // Without shared state the headers phase never waits: it runs here, and a request that
+        // needs no body phase goes on as the inner future mapped (as in mode off), not inside an
+        // async block that would hold the inner future and the request beside it. (Should the
+        // phase ever wait, it runs again below; nothing before its wait has an effect.)
+        if waf.inner.shared.is_none()
+            && let Some(headers) = waf.request_headers(&parts, peer).now_or_never()
+        {
+            return match headers {
+                Headers::Answer(resp) => Box::pin(std::future::ready(Ok(resp.map(Either::Left)))),
+                Headers::Continue(tx) if !tx.wants_body() => {
+                    let tail = Tail::new(waf, tx, &mut parts);
+                    let req = Request::from_parts(parts, RequestBody::new(body));
+                    Box::pin(inner.call(req).map_ok(|resp| tail.finish(resp)))
+                }
+                Headers::Continue(tx) => Box::pin(after_headers(waf, inner, parts, body, tx)),
+            };
+        }
+        // The future owns the request: the engine's view of it borrows the request's own
+        // strings across the wait on shared state.
         Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let mut tx = match waf.request_headers(&parts, peer).await {
+            let tx = match waf.request_headers(&parts, peer).await {
                 Headers::Answer(resp) => return Ok(resp.map(Either::Left)),
                 Headers::Continue(tx) => tx,
             };
-            let client = waf.expose_client().then_some(ClientAddr(tx.client()));
-            let body = match waf.request_body(&mut tx, body).await {
-                Ok(b) => b,
-                Err(mut resp) => {
-                    if let Some(c) = client {
-                        resp.extensions_mut().insert(c);
-                    }
-                    return Ok(resp.map(Either::Left));
-                }
-            };
-            let request_id = tx.request_id().clone();
-            parts.headers.insert(X_AIWAF_REQUEST_ID, request_id.clone());
-            let mut resp = inner.call(Request::from_parts(parts, body)).await?;
-            waf.response_phase(tx, resp.status().as_u16(), resp.headers());
-            resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id);
-            if let Some(c) = client {
-                resp.extensions_mut().insert(c);
-            }
-            Ok(resp.map(Either::Right))
+            after_headers(waf, inner, parts, body, tx).await
         })
+    }
+}
+
+/// The phases after the headers phase: the body phase, the inner service, the response phases.
+async fn after_headers<S, ReqB, ResB>(
+    waf: Waf,
+    mut inner: S,
+    mut parts: http::request::Parts,
+    body: ReqB,
+    mut tx: Pending,
+) -> Result<Response<WafBody<ResB>>, S::Error>
+where
+    S: tower::Service<Request<RequestBody<ReqB>>, Response = Response<ResB>>,
+    ReqB: Body<Data = Bytes> + Unpin,
+{
+    let body = match waf.request_body(&mut tx, body).await {
+        Ok(b) => b,
+        Err(mut resp) => {
+            if waf.expose_client() {
+                resp.extensions_mut().insert(ClientAddr(tx.client()));
+            }
+            return Ok(resp.map(Either::Left));
+        }
+    };
+    let tail = Tail::new(waf, tx, &mut parts);
+    let resp = inner.call(Request::from_parts(parts, body)).await?;
+    Ok(tail.finish(resp))
+}
+
+/// What the response phases need of a request that went on to the inner service.
+struct Tail {
+    waf: Waf,
+    tx: Pending,
+    request_id: HeaderValue,
+    client: Option<ClientAddr>,
+}
+
+impl Tail {
+    /// Gives the request its id header, on its way to the inner service.
+    fn new(waf: Waf, tx: Pending, parts: &mut http::request::Parts) -> Tail {
+        let client = waf.expose_client().then_some(ClientAddr(tx.client()));
+        let request_id = tx.request_id().clone();
+        parts.headers.insert(X_AIWAF_REQUEST_ID, request_id.clone());
+        Tail { waf, tx, request_id, client }
+    }
+
+    /// The response phases, then the id (and the client address, when exposed) on the response.
+    fn finish<B>(self, mut resp: Response<B>) -> Response<WafBody<B>> {
+        self.waf.response_phase(self.tx, resp.status().as_u16(), resp.headers());
+        resp.headers_mut().insert(X_AIWAF_REQUEST_ID, self.request_id);
+        if let Some(c) = self.client {
+            resp.extensions_mut().insert(c);
+        }
+        resp.map(Either::Right)
     }
 }
