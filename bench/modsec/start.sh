@@ -3,7 +3,8 @@
 # reverse proxy on 127.0.0.1:PORT in front of UPSTREAM, paranoia level 1, blocking mode.
 # Prints "modsecurity listening on http://127.0.0.1:PORT"; stop it with `kill $(cat DIR/nginx.pid)`.
 # PLAIN=1: the same nginx without ModSecurity (a plain reverse proxy, the speed reference).
-# TLS_CERT / TLS_KEY: terminate TLS with this PEM pair (HTTP/1.1).
+# TLS_CERT / TLS_KEY: terminate TLS with this PEM pair (HTTP/1.1). NGINX_WORKERS=N: N worker
+# processes (default: auto, one per core).
 #   bench/modsec/start.sh DIR PORT UPSTREAM_HOST:PORT
 set -euo pipefail
 dir=$1 port=$2 upstream=$3
@@ -45,7 +46,7 @@ if [ -n "${TLS_CERT:-}" ]; then
 fi
 cat >"$dir/nginx.conf" <<CONF
 $load
-worker_processes auto;
+worker_processes ${NGINX_WORKERS:-auto};
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 4096; }
