@@ -27,7 +27,8 @@
 # inspection, no model): what the layer, the engine's bookkeeping and the client table cost
 # without the detectors. RATE_OFF=1: rate limits raised out of reach (for small --clients pools,
 # whose clients would otherwise be rate limited). THREADS=N: every aiwaf target runs N worker
-# threads (--threads N; default one per core) and the nginx targets N worker processes.
+# threads (--threads N; default one per core) and the nginx targets N worker processes
+# (NGINX_WORKERS=auto keeps nginx at one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=4
@@ -71,7 +72,7 @@ if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null;
   gen="taskset -c 0" prox="taskset -c 1" threads="--threads 1" pinned=1
 else
   gen="" prox="" threads=""
-  [ -n "${THREADS:-}" ] && threads="--threads $THREADS" && export NGINX_WORKERS=$THREADS
+  [ -n "${THREADS:-}" ] && threads="--threads $THREADS" && export NGINX_WORKERS=${NGINX_WORKERS:-$THREADS}
 fi
 up=$(start upstream $gen target/release/bench-upstream 127.0.0.1:0)
 cat >"$work/aiwaf.toml" <<TOML
@@ -179,4 +180,4 @@ out=bench/results/proxy.json
 [ "$pinned" = 1 ] && out="${out%.json}-pinned.json"
 [ "${TLS:-0}" = 1 ] && out="${out%.json}-tls.json"
 echo "$json" >"$out"
-echo "$([ "${TLS:-0}" = 1 ] && echo "TLS: aiwaf and nginx terminate TLS (ECDSA P-256, same certificate); ")machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1 with one worker thread, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")$([ -n "${THREADS:-}" ] && [ "$pinned" != 1 ] && echo "; aiwaf --threads $THREADS, nginx $THREADS workers")"
+echo "$([ "${TLS:-0}" = 1 ] && echo "TLS: aiwaf and nginx terminate TLS (ECDSA P-256, same certificate); ")machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1 with one worker thread, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")$([ -n "${THREADS:-}" ] && [ "$pinned" != 1 ] && echo "; aiwaf --threads $THREADS, nginx worker_processes $NGINX_WORKERS")"
