@@ -472,7 +472,8 @@ where
         // Without shared state the headers phase never waits: it runs here, and a request that
         // needs no body phase goes on as the inner future mapped (as in mode off), not inside an
         // async block that would hold the inner future and the request beside it. (Should the
-        // phase ever wait, it runs again below; nothing before its wait has an effect.)
+        // phase ever wait, it runs again below: before its wait it only reads the request and
+        // draws a request id.)
         if waf.inner.shared.is_none()
             && let Some(headers) = waf.request_headers(&parts, peer).now_or_never()
         {
