@@ -17,8 +17,9 @@
 # two lines' own ratios show how far apart identical proxies came out in this run. The "spread"
 # column is the range of the per-round ratios to the same round's off-mode mean.
 #
-# PIN=1: the proxies get core 1 (one worker thread each, --threads 1), wrk and the upstream get
-# core 0, so the proxy's own CPU cost per request decides its throughput (needs 2+ cores).
+# PIN=1: the proxies get core 1 (one worker thread each, --threads 1, unless THREADS is set), wrk
+# and the upstream get core 0, so the proxy's own CPU cost per request decides its throughput
+# (needs 2+ cores).
 # B=PATH: an A/B run instead of A/A — "off2" and an added "block2" run the aiwaf binary at PATH
 # (another build, e.g. the commit before), interleaved with this tree's build.
 # TLS=1: the proxies (aiwaf and the bare nginx) terminate TLS with the same certificate (ECDSA
@@ -69,11 +70,12 @@ start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, e
 
 pinned=0
 if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  gen="taskset -c 0" prox="taskset -c 1" threads="--threads 1" pinned=1
+  gen="taskset -c 0" prox="taskset -c 1" threads="--threads ${THREADS:-1}" pinned=1
 else
   gen="" prox="" threads=""
-  [ -n "${THREADS:-}" ] && threads="--threads $THREADS" && export NGINX_WORKERS=${NGINX_WORKERS:-$THREADS}
+  [ -n "${THREADS:-}" ] && threads="--threads $THREADS"
 fi
+[ -n "${THREADS:-}" ] && export NGINX_WORKERS=${NGINX_WORKERS:-$THREADS}
 up=$(start upstream $gen target/release/bench-upstream 127.0.0.1:0)
 cat >"$work/aiwaf.toml" <<TOML
 [server]
@@ -180,4 +182,4 @@ out=bench/results/proxy.json
 [ "$pinned" = 1 ] && out="${out%.json}-pinned.json"
 [ "${TLS:-0}" = 1 ] && out="${out%.json}-tls.json"
 echo "$json" >"$out"
-echo "$([ "${TLS:-0}" = 1 ] && echo "TLS: aiwaf and nginx terminate TLS (ECDSA P-256, same certificate); ")machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1 with one worker thread, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")$([ -n "${THREADS:-}" ] && [ "$pinned" != 1 ] && echo "; aiwaf --threads $THREADS, nginx worker_processes $NGINX_WORKERS")"
+echo "$([ "${TLS:-0}" = 1 ] && echo "TLS: aiwaf and nginx terminate TLS (ECDSA P-256, same certificate); ")machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); date: $(date -u +%Y-%m-%d); wrk -t2, ${duration}s per run, median of $rounds interleaved rounds after a warm-up; clients: $([ "$clients" = 0 ] && echo "every request a new address" || echo "pool of $clients"); $([ "$pinned" = 1 ] && echo "pinned: proxies on core 1, wrk + upstream on core 0" || echo "not pinned: everything shares all cores")$([ -n "${THREADS:-}" ] && echo "; aiwaf --threads $THREADS, nginx worker_processes $NGINX_WORKERS")"
