@@ -183,6 +183,49 @@ async fn body_phase_blocks_payloads_and_passes_clean_bodies_whole() {
     assert_eq!((status, body.as_bytes()), (200, long));
 }
 
+/// With or without a body phase, the app sees the request id the client gets back, the client
+/// address goes on the response when asked for, and the response phase runs (a known path is
+/// recorded once its first 200 is seen).
+#[tokio::test]
+async fn request_id_client_and_response_phase_on_both_paths() {
+    let echo: Inner =
+        tower::util::BoxCloneService::new(tower::service_fn(|req: Request<RequestBody<Body>>| async move {
+            let seen = req.headers().get(X_AIWAF_REQUEST_ID).cloned();
+            let got = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let mut r = Response::new(Full::new(got));
+            if let Some(id) = seen {
+                r.headers_mut().insert("x-seen-id", id);
+            }
+            Ok::<_, Infallible>(r)
+        }));
+    let (tx, mut rx) = mpsc::channel(1000);
+    let waf = Waf::with_sink(Engine::new(EngineConfig::default(), IpSet::default()).unwrap(), Mode::Block, Some(tx));
+    waf.set_expose_client(true);
+    let mut svc = WafLayer::new(waf).layer(echo);
+    let mut ids = Vec::new();
+    for (r, path) in [
+        (req("10.0.1.1", "/shop/items?page=2", "text/html"), "/shop/items"),
+        (post("10.0.1.2", "/shop/cart", "application/x-www-form-urlencoded", b"item=7&qty=2"), "/shop/cart"),
+    ] {
+        let resp = svc.ready().await.unwrap().call(r).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let id = resp.headers().get(REQUEST_ID_HEADER).expect("id on the response").clone();
+        assert_eq!(resp.headers().get("x-seen-id"), Some(&id), "the app saw the same id");
+        assert!(resp.extensions().get::<ClientAddr>().is_some(), "client address exposed");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if path == "/shop/cart" {
+            assert_eq!(&body[..], b"item=7&qty=2", "the body passed whole");
+        }
+        let recs = drain(&mut rx);
+        assert!(
+            recs.iter().any(|r| matches!(r, Record::KnownPath { path: p, .. } if p.as_str() == path)),
+            "response phase ran for {path}"
+        );
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
 /// Issue 10: every blocked request of a banned client wrote an event row. Now they are counted
 /// and sampled: 1st, 2nd, 4th, 8th…, with the count in the evidence.
 #[tokio::test]
