@@ -372,17 +372,12 @@ mod clean_memo {
         value: Vec<u8>,
     }
 
-    struct Memo {
-        hasher: foldhash::fast::RandomState,
-        slots: Box<[Slot]>,
+    thread_local! {
+        static CLEAN: RefCell<Box<[Slot]>> = RefCell::new((0..SLOTS).map(|_| Slot::default()).collect());
     }
 
-    thread_local! {
-        static CLEAN: RefCell<Memo> = RefCell::new(Memo {
-            hasher: foldhash::fast::RandomState::default(),
-            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
-        });
-    }
+    /// Only picks a slot: a match is decided by comparing, so the hash needs no secret seed.
+    const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6d65_6d6f);
 
     /// The key of `value` (non-empty), or `None` when it is too long to remember.
     pub(super) fn key(inspector: u64, scope: u16, classes: u32, max_pl: u8, value: &[u8]) -> Option<Key<'_>> {
@@ -390,12 +385,10 @@ mod clean_memo {
             return None;
         }
         let ctx = u64::from(scope) | u64::from(classes) << 16 | u64::from(max_pl) << 48;
-        let hash = CLEAN.with(|c| {
-            let mut h = c.borrow().hasher.build_hasher();
-            h.write_u64(inspector ^ ctx.rotate_left(32));
-            h.write(value);
-            h.finish()
-        });
+        let mut h = HASHER.build_hasher();
+        h.write_u64(inspector ^ ctx.rotate_left(32));
+        h.write(value);
+        let hash = h.finish();
         Some(Key { inspector, ctx, value, hash })
     }
 
@@ -405,16 +398,16 @@ mod clean_memo {
 
     pub(super) fn contains(k: &Key<'_>) -> bool {
         CLEAN.with(|c| {
-            let m = c.borrow();
-            let s = &m.slots[index(k.hash)];
+            let slots = c.borrow();
+            let s = &slots[index(k.hash)];
             s.inspector == k.inspector && s.ctx == k.ctx && s.value == k.value
         })
     }
 
     pub(super) fn insert(k: &Key<'_>) {
         CLEAN.with(|c| {
-            let mut m = c.borrow_mut();
-            let s = &mut m.slots[index(k.hash)];
+            let mut slots = c.borrow_mut();
+            let s = &mut slots[index(k.hash)];
             s.inspector = k.inspector;
             s.ctx = k.ctx;
             s.value.clear();

@@ -525,28 +525,27 @@ where
     Ok(tail.finish(resp))
 }
 
-/// What the response phases need of a request that went on to the inner service.
+/// A request that went on to the inner service: what its response phases need.
 struct Tail {
     waf: Waf,
     tx: Pending,
-    request_id: HeaderValue,
-    client: Option<ClientAddr>,
 }
 
 impl Tail {
     /// Gives the request its id header, on its way to the inner service.
     fn new(waf: Waf, tx: Pending, parts: &mut http::request::Parts) -> Tail {
-        let client = waf.expose_client().then_some(ClientAddr(tx.client()));
-        let request_id = tx.request_id().clone();
-        parts.headers.insert(X_AIWAF_REQUEST_ID, request_id.clone());
-        Tail { waf, tx, request_id, client }
+        parts.headers.insert(X_AIWAF_REQUEST_ID, tx.request_id().clone());
+        Tail { waf, tx }
     }
 
     /// The response phases, then the id (and the client address, when exposed) on the response.
     fn finish<B>(self, mut resp: Response<B>) -> Response<WafBody<B>> {
-        self.waf.response_phase(self.tx, resp.status().as_u16(), resp.headers());
-        resp.headers_mut().insert(X_AIWAF_REQUEST_ID, self.request_id);
-        if let Some(c) = self.client {
+        let Tail { waf, tx } = self;
+        let request_id = tx.request_id().clone();
+        let client = waf.expose_client().then_some(ClientAddr(tx.client()));
+        waf.response_phase(tx, resp.status().as_u16(), resp.headers());
+        resp.headers_mut().insert(X_AIWAF_REQUEST_ID, request_id);
+        if let Some(c) = client {
             resp.extensions_mut().insert(c);
         }
         resp.map(Either::Right)

@@ -14,14 +14,19 @@ type Body = http_body_util::Full<Bytes>;
 type Inner = tower::util::BoxCloneService<Request<RequestBody<Body>>, Response<Full<Bytes>>, Infallible>;
 
 /// The app behind the layer: 404 under `/missing`, otherwise 200 with the body it received
-/// (so tests see that the body phase passes the whole body on).
+/// (so tests see that the body phase passes the whole body on) and the request id it was given
+/// in `x-seen-id`.
 fn inner() -> Inner {
     tower::util::BoxCloneService::new(tower::service_fn(|req: Request<RequestBody<Body>>| async move {
         let status = if req.uri().path().starts_with("/missing") { 404 } else { 200 };
+        let seen = req.headers().get(X_AIWAF_REQUEST_ID).cloned();
         let got = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body = if got.is_empty() { Bytes::from_static(b"upstream") } else { got };
         let mut r = Response::new(Full::new(body));
         *r.status_mut() = StatusCode::from_u16(status).unwrap();
+        if let Some(id) = seen {
+            r.headers_mut().insert("x-seen-id", id);
+        }
         Ok::<_, Infallible>(r)
     }))
 }
@@ -188,20 +193,8 @@ async fn body_phase_blocks_payloads_and_passes_clean_bodies_whole() {
 /// recorded once its first 200 is seen).
 #[tokio::test]
 async fn request_id_client_and_response_phase_on_both_paths() {
-    let echo: Inner =
-        tower::util::BoxCloneService::new(tower::service_fn(|req: Request<RequestBody<Body>>| async move {
-            let seen = req.headers().get(X_AIWAF_REQUEST_ID).cloned();
-            let got = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let mut r = Response::new(Full::new(got));
-            if let Some(id) = seen {
-                r.headers_mut().insert("x-seen-id", id);
-            }
-            Ok::<_, Infallible>(r)
-        }));
-    let (tx, mut rx) = mpsc::channel(1000);
-    let waf = Waf::with_sink(Engine::new(EngineConfig::default(), IpSet::default()).unwrap(), Mode::Block, Some(tx));
-    waf.set_expose_client(true);
-    let mut svc = WafLayer::new(waf).layer(echo);
+    let (mut svc, mut rx) = setup(Mode::Block, |_| {});
+    svc.waf.set_expose_client(true);
     let mut ids = Vec::new();
     for (r, path) in [
         (req("10.0.1.1", "/shop/items?page=2", "text/html"), "/shop/items"),
