@@ -31,12 +31,13 @@ wait_line() { # wait_line FILE -> the address its "listening on http://ADDR" lin
   done
   echo "$1: did not start" >&2; exit 1
 }
-target/release/bench-upstream 127.0.0.1:0 >"$work/up.out" 2>&1 &
+# each server in a session (scheduling autogroup) of its own, as nginx's daemon: see bench/proxy.sh
+setsid target/release/bench-upstream 127.0.0.1:0 >"$work/up.out" 2>&1 &
 echo $! >>"$work/pids"
 up=$(wait_line "$work/up.out")
 printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' >"$work/aiwaf.toml"
 for mode in off block; do
-  AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode $mode \
+  setsid env AIWAF_LOG=warn target/release/aiwaf serve --listen 127.0.0.1:0 --upstream "http://$up" --mode $mode \
     --data-dir "$work/$mode" --config "$work/aiwaf.toml" >"$work/$mode.out" 2>"$work/$mode.err" &
   echo $! >>"$work/pids"
   echo $! >"$work/$mode.pid"

@@ -56,9 +56,14 @@ touch "$work/pids"
 cleanup() { for p in $(cat "$work/pids"); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+# Every server runs in a session of its own (setsid), as nginx's daemon puts itself: with the
+# kernel's autogroups on (/proc/sys/kernel/sched_autogroup_enabled = 1, as on our bench boxes) a session
+# is a scheduling group, and CPU is shared fairly between groups before threads. Started from
+# this script's session, aiwaf and the upstream would share one group with wrk while nginx had
+# one of its own. (Under systemd each service has a cgroup of its own: the same picture.)
 start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, echoes ADDR
   local name=$1; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  setsid "$@" >"$work/$name.out" 2>"$work/$name.err" &
   echo $! >>"$work/pids"
   for _ in $(seq 100); do
     addr=$(grep -o 'https\?://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's|https\?://||')
