@@ -57,8 +57,8 @@ cleanup() { for p in $(cat "$work/pids"); do kill "$p" 2>/dev/null || true; done
 trap cleanup EXIT
 
 # Every server runs in a session of its own (setsid), as nginx's daemon puts itself: with the
-# kernel's autogroups on (/proc/sys/kernel/sched_autogroup_enabled = 1, as on our bench boxes) a session
-# is a scheduling group, and CPU is shared fairly between groups before threads. Started from
+# kernel's autogroups on (/proc/sys/kernel/sched_autogroup_enabled = 1 on our bench boxes) a
+# session is a scheduling group, and CPU is shared between groups before threads. Started from
 # this script's session, aiwaf and the upstream would share one group with wrk while nginx had
 # one of its own. (Under systemd each service has a cgroup of its own: the same picture.)
 start() { # start NAME CMD... ; waits for its "listening on http://ADDR" line, echoes ADDR
