@@ -112,8 +112,10 @@ pub struct PendingBan {
     pub seq: u64,
 }
 
-/// Per-client sliding windows. `repr(C)` keeps the fields every request touches (rate window,
-/// latest GETs, feature history) together at the front, in the first cache lines.
+/// Per-client sliding windows. `repr(C)` keeps the rate window and the feature history, which
+/// every request touches, at the front, in the first cache lines. (Moving the latest GETs and the
+/// clean count up beside them as well measured no fewer cache misses under callgrind's cache
+/// simulation, 2026-12-02.)
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct ClientState {
