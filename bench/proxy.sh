@@ -15,7 +15,9 @@
 # reported, and two identical `--mode off` proxies are measured ("off" and "off2", an A/A
 # control). The baseline of the vs_off column is the median of all their runs together; the
 # two lines' own ratios show how far apart identical proxies came out in this run. The "spread"
-# column is the range of the per-round ratios to the same round's off-mode mean.
+# column is the range of the per-round ratios to the same round's off-mode mean. "vs_nginx" and
+# "p99-nginx" are the issue's criteria taken round by round against the bare nginx proxy (req/s
+# over nginx's, p99 minus nginx's in ms, each the median of the rounds).
 #
 # PIN=1: the proxies get core 1 (one worker thread each, --threads 1, unless THREADS is set), wrk
 # and the upstream get core 0, so the proxy's own CPU cost per request decides its throughput
@@ -155,7 +157,7 @@ url_of() { case $1 in direct|modsec) echo "http://$(addr_of "$1")" ;; *) echo "$
 
 mkdir -p bench/results
 json="["
-printf '%-8s %5s %12s %9s %9s %8s %8s %13s\n' target conns req/s p50_ms p99_ms non2xx vs_off spread
+printf '%-8s %5s %12s %9s %9s %8s %8s %13s %9s %10s\n' target conns req/s p50_ms p99_ms non2xx vs_off spread vs_nginx p99-nginx
 for c in $conns; do
   # Warm up every target (connection pools, client tables, caches), then interleave the targets
   # and repeat, so drift on a shared box hits all alike; report the medians of the rounds.
@@ -177,8 +179,13 @@ for c in $conns; do
     ratio=$(awk -v a="$rps" -v b="$o_rps" 'BEGIN{printf "%.3f", a/b}')
     # Per-round ratios to the mean of the same round's two off-mode runs.
     spread=$(paste -d' ' "$work/$t-$c.txt" "$work/offmean-$c.txt" | awk '{r=$1/$5; if (NR==1||r<lo) lo=r; if (NR==1||r>hi) hi=r} END {printf "%.2f-%.2f", lo, hi}')
-    printf '%-8s %5s %12s %9s %9s %8s %8s %13s\n' "$t" "$c" "$rps" "$p50" "$p99" "$bad" "$ratio" "$spread"
-    json="$json{\"target\":\"$t\",\"connections\":$c,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$bad,\"vs_off\":$ratio,\"round_ratio_range\":\"$spread\"},"
+    # The issue's criteria, round by round: req/s over nginx's in the same round, and p99 minus
+    # nginx's (ms); medians of the rounds.
+    vs_ng=$(paste -d' ' "$work/$t-$c.txt" "$work/nginx-$c.txt" | awk '{print $1/$5}' | median)
+    p99_ng=$(paste -d' ' "$work/$t-$c.txt" "$work/nginx-$c.txt" | awk '{print $3-$7}' | median)
+    vs_ng=$(awk -v x="$vs_ng" 'BEGIN{printf "%.3f", x}') p99_ng=$(awk -v x="$p99_ng" 'BEGIN{printf "%.2f", x}')
+    printf '%-8s %5s %12s %9s %9s %8s %8s %13s %9s %10s\n' "$t" "$c" "$rps" "$p50" "$p99" "$bad" "$ratio" "$spread" "$vs_ng" "$(awk -v x="$p99_ng" 'BEGIN{printf "%+.2f", x}')"
+    json="$json{\"target\":\"$t\",\"connections\":$c,\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non_2xx\":$bad,\"vs_off\":$ratio,\"round_ratio_range\":\"$spread\",\"vs_nginx\":$vs_ng,\"p99_minus_nginx_ms\":$p99_ng},"
   done
 done
 json="${json%,}]"
