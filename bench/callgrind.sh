@@ -6,6 +6,8 @@
 # keep-alive GETs over one connection, from a pool of client addresses as in bench/proxy.sh);
 # per request = (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shutdown cancel out.
 #   bench/callgrind.sh [--n1 300] [--n2 1300] [--top 25]
+# BARE=1 adds "bare": block mode with every detector but the blacklist off (as in bench/proxy.sh),
+# the per-request machinery of block mode without the detectors' work.
 # Writes bench/results/callgrind-<target>.txt (callgrind_annotate of the N2 run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,12 +77,13 @@ http {
 CONF
       valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$work/ng/nginx.conf" -p "$work/ng" 2>"$work/vg.err" &
       ;;
-    off|block)
+    off|block|bare)
       rm -rf "$work/data.$name"
       printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' >"$work/aiwaf.toml"
+      [ "$name" = bare ] && printf '[detectors]\noff = ["rate_limit", "flood", "keyword", "honeypot", "uuid_tamper", "not_found_flood", "extension_probe", "anomaly", "payload"]\n' >>"$work/aiwaf.toml"
       valgrind --tool=callgrind --callgrind-out-file="$out" target/release/aiwaf serve --listen "127.0.0.1:$port" \
-        --upstream "http://$up" --mode "$name" --threads 1 --data-dir "$work/data.$name" --config "$work/aiwaf.toml" \
-        >"$work/aiwaf.out" 2>"$work/vg.err" &
+        --upstream "http://$up" --mode "$([ "$name" = bare ] && echo block || echo "$name")" --threads 1 \
+        --data-dir "$work/data.$name" --config "$work/aiwaf.toml" >"$work/aiwaf.out" 2>"$work/vg.err" &
       ;;
   esac
   local pid=$!
@@ -93,7 +96,9 @@ CONF
 }
 
 printf '%-8s %12s %12s %14s\n' target "Ir(N=$n1)" "Ir(N=$n2)" "Ir/request"
-for t in nginx off block; do
+targets="nginx off block"
+[ "${BARE:-0}" = 1 ] && targets="$targets bare"
+for t in $targets; do
   a=$(run "$t" "$n1")
   b=$(run "$t" "$n2")
   per=$(( (b - a) / (n2 - n1) ))
@@ -122,5 +127,5 @@ for k, v in sorted(diff.items(), key=lambda kv: -kv[1])[:top]:
     print(f"{v:10,.0f}  {100 * v / total:5.1f}%  {k[:150]}")
 PY
 done
-echo "aiwaf off / nginx: $(python3 -c "print(round($per_off / $per_nginx, 2))")x the instructions; block / nginx: $(python3 -c "print(round($per_block / $per_nginx, 2))")x"
+echo "aiwaf off / nginx: $(python3 -c "print(round($per_off / $per_nginx, 2))")x the instructions; block / nginx: $(python3 -c "print(round($per_block / $per_nginx, 2))")x$([ -n "${per_bare:-}" ] && echo "; bare / nginx: $(python3 -c "print(round($per_bare / $per_nginx, 2))")x")"
 echo "machine: $(nproc) cores; date: $(date -u +%Y-%m-%d); $((n2 - n1)) requests over one keep-alive connection, valgrind $(valgrind --version)"
