@@ -80,7 +80,7 @@ CONF
     off|block|bare)
       rm -rf "$work/data.$name"
       printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' >"$work/aiwaf.toml"
-      [ "$name" = bare ] && printf '[detectors]\noff = ["rate_limit", "flood", "keyword", "honeypot", "uuid_tamper", "not_found_flood", "extension_probe", "anomaly", "payload"]\n' >>"$work/aiwaf.toml"
+      [ "$name" = bare ] && cat bench/bare.toml >>"$work/aiwaf.toml"
       valgrind --tool=callgrind --callgrind-out-file="$out" target/release/aiwaf serve --listen "127.0.0.1:$port" \
         --upstream "http://$up" --mode "$([ "$name" = bare ] && echo block || echo "$name")" --threads 1 \
         --data-dir "$work/data.$name" --config "$work/aiwaf.toml" >"$work/aiwaf.out" 2>"$work/vg.err" &

@@ -92,7 +92,7 @@ if [ "${RATE_OFF:-0}" = 1 ]; then
   printf '[rate_limit]\nwindow = "1s"\nmax = 100000\nflood = 200000\nasset_max = 100000\nasset_flood = 200000\n' >>"$work/aiwaf.toml"
 fi
 cp "$work/aiwaf.toml" "$work/bare.toml"
-printf '[detectors]\noff = ["rate_limit", "flood", "keyword", "honeypot", "uuid_tamper", "not_found_flood", "extension_probe", "anomaly", "payload"]\n' >>"$work/bare.toml"
+cat bench/bare.toml >>"$work/bare.toml"
 tls=""
 scheme=http
 if [ "${TLS:-0}" = 1 ]; then
