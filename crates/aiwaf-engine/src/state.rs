@@ -381,10 +381,17 @@ impl WafState {
 
     /// The state of one client, created on first use.
     pub(crate) fn client(&self, ip: IpAddr) -> ClientSlot {
-        match self.clients.get_or_insert_with(&ip, || Ok::<_, std::convert::Infallible>(Arc::default())) {
-            Ok(c) => c,
-            Err(never) => match never {},
+        // A lookup, and on a miss an insert: cheaper than the cache's placeholder protocol
+        // (`get_or_insert_with` allocates a placeholder and takes the shard lock twice), and a
+        // flood of new addresses is all misses. Two first requests of one client at the same
+        // instant may each insert a state; the later insert wins and the earlier request's
+        // counts are lost — one request, once per client.
+        if let Some(c) = self.clients.get(&ip) {
+            return c;
         }
+        let c = ClientSlot::default();
+        self.clients.insert(ip, c.clone());
+        c
     }
 
     /// Clients currently tracked.
