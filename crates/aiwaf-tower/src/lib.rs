@@ -213,10 +213,15 @@ impl Waf {
     /// A fresh request id: 20 hex digits (process prefix + sequence), as a header value.
     fn next_request_id(&self) -> HeaderValue {
         let n = self.inner.counters.next_sequence();
-        let v = (u128::from(self.inner.id_prefix) << 48) | u128::from(n);
+        // (prefix << 48 | n) as 20 hex digits: the top 32 bits, then the low 48, in u64s
+        let hi = u64::from(self.inner.id_prefix) | (n >> 48);
+        let lo = n & 0xffff_ffff_ffff;
         let mut buf = [0u8; 20];
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = b"0123456789abcdef"[((v >> (4 * (19 - i))) & 0xf) as usize];
+        for (i, b) in buf[..8].iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((hi >> (4 * (7 - i))) & 0xf) as usize];
+        }
+        for (i, b) in buf[8..].iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((lo >> (4 * (11 - i))) & 0xf) as usize];
         }
         HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&buf)).expect("hex digits are a valid header value")
     }

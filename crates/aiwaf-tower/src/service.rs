@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aiwaf_engine::RequestContext;
+use aiwaf_engine::{RequestContext, RequestWindows, WindowQuery};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -136,6 +136,16 @@ pub enum Headers {
     Continue(Pending),
 }
 
+/// Where the headers phase got to.
+enum Step {
+    Done(Headers),
+    /// It needs the client's windows from shared state.
+    Fetch {
+        key: IpAddr,
+        query: WindowQuery,
+    },
+}
+
 /// A request that passed its headers phase: what the later phases of the same request need.
 /// Adapters that drive the phases themselves (the Python package) hold it between
 /// [`Waf::request_headers`], [`Waf::request_body_bytes`] and [`Waf::response_phase`].
@@ -227,11 +237,45 @@ impl Waf {
     /// Phase 1: request headers. `peer` is the TCP peer (the configured client header is
     /// believed only when it is a trusted proxy).
     pub async fn request_headers(&self, req: &http::request::Parts, peer: IpAddr) -> Headers {
-        let engine = self.engine();
-        let mode = self.mode();
         // Two clock reads here and one after the upstream answers serve every measure.
         let started = Instant::now();
         let now = now_ms();
+        match self.headers_step(req, peer, started, now, None) {
+            Step::Done(h) => h,
+            Step::Fetch { key, query } => {
+                let shared = self.inner.shared.as_ref().expect("only asked for with shared state");
+                let fetched = shared.redis.request_windows(key, &query, now).await.ok();
+                match self.headers_step(req, peer, started, now, Some(fetched)) {
+                    Step::Done(h) => h,
+                    Step::Fetch { .. } => unreachable!("the windows were fetched"),
+                }
+            }
+        }
+    }
+
+    /// Phase 1 when it need not wait: `None` when the request's windows are kept in shared
+    /// state (then [`Waf::request_headers`] runs the phase). Nothing is drawn or counted
+    /// before it answers `None`.
+    pub fn request_headers_now(&self, req: &http::request::Parts, peer: IpAddr) -> Option<Headers> {
+        match self.headers_step(req, peer, Instant::now(), now_ms(), None) {
+            Step::Done(h) => Some(h),
+            Step::Fetch { .. } => None,
+        }
+    }
+
+    /// The headers phase up to a wait on shared state, or (`fetched` given: the shared
+    /// windows, `None` when the fetch failed) after it. A plain function, not a future: the
+    /// usual request (no shared state) never builds or moves a future's state for it.
+    fn headers_step(
+        &self,
+        req: &http::request::Parts,
+        peer: IpAddr,
+        started: Instant,
+        now: u64,
+        fetched: Option<Option<RequestWindows>>,
+    ) -> Step {
+        let engine = self.engine();
+        let mode = self.mode();
         let seen = SeenHeaders::scan(&req.headers, &self.inner.client_ip_header, engine.wants_headers());
         let client = if engine.trusts_proxies() {
             engine.client_ip(peer, &seen.client_ip)
@@ -250,6 +294,19 @@ impl Waf {
             query: req.uri.query(),
             headers: &seen.all,
         };
+        let windows = match (&self.inner.shared, fetched) {
+            (Some(_), None) if engine.needs_windows(self.state(), mode, &info, now) => {
+                return Step::Fetch { key: engine.client_key(client), query: engine.window_query(&info) };
+            }
+            (Some(shared), Some(None)) if !shared.fail_open => {
+                let mut resp = unavailable(&self.next_request_id());
+                if self.expose_client() {
+                    resp.extensions_mut().insert(ClientAddr(client));
+                }
+                return Step::Done(Headers::Answer(resp));
+            }
+            (_, fetched) => fetched.flatten(),
+        };
         let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
         let logging = self.request_logging();
         let meta = Meta {
@@ -262,22 +319,6 @@ impl Waf {
             ts: now,
             started,
         };
-        let mut windows = None;
-        if let Some(shared) = &self.inner.shared
-            && engine.needs_windows(self.state(), mode, &info, now)
-        {
-            match shared.redis.request_windows(engine.client_key(client), &engine.window_query(&info), now).await {
-                Ok(w) => windows = Some(w),
-                Err(_) if shared.fail_open => {}
-                Err(_) => {
-                    let mut resp = unavailable(&meta.request_id);
-                    if self.expose_client() {
-                        resp.extensions_mut().insert(ClientAddr(meta.client));
-                    }
-                    return Headers::Answer(resp);
-                }
-            }
-        }
         // The decision's time excludes a wait on shared state.
         let decide = if windows.is_some() { Instant::now() } else { started };
         let inspection = engine.inspect_with(self.state(), mode, &info, now, windows);
@@ -291,9 +332,9 @@ impl Waf {
             if self.expose_client() {
                 resp.extensions_mut().insert(ClientAddr(meta.client));
             }
-            return Headers::Answer(resp);
+            return Step::Done(Headers::Answer(resp));
         }
-        Headers::Continue(Pending(Box::new(Transaction {
+        Step::Done(Headers::Continue(Pending(Box::new(Transaction {
             meta,
             mode,
             context: inspection.context,
@@ -301,7 +342,7 @@ impl Waf {
             logging,
             decided,
             content_type,
-        })))
+        }))))
     }
 
     /// Phase 2: request body (only when the engine asked for it).
@@ -456,7 +497,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        use futures_util::{FutureExt as _, TryFutureExt as _};
+        use futures_util::TryFutureExt as _;
         // The clone may not be ready; call the instance that was polled (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -469,14 +510,11 @@ where
         let peer =
             self.conn_peer.or_else(|| (self.peer)(req.extensions())).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let (mut parts, body) = req.into_parts();
-        // Without shared state the headers phase never waits: it runs here, and a request that
-        // needs no body phase goes on as the inner future mapped (as in mode off), not inside an
-        // async block that would hold the inner future and the request beside it. (Should the
-        // phase ever wait, it runs again below: before its wait it only reads the request and
-        // draws a request id.)
-        if waf.inner.shared.is_none()
-            && let Some(headers) = waf.request_headers(&parts, peer).now_or_never()
-        {
+        // Unless the client's windows are in shared state the headers phase never waits: it
+        // runs here, a plain call, and a request that needs no body phase goes on as the
+        // inner future mapped (as in mode off), not inside an async block that would hold
+        // the inner future and the request beside it.
+        if let Some(headers) = waf.request_headers_now(&parts, peer) {
             return match headers {
                 Headers::Answer(resp) => Box::pin(std::future::ready(Ok(resp.map(Either::Left)))),
                 Headers::Continue(tx) if !tx.wants_body() => {

@@ -270,3 +270,23 @@ async fn a_silent_redis_never_holds_a_response_back() {
     };
     tokio::time::timeout(timeout * 2, failed).await.expect("the background call timed out and was counted");
 }
+
+#[test]
+fn request_ids_are_the_prefix_and_sequence_in_twenty_hex_digits() {
+    let waf = Waf::with_sink(Engine::new(EngineConfig::default(), IpSet::default()).unwrap(), Mode::Block, None);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let id = waf.next_request_id();
+        let id = id.to_str().unwrap();
+        assert_eq!(id.len(), 20, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{id}");
+        // the top 32 bits are the process's prefix, the low 48 the sequence (as u128 formatting)
+        let v = u128::from_str_radix(id, 16).unwrap();
+        assert_eq!((v >> 48) as u32, waf.inner.id_prefix, "{id}");
+        assert!(seen.insert(v), "{id} drawn twice");
+    }
+    // the next sequence number written where the formula puts it
+    let n = waf.inner.counters.next_sequence() + 1;
+    let id = waf.next_request_id();
+    assert_eq!(id.to_str().unwrap(), format!("{:020x}", (u128::from(waf.inner.id_prefix) << 48) | u128::from(n)));
+}
