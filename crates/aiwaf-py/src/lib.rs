@@ -183,15 +183,22 @@ impl Core {
         if waf.mode() == Mode::Off {
             return Ok((None, None));
         }
-        let fut = waf.request_headers(&parts, peer);
-        let mut fut = std::pin::pin!(fut);
-        let first = {
-            let _in_runtime = live.rt.enter();
-            fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()))
-        };
-        let out = match first {
-            Poll::Ready(v) => v,
-            Poll::Pending => py.detach(|| live.rt.block_on(fut)),
+        // Unless the client's windows are in Redis the phase is a plain call; otherwise its
+        // future is polled once here and, should it wait, driven to the end without the GIL.
+        let out = match waf.request_headers_now(&parts, peer) {
+            Some(h) => h,
+            None => {
+                let fut = waf.request_headers(&parts, peer);
+                let mut fut = std::pin::pin!(fut);
+                let first = {
+                    let _in_runtime = live.rt.enter();
+                    fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()))
+                };
+                match first {
+                    Poll::Ready(v) => v,
+                    Poll::Pending => py.detach(|| live.rt.block_on(fut)),
+                }
+            }
         };
         match out {
             Headers::Answer(resp) => Ok((Some(Answer::from_response(resp)), None)),
