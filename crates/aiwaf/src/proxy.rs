@@ -633,10 +633,6 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// A request's future is moved (copied) into its box, and nested futures into their
-    /// parent as they start: its size is paid in `memcpy` on every request. Rare paths (a new
-    /// connection, hyper-util's client) are boxed where they are awaited to keep it small
-    /// (it was 5.6 KiB).
     #[test]
     fn ip_text_is_what_display_writes() {
         for ip in
@@ -656,6 +652,10 @@ mod tests {
         }
     }
 
+    /// A request's future is moved (copied) into its box, and nested futures into their
+    /// parent as they start: its size is paid in `memcpy` on every request. Rare paths (a new
+    /// connection, hyper-util's client) are boxed where they are awaited to keep it small
+    /// (it was 5.6 KiB).
     #[test]
     fn the_per_request_future_stays_small() {
         let forward = future_size3(&ProxyService::forward);
