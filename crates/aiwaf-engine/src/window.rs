@@ -3,12 +3,14 @@
 //! Most clients make a handful of requests per window, so the first few times live inside the
 //! client's state itself instead of in a separate heap buffer: on a table of 100 000 clients
 //! every separate buffer is one more cache miss per request. A busy client spills to the heap
-//! and comes back inline once its window empties.
+//! and comes back inline once its window holds half of what fits inline (not as soon as it
+//! fits: a client hovering at the limit would move between the two on every request).
 
 use smallvec::SmallVec;
 
-/// Times kept inline before spilling to the heap.
-const INLINE: usize = 4;
+/// Times kept inline before spilling to the heap: eight, a minute's browsing at a page every
+/// few seconds in the 10 s rate window.
+const INLINE: usize = 8;
 
 /// Times (ms) of events in a sliding window, oldest first: `buf[head..]`. Dropping the oldest
 /// only moves `head`; the buffer is compacted once half of it is dead, so a busy client's window
@@ -33,7 +35,7 @@ impl Times {
             self.buf.drain(..self.head);
             self.head = 0;
         }
-        if self.buf.spilled() && self.buf.len() <= INLINE {
+        if self.buf.spilled() && self.buf.len() <= INLINE / 2 {
             self.buf.shrink_to_fit();
         }
     }
@@ -79,18 +81,25 @@ mod tests {
     #[test]
     fn slides_caps_and_returns_inline() {
         let mut t = Times::default();
-        for i in 0..10 {
-            t.push(1_000 + i * 100, 10_000, 6);
+        // one time every 100 ms from 1 000, capped at the newest INLINE + 2
+        let cap = INLINE + 2;
+        for i in 0..(cap as u64 + 4) {
+            t.push(1_000 + i * 100, 10_000, cap);
         }
-        assert_eq!(t.len(), 6, "capped at the newest 6");
+        assert_eq!(t.len(), cap, "capped at the newest {cap}");
         assert_eq!(t.get(0), Some(1_400));
         assert!(t.buf.spilled());
-        // 10 s after 1 500: everything up to and including 1 500 has left the window.
-        t.expire(11_500, 10_000);
-        assert_eq!((t.len(), t.get(0)), (4, Some(1_600)));
+        let last = 1_000 + (cap as u64 + 3) * 100;
+        // Down to INLINE times: still on the heap (no move back and forth at the limit).
+        t.expire(last - 100 * INLINE as u64 + 10_000, 10_000);
+        assert_eq!(t.len(), INLINE);
+        assert!(t.buf.spilled(), "stays on the heap until half the inline size");
+        // Down to INLINE / 2: back inline.
+        t.expire(last - 100 * (INLINE as u64 / 2) + 10_000, 10_000);
+        assert_eq!((t.len(), t.get(0)), (INLINE / 2, Some(last - 100 * (INLINE as u64 / 2 - 1))));
         assert!(!t.buf.spilled(), "back inline once small");
-        t.push(30_000, 10_000, 6);
-        assert_eq!((t.len(), t.get(0)), (1, Some(30_000)));
+        t.push(60_000, 10_000, cap);
+        assert_eq!((t.len(), t.get(0)), (1, Some(60_000)));
         t.clear();
         assert_eq!((t.len(), t.get(0)), (0, None));
     }
