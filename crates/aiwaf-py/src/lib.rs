@@ -186,9 +186,9 @@ impl Core {
         // Unless the client's windows are in Redis the phase is a plain call; otherwise its
         // future is polled once here and, should it wait, driven to the end without the GIL.
         let out = match waf.request_headers_now(&parts, peer) {
-            Some(h) => h,
-            None => {
-                let fut = waf.request_headers(&parts, peer);
+            Ok(h) => h,
+            Err(wait) => {
+                let fut = waf.request_headers_after(&parts, wait);
                 let mut fut = std::pin::pin!(fut);
                 let first = {
                     let _in_runtime = live.rt.enter();

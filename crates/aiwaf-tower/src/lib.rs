@@ -452,7 +452,7 @@ fn block_response(face: &page::Face, request_id: &HeaderValue, html: Option<&str
 }
 
 mod service;
-pub use service::{Headers, Pending, RequestBody};
+pub use service::{Headers, Pending, RequestBody, Wait};
 
 /// 503 when shared state is unreachable and `on_backend_error = "closed"`.
 fn unavailable(request_id: &HeaderValue) -> Response<Full<Bytes>> {

@@ -136,14 +136,43 @@ pub enum Headers {
     Continue(Pending),
 }
 
-/// Where the headers phase got to.
-enum Step {
-    Done(Headers),
-    /// It needs the client's windows from shared state.
-    Fetch {
-        key: IpAddr,
-        query: WindowQuery,
-    },
+/// A headers phase stopped before its wait on shared state (see [`Waf::request_headers_now`]):
+/// what it read of the request, kept for [`Waf::request_headers_after`] (boxed: only requests
+/// that wait on Redis carry it, and the usual outcome stays small).
+pub struct Wait<'r>(Box<Waiting<'r>>);
+
+struct Waiting<'r> {
+    head: Head<'r>,
+    key: IpAddr,
+    query: WindowQuery,
+}
+
+/// What the headers phase reads of a request before deciding.
+struct Head<'r> {
+    seen: SeenHeaders<'r>,
+    client: IpAddr,
+    /// Two clock reads here and one after the upstream answers serve every measure.
+    started: Instant,
+    now: u64,
+}
+
+impl<'r> Head<'r> {
+    /// The engine's view of the request.
+    fn info(&self, req: &'r http::request::Parts) -> RequestInfo<'_> {
+        let seen = &self.seen;
+        RequestInfo {
+            client: self.client,
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            content_type: seen.content_type,
+            accept: seen.accept,
+            sec_fetch_dest: seen.sec_fetch_dest,
+            referer: seen.referer,
+            host: seen.host.or_else(|| req.uri.authority().map(|a| a.as_str())),
+            query: req.uri.query(),
+            headers: &seen.all,
+        }
+    }
 }
 
 /// A request that passed its headers phase: what the later phases of the same request need.
@@ -237,76 +266,62 @@ impl Waf {
     /// Phase 1: request headers. `peer` is the TCP peer (the configured client header is
     /// believed only when it is a trusted proxy).
     pub async fn request_headers(&self, req: &http::request::Parts, peer: IpAddr) -> Headers {
-        // Two clock reads here and one after the upstream answers serve every measure.
-        let started = Instant::now();
-        let now = now_ms();
-        match self.headers_step(req, peer, started, now, None) {
-            Step::Done(h) => h,
-            Step::Fetch { key, query } => {
-                let shared = self.inner.shared.as_ref().expect("only asked for with shared state");
-                let fetched = shared.redis.request_windows(key, &query, now).await.ok();
-                match self.headers_step(req, peer, started, now, Some(fetched)) {
-                    Step::Done(h) => h,
-                    Step::Fetch { .. } => unreachable!("the windows were fetched"),
-                }
-            }
+        match self.request_headers_now(req, peer) {
+            Ok(h) => h,
+            Err(wait) => self.request_headers_after(req, wait).await,
         }
     }
 
-    /// Phase 1 when it need not wait: `None` when the request's windows are kept in shared
-    /// state (then [`Waf::request_headers`] runs the phase). Nothing is drawn or counted
-    /// before it answers `None`.
-    pub fn request_headers_now(&self, req: &http::request::Parts, peer: IpAddr) -> Option<Headers> {
-        match self.headers_step(req, peer, Instant::now(), now_ms(), None) {
-            Step::Done(h) => Some(h),
-            Step::Fetch { .. } => None,
-        }
-    }
-
-    /// The headers phase up to a wait on shared state, or (`fetched` given: the shared
-    /// windows, `None` when the fetch failed) after it. A plain function, not a future: the
-    /// usual request (no shared state) never builds or moves a future's state for it.
-    fn headers_step(
-        &self,
-        req: &http::request::Parts,
-        peer: IpAddr,
-        started: Instant,
-        now: u64,
-        fetched: Option<Option<RequestWindows>>,
-    ) -> Step {
+    /// Phase 1 up to a wait: the outcome, or — when the client's windows are kept in shared
+    /// state — a [`Wait`] for [`Waf::request_headers_after`]. A plain function, not a future:
+    /// without shared state (the usual case) it always answers, and no future is built or
+    /// moved for the phase. Nothing is drawn or counted before it returns a `Wait`.
+    pub fn request_headers_now<'r>(&self, req: &'r http::request::Parts, peer: IpAddr) -> Result<Headers, Wait<'r>> {
+        let (started, now) = (Instant::now(), now_ms());
         let engine = self.engine();
-        let mode = self.mode();
         let seen = SeenHeaders::scan(&req.headers, &self.inner.client_ip_header, engine.wants_headers());
         let client = if engine.trusts_proxies() {
             engine.client_ip(peer, &seen.client_ip)
         } else {
             aiwaf_engine::ip::canonical(peer)
         };
-        let info = RequestInfo {
-            client,
-            method: req.method.as_str(),
-            path: req.uri.path(),
-            content_type: seen.content_type,
-            accept: seen.accept,
-            sec_fetch_dest: seen.sec_fetch_dest,
-            referer: seen.referer,
-            host: seen.host.or_else(|| req.uri.authority().map(|a| a.as_str())),
-            query: req.uri.query(),
-            headers: &seen.all,
-        };
-        let windows = match (&self.inner.shared, fetched) {
-            (Some(_), None) if engine.needs_windows(self.state(), mode, &info, now) => {
-                return Step::Fetch { key: engine.client_key(client), query: engine.window_query(&info) };
+        let head = Head { seen, client, started, now };
+        if self.inner.shared.is_some() {
+            let info = head.info(req);
+            if engine.needs_windows(self.state(), self.mode(), &info, head.now) {
+                let (key, query) = (engine.client_key(client), engine.window_query(&info));
+                return Err(Wait(Box::new(Waiting { head, key, query })));
             }
-            (Some(shared), Some(None)) if !shared.fail_open => {
+        }
+        Ok(self.decide(req, &head, None))
+    }
+
+    /// Phase 1 after [`Waf::request_headers_now`] stopped: fetches the client's windows from
+    /// shared state and decides with them (unavailable: the configured fail-open or -closed).
+    pub async fn request_headers_after<'r>(&self, req: &'r http::request::Parts, wait: Wait<'r>) -> Headers {
+        let Waiting { head, key, query } = &*wait.0;
+        let shared = self.inner.shared.as_ref().expect("a Wait is made only with shared state");
+        match shared.redis.request_windows(*key, query, head.now).await {
+            Ok(w) => self.decide(req, head, Some(w)),
+            Err(_) if shared.fail_open => self.decide(req, head, None),
+            Err(_) => {
                 let mut resp = unavailable(&self.next_request_id());
                 if self.expose_client() {
-                    resp.extensions_mut().insert(ClientAddr(client));
+                    resp.extensions_mut().insert(ClientAddr(head.client));
                 }
-                return Step::Done(Headers::Answer(resp));
+                Headers::Answer(resp)
             }
-            (_, fetched) => fetched.flatten(),
-        };
+        }
+    }
+
+    /// The rest of phase 1: the engine's decision on what was read, with the shared windows
+    /// when they were fetched.
+    fn decide<'r>(&self, req: &'r http::request::Parts, head: &Head<'r>, windows: Option<RequestWindows>) -> Headers {
+        let engine = self.engine();
+        let mode = self.mode();
+        let (started, now, client) = (head.started, head.now, head.client);
+        let info = head.info(req);
+        let seen = &head.seen;
         let wants_html = info.accept.is_some_and(|a| a.contains("text/html"));
         let logging = self.request_logging();
         let meta = Meta {
@@ -325,16 +340,15 @@ impl Waf {
         let decided = Instant::now();
         self.inner.counters.observe(Histogram::Decision, (decided - decide).as_secs_f64());
         let content_type = inspection.context.wants_body.then(|| info.content_type.unwrap_or("").to_string());
-        drop(seen);
         self.record_verdict(&meta, mode, &inspection.verdict);
         if mode == Mode::Block && !inspection.verdict.is_allow() {
             let mut resp = self.answer(&meta, &inspection.verdict, wants_html, logging);
             if self.expose_client() {
                 resp.extensions_mut().insert(ClientAddr(meta.client));
             }
-            return Step::Done(Headers::Answer(resp));
+            return Headers::Answer(resp);
         }
-        Step::Done(Headers::Continue(Pending(Box::new(Transaction {
+        Headers::Continue(Pending(Box::new(Transaction {
             meta,
             mode,
             context: inspection.context,
@@ -342,7 +356,7 @@ impl Waf {
             logging,
             decided,
             content_type,
-        }))))
+        })))
     }
 
     /// Phase 2: request body (only when the engine asked for it).
@@ -510,11 +524,12 @@ where
         let peer =
             self.conn_peer.or_else(|| (self.peer)(req.extensions())).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let (mut parts, body) = req.into_parts();
-        // Unless the client's windows are in shared state the headers phase never waits: it
-        // runs here, a plain call, and a request that needs no body phase goes on as the
-        // inner future mapped (as in mode off), not inside an async block that would hold
-        // the inner future and the request beside it.
-        if let Some(headers) = waf.request_headers_now(&parts, peer) {
+        // Without shared state the headers phase never waits: it runs here, a plain call, and a
+        // request that needs no body phase goes on as the inner future mapped (as in mode off),
+        // not inside an async block that would hold the inner future and the request beside
+        // it. (With shared state the phase runs once, in the async block below.)
+        let now = if waf.inner.shared.is_none() { waf.request_headers_now(&parts, peer).ok() } else { None };
+        if let Some(headers) = now {
             return match headers {
                 Headers::Answer(resp) => Box::pin(std::future::ready(Ok(resp.map(Either::Left)))),
                 Headers::Continue(tx) if !tx.wants_body() => {
