@@ -84,6 +84,57 @@ pub struct Conn {
     timeout: Duration,
     /// When the response body being read is due to send more (set while a read waits).
     body_due: Option<tokio::time::Instant>,
+    /// The last response head's header names and values, reused where the next one repeats them.
+    memo: HeadMemo,
+}
+
+/// The header names and values of a connection's last response head, by position. An upstream
+/// answers a keep-alive connection with the same names in the same order and many of the same
+/// values (content type, server, cache and security headers), so each repeated one is a
+/// comparison and a reference count instead of a name parse or a value's allocation and copy.
+/// A reused name or value is one that is byte for byte (a name: ignoring ASCII case) what was
+/// parsed and validated before.
+#[derive(Default)]
+struct HeadMemo {
+    names: Vec<HeaderName>,
+    values: Vec<HeaderValue>,
+}
+
+impl HeadMemo {
+    /// Positions remembered (a head's first 32 headers).
+    const MAX: usize = 32;
+
+    /// The name of the `i`-th header, reused when the last head had it there.
+    fn name(&mut self, i: usize, raw: &str) -> Result<HeaderName, UpstreamError> {
+        if let Some(n) = self.names.get(i)
+            && n.as_str().eq_ignore_ascii_case(raw)
+        {
+            return Ok(n.clone());
+        }
+        let n = HeaderName::from_bytes(raw.as_bytes()).map_err(|_| UpstreamError::Protocol("header name"))?;
+        Self::keep(&mut self.names, i, &n);
+        Ok(n)
+    }
+
+    /// The value of the `i`-th header, reused when the last head had the same bytes there.
+    fn value(&mut self, i: usize, raw: &[u8]) -> Result<HeaderValue, UpstreamError> {
+        if let Some(v) = self.values.get(i)
+            && v.as_bytes() == raw
+        {
+            return Ok(v.clone());
+        }
+        let v = HeaderValue::from_bytes(raw).map_err(|_| UpstreamError::Protocol("header value"))?;
+        Self::keep(&mut self.values, i, &v);
+        Ok(v)
+    }
+
+    fn keep<T: Clone>(list: &mut Vec<T>, i: usize, item: &T) {
+        if i < list.len() {
+            list[i] = item.clone();
+        } else if i == list.len() && i < Self::MAX {
+            list.push(item.clone());
+        }
+    }
 }
 
 impl Conn {
@@ -481,7 +532,7 @@ fn poll_exchange(
     }
     // read until the response head is in
     loop {
-        match parse_head(&mut conn.rbuf, head_only) {
+        match parse_head(&mut conn.rbuf, head_only, &mut conn.memo) {
             Ok(Some(p)) => return Poll::Ready(Ok(p)),
             Ok(None) => {}
             Err(e) => return Poll::Ready(Err(Failed::Sent(e))),
@@ -560,7 +611,7 @@ struct Parsed {
 /// Parses a final response head off the front of `buf` (interim 1xx responses are skipped);
 /// `None` until it is all in. `head_only`: the answer to a HEAD request, which has no body
 /// whatever its framing headers say (as 204 and 304 have none).
-fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, UpstreamError> {
+fn parse_head(buf: &mut BytesMut, head_only: bool, memo: &mut HeadMemo) -> Result<Option<Parsed>, UpstreamError> {
     loop {
         // left uninitialised for httparse to fill (an initialised array of 256 headers is 8 KiB
         // of stores per response)
@@ -588,9 +639,9 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Ups
         let mut chunked = false;
         let mut other_coding = false;
         let (mut close_token, mut keep_alive_token) = (false, false);
-        for h in r.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| UpstreamError::Protocol("header name"))?;
-            let value = HeaderValue::from_bytes(h.value).map_err(|_| UpstreamError::Protocol("header value"))?;
+        for (i, h) in r.headers.iter().enumerate() {
+            let name = memo.name(i, h.name)?;
+            let value = memo.value(i, h.value)?;
             if name == http::header::CONTENT_LENGTH {
                 // several equal values are one length; different ones are an error
                 for part in h.value.split(|&b| b == b',') {
@@ -715,6 +766,7 @@ async fn connect(
         deadline: Box::pin(tokio::time::sleep_until(deadline)),
         timeout,
         body_due: None,
+        memo: HeadMemo::default(),
     }))
 }
 
@@ -946,6 +998,40 @@ mod tests {
     use http_body_util::BodyExt as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A connection's head memo gives every head what a fresh parse gives: same names, values,
+    /// order, framing and status — for repeated heads, changed values, reordered and re-cased
+    /// names, fewer and more headers than the last head.
+    #[test]
+    fn head_memo_parses_as_a_fresh_parse_does() {
+        let heads: [&[u8]; 7] = [
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 50\r\nX-A: 2\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\nCONTENT-TYPE: text/html\r\nX-B: 1\r\nX-A: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nX-A: caf\xc3\xa9\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+        ];
+        let view = |p: &Parsed| {
+            let h: Vec<(String, Vec<u8>)> =
+                p.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())).collect();
+            (p.status, p.version, h, p.keep_alive, p.framing)
+        };
+        let mut memo = HeadMemo::default();
+        for (i, head) in heads.iter().enumerate() {
+            let fresh = parse_head(&mut BytesMut::from(*head), false, &mut HeadMemo::default()).unwrap().unwrap();
+            let kept = parse_head(&mut BytesMut::from(*head), false, &mut memo).unwrap().unwrap();
+            assert_eq!(view(&kept), view(&fresh), "head {i}");
+        }
+        // the repeated head reused the names and values it could (a reference, not a copy)
+        let again = parse_head(&mut BytesMut::from(heads[6]), false, &mut memo).unwrap().unwrap();
+        let x_a = again.headers.get("x-a").unwrap();
+        assert_eq!(x_a.as_bytes().as_ptr(), memo.values[2].as_bytes().as_ptr());
+        // a value that is not valid is refused, whatever was remembered at its place
+        let bad = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nX-A: 1\x7f\r\n\r\n";
+        assert!(parse_head(&mut BytesMut::from(&bad[..]), false, &mut memo).is_err());
+    }
 
     /// An upstream that answers each request head it reads with the next scripted response,
     /// written in the pieces given (a pause between them, so that they arrive apart), and closes
