@@ -107,6 +107,10 @@ struct HeadMemo {
 impl HeadMemo {
     /// Positions remembered (a head's first 32 headers).
     const MAX: usize = 32;
+    /// Longer values (a policy, a cookie) are parsed as before and not remembered: an idle
+    /// connection then holds at most 32 short values and the few 1 KiB chunks they were cut from.
+    const MAX_VALUE: usize = 256;
+    const CHUNK: usize = 1024;
 
     /// The name of the `i`-th header, reused when the last head had it there.
     fn name(&mut self, i: usize, raw: &str) -> Result<HeaderName, UpstreamError> {
@@ -127,8 +131,11 @@ impl HeadMemo {
         {
             return Ok(v.clone());
         }
+        if raw.len() > Self::MAX_VALUE {
+            return HeaderValue::from_bytes(raw).map_err(|_| UpstreamError::Protocol("header value"));
+        }
         if self.chunk.capacity() < raw.len() {
-            self.chunk = BytesMut::with_capacity(raw.len().max(4096));
+            self.chunk = BytesMut::with_capacity(Self::CHUNK);
         }
         self.chunk.extend_from_slice(raw);
         let bytes = self.chunk.split().freeze();
@@ -1037,6 +1044,15 @@ mod tests {
         let again = parse_head(&mut BytesMut::from(heads[6]), false, &mut memo).unwrap().unwrap();
         let x_a = again.headers.get("x-a").unwrap();
         assert_eq!(x_a.as_bytes().as_ptr(), memo.values[2].as_bytes().as_ptr());
+        // a long value parses as fresh and is not remembered
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nX-A: {}\r\n\r\n",
+            "a".repeat(300)
+        );
+        let fresh = parse_head(&mut BytesMut::from(long.as_bytes()), false, &mut HeadMemo::default()).unwrap().unwrap();
+        let kept = parse_head(&mut BytesMut::from(long.as_bytes()), false, &mut memo).unwrap().unwrap();
+        assert_eq!(view(&kept), view(&fresh));
+        assert_eq!(memo.values[2].as_bytes(), b"1", "the long value is not kept");
         // a value that is not valid is refused, whatever was remembered at its place
         let bad = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nX-A: 1\x7f\r\n\r\n";
         assert!(parse_head(&mut BytesMut::from(&bad[..]), false, &mut memo).is_err());
