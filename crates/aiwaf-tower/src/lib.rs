@@ -239,22 +239,33 @@ impl Waf {
     }
 }
 
-/// Bytes for a request id, cut from a chunk of this thread's: one allocation per 200 ids, and
-/// the id's clones (on the request, the response, the log) count references in the chunk
-/// instead of allocating the shared count a `Vec`-backed `Bytes` gets on its first clone. A
-/// chunk is freed when the last id cut from it is dropped.
-fn id_bytes(id: &[u8; 20]) -> Bytes {
-    const CHUNK: usize = 4000;
-    thread_local! {
-        static CHUNK_BUF: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
-    }
-    CHUNK_BUF.with_borrow_mut(|chunk| {
-        if chunk.capacity() < id.len() {
-            *chunk = bytes::BytesMut::with_capacity(CHUNK);
+/// Small byte strings cut one after another from a chunk: one allocation per chunk instead of
+/// one per string, and a string's clones count references in the chunk instead of allocating the
+/// shared count a `Vec`-backed `Bytes` gets on its first clone. A chunk is freed when the last
+/// string cut from it is dropped, so keep only short strings this way.
+#[derive(Debug, Default)]
+pub struct ByteChunk {
+    buf: bytes::BytesMut,
+}
+
+impl ByteChunk {
+    /// A copy of `bytes`, cut from the current chunk (a new one of `chunk` bytes when it is full).
+    pub fn cut(&mut self, bytes: &[u8], chunk: usize) -> Bytes {
+        if self.buf.capacity() < bytes.len() {
+            self.buf = bytes::BytesMut::with_capacity(chunk.max(bytes.len()));
         }
-        chunk.extend_from_slice(id);
-        chunk.split().freeze()
-    })
+        self.buf.extend_from_slice(bytes);
+        self.buf.split().freeze()
+    }
+}
+
+/// Bytes for a request id, cut from a chunk of this thread's (one allocation per 200 ids; the
+/// id's clones on the request, the response and the log count references in it).
+fn id_bytes(id: &[u8; 20]) -> Bytes {
+    thread_local! {
+        static CHUNK: std::cell::RefCell<ByteChunk> = std::cell::RefCell::new(ByteChunk::default());
+    }
+    CHUNK.with_borrow_mut(|chunk| chunk.cut(id, 4000))
 }
 
 /// How the layer finds the TCP peer of a request.

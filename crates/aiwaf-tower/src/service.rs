@@ -528,8 +528,8 @@ where
         // request that needs no body phase goes on as the inner future mapped (as in mode off),
         // not inside an async block that would hold the inner future and the request beside
         // it. (With shared state the phase runs once, in the async block below.)
-        let now = if waf.inner.shared.is_none() { waf.request_headers_now(&parts, peer).ok() } else { None };
-        if let Some(headers) = now {
+        let at_once = if waf.inner.shared.is_none() { waf.request_headers_now(&parts, peer).ok() } else { None };
+        if let Some(headers) = at_once {
             return match headers {
                 Headers::Answer(resp) => Box::pin(std::future::ready(Ok(resp.map(Either::Left)))),
                 Headers::Continue(tx) if !tx.wants_body() => {

@@ -290,3 +290,19 @@ fn request_ids_are_the_prefix_and_sequence_in_twenty_hex_digits() {
     let id = waf.next_request_id();
     assert_eq!(id.to_str().unwrap(), format!("{:020x}", (u128::from(waf.inner.id_prefix) << 48) | u128::from(n)));
 }
+
+#[test]
+fn byte_chunk_cuts_copies_from_one_chunk_until_it_is_full() {
+    let mut c = ByteChunk::default();
+    let a = c.cut(b"abc", 8);
+    let b = c.cut(b"defg", 8);
+    assert_eq!((&a[..], &b[..]), (&b"abc"[..], &b"defg"[..]));
+    // the second string follows the first in the same chunk
+    assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(3));
+    // two bytes left: a three-byte string starts a new chunk; a longer-than-chunk one fits too
+    let d = c.cut(b"hij", 8);
+    assert_ne!(d.as_ptr(), a.as_ptr().wrapping_add(7));
+    assert_eq!(&c.cut(&[7u8; 20], 8)[..], &[7u8; 20][..]);
+    drop((a, b));
+    assert_eq!(&d[..], b"hij", "a cut string outlives the others of its chunk");
+}

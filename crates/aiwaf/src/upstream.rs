@@ -94,14 +94,15 @@ pub struct Conn {
 /// comparison and a reference count instead of a name parse or a value's allocation and copy.
 /// A reused name or value is one that is byte for byte (a name: ignoring ASCII case) what was
 /// parsed and validated before.
-/// New values are cut from a chunk of the memo's own, so neither a value nor the memo's copy of
-/// it is an allocation of its own (a value that changes with every response, such as a length,
-/// costs no more than it did without the memo).
+///
+/// New values are cut from a chunk of the memo's own ([`aiwaf_tower::ByteChunk`]), so neither a
+/// value nor the memo's copy of it is an allocation of its own (a value that changes with every
+/// response, such as a length, costs no more than it did without the memo).
 #[derive(Default)]
 struct HeadMemo {
     names: Vec<HeaderName>,
     values: Vec<HeaderValue>,
-    chunk: BytesMut,
+    chunk: aiwaf_tower::ByteChunk,
 }
 
 impl HeadMemo {
@@ -134,11 +135,7 @@ impl HeadMemo {
         if raw.len() > Self::MAX_VALUE {
             return HeaderValue::from_bytes(raw).map_err(|_| UpstreamError::Protocol("header value"));
         }
-        if self.chunk.capacity() < raw.len() {
-            self.chunk = BytesMut::with_capacity(Self::CHUNK);
-        }
-        self.chunk.extend_from_slice(raw);
-        let bytes = self.chunk.split().freeze();
+        let bytes = self.chunk.cut(raw, Self::CHUNK);
         let v = HeaderValue::from_maybe_shared(bytes).map_err(|_| UpstreamError::Protocol("header value"))?;
         Self::keep(&mut self.values, i, &v);
         Ok(v)
