@@ -12,7 +12,9 @@
 #   bench/callgrind.sh [--n1 1000] [--n2 5000] [--top 25]
 # BARE=1 adds "bare": block mode with every detector but the blacklist off (as in bench/proxy.sh),
 # the per-request machinery of block mode without the detectors' work.
-# Writes bench/results/callgrind-<target>.txt (callgrind_annotate of the N2 run).
+# Writes bench/results/callgrind-<target>.txt (callgrind_annotate of the N2 run). KEEP=DIR also
+# copies the raw callgrind files there (cg.<target>.<N>), for callgrind_annotate --inclusive=yes
+# --tree=caller and the like. TARGETS="off block" runs only those targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n1=1000 n2=5000 top=25
@@ -100,7 +102,7 @@ CONF
 }
 
 printf '%-8s %12s %12s %14s\n' target "Ir(N=$n1)" "Ir(N=$n2)" "Ir/request"
-targets="nginx off block"
+targets="${TARGETS:-nginx off block}"
 [ "${BARE:-0}" = 1 ] && targets="$targets bare"
 for t in $targets; do
   a=$(run "$t" "$n1")
@@ -108,6 +110,7 @@ for t in $targets; do
   per=$(( (b - a) / (n2 - n1) ))
   printf '%-8s %12s %12s %14s\n' "$t" "$a" "$b" "$per"
   eval "per_$t=$per"
+  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$work/cg.$t.$n1" "$work/cg.$t.$n2" "$KEEP/"
   # per request by function: the N2 run minus the N1 run, divided by the requests between them
   python3 - "$work/cg.$t.$n1" "$work/cg.$t.$n2" "$((n2 - n1))" "$top" >"bench/results/callgrind-$t.txt" <<'PY'
 import collections, re, subprocess, sys
@@ -131,5 +134,5 @@ for k, v in sorted(diff.items(), key=lambda kv: -kv[1])[:top]:
     print(f"{v:10,.0f}  {100 * v / total:5.1f}%  {k[:150]}")
 PY
 done
-echo "aiwaf off / nginx: $(python3 -c "print(round($per_off / $per_nginx, 2))")x the instructions; block / nginx: $(python3 -c "print(round($per_block / $per_nginx, 2))")x$([ -n "${per_bare:-}" ] && echo "; bare / nginx: $(python3 -c "print(round($per_bare / $per_nginx, 2))")x")"
+[ -n "${per_nginx:-}" ] && [ -n "${per_off:-}" ] && [ -n "${per_block:-}" ] && echo "aiwaf off / nginx: $(python3 -c "print(round($per_off / $per_nginx, 2))")x the instructions; block / nginx: $(python3 -c "print(round($per_block / $per_nginx, 2))")x$([ -n "${per_bare:-}" ] && echo "; bare / nginx: $(python3 -c "print(round($per_bare / $per_nginx, 2))")x")"
 echo "machine: $(nproc) cores; date: $(date -u +%Y-%m-%d); $((n2 - n1)) requests over one keep-alive connection, valgrind $(valgrind --version)"
