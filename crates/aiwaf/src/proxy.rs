@@ -117,6 +117,75 @@ const CLIENT_CLAIMS: [HeaderName; 6] = [
     HeaderName::from_static("x-client-ip"),
 ];
 
+/// What forwarding asks of a request's headers, read in one pass over them: a request carries a
+/// few headers, and a hashed lookup per question (eight of them) cost more than reading them
+/// all once.
+#[derive(Debug, Default)]
+struct Noted {
+    /// Whether the first `Accept` asks for HTML (errors of ours are then a page); `None`: no
+    /// `Accept`.
+    html: Option<bool>,
+    /// The first `Content-Length`: `Some(None)` when it is not a number.
+    content_length: Option<Option<u64>>,
+    host: bool,
+    upgrade: bool,
+    /// `Connection` lists `upgrade`.
+    connection_upgrade: bool,
+    te: bool,
+    transfer_encoding: bool,
+    /// Any hop-by-hop header at all.
+    hop_by_hop: bool,
+    forwarded_proto: bool,
+    /// Any of `CLIENT_CLAIMS`.
+    claims: bool,
+}
+
+impl Noted {
+    /// Reads `h`. With `chain` (the peer is a trusted proxy, whose chain is extended), the values
+    /// of `X-Forwarded-For` that are text are appended to `xff`, joined with ", ".
+    fn read(h: &HeaderMap, chain: bool, xff: &mut Vec<u8>) -> Noted {
+        let mut n = Noted::default();
+        for (name, value) in h {
+            // `==` on a name compares the standard ones as numbers (no hashing, no bytes)
+            if *name == header::ACCEPT {
+                if n.html.is_none() {
+                    n.html = Some(value.to_str().is_ok_and(|a| a.contains("text/html")));
+                }
+            } else if *name == header::HOST {
+                n.host = true;
+            } else if *name == header::CONTENT_LENGTH {
+                if n.content_length.is_none() {
+                    n.content_length = Some(value.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+                }
+            } else if *name == X_FORWARDED_FOR {
+                if chain && let Ok(v) = value.to_str() {
+                    if !xff.is_empty() {
+                        xff.extend_from_slice(b", ");
+                    }
+                    xff.extend_from_slice(v.as_bytes());
+                }
+            } else if *name == X_FORWARDED_PROTO {
+                n.forwarded_proto = true;
+            } else if HOP_BY_HOP.contains(name) {
+                n.hop_by_hop = true;
+                if *name == header::CONNECTION {
+                    n.connection_upgrade |=
+                        value.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+                } else if *name == header::UPGRADE {
+                    n.upgrade = true;
+                } else if *name == header::TE {
+                    n.te = true;
+                } else if *name == header::TRANSFER_ENCODING {
+                    n.transfer_encoding = true;
+                }
+            } else if CLIENT_CLAIMS.contains(name) {
+                n.claims = true;
+            }
+        }
+        n
+    }
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // one pass over the names present (a few, compared without hashing) instead of a hashed
     // removal per hop-by-hop name: most messages carry none of them
@@ -226,9 +295,18 @@ impl ProxyService {
     /// its whole life, so a whole request taken apart inside would be held twice.
     async fn forward(self, mut parts: http::request::Parts, body: RequestBody<Incoming>) -> Response<ProxyBody> {
         let s = &self.inner.settings;
-        let html =
-            parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
-        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let peer: Option<IpAddr> = self.conn.map(|c| aiwaf_engine::ip::canonical(c.peer.ip()));
+        let secure = self.conn.is_some_and(|c| c.secure);
+        // A chain sent by an untrusted client is not passed on as if it were true.
+        let trusted = peer.is_some_and(|p| self.inner.trusted.contains(p));
+        // the chain (a trusted proxy's values, joined) and then the peer, in one buffer
+        let mut xff = Vec::new();
+        if trusted {
+            xff.reserve(64);
+        }
+        let noted = Noted::read(&parts.headers, trusted, &mut xff);
+        let html = noted.html == Some(true);
+        let declared = noted.content_length.flatten();
         if declared.is_some_and(|n| n > s.max_body_bytes) {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -237,13 +315,11 @@ impl ProxyService {
                 html,
             );
         }
-        let peer: Option<IpAddr> = self.conn.map(|c| aiwaf_engine::ip::canonical(c.peer.ip()));
-        let secure = self.conn.is_some_and(|c| c.secure);
 
         // the client's target; each attempt builds the upstream's URI from it
         let target = std::mem::take(&mut parts.uri);
         let path_and_query = target.path_and_query().map_or("/", |p| p.as_str());
-        if !parts.headers.contains_key(header::HOST)
+        if !noted.host
             && let Some(a) = target.authority()
             && let Ok(v) = HeaderValue::from_str(a.as_str())
         {
@@ -254,16 +330,20 @@ impl ProxyService {
         let h2 = self.inner.settings.upstream_h2c;
         // HTTP/2 offered by ALPN may be what the upstream picks: no upgrade through it either
         let maybe_h2 = h2 || self.inner.settings.upstream_h2;
-        let mut upgrade = if !maybe_h2 && parts.version == http::Version::HTTP_11 && wants_upgrade(&parts.headers) {
-            parts.headers.get(header::UPGRADE).cloned().zip(parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
-        } else {
-            None
-        };
+        let mut upgrade =
+            if !maybe_h2 && parts.version == http::Version::HTTP_11 && noted.upgrade && noted.connection_upgrade {
+                parts.headers.get(header::UPGRADE).cloned().zip(parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+            } else {
+                None
+            };
         parts.version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
         // `TE: trailers` is the one TE an HTTP/2 upstream takes (gRPC needs it)
         let te_trailers = maybe_h2
+            && noted.te
             && parts.headers.get_all(header::TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-        strip_hop_by_hop(&mut parts.headers);
+        if noted.hop_by_hop {
+            strip_hop_by_hop(&mut parts.headers);
+        }
         if te_trailers {
             parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
@@ -272,19 +352,6 @@ impl ProxyService {
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
         if let Some(peer) = peer {
-            // A chain sent by an untrusted client is not passed on as if it were true.
-            let trusted = self.inner.trusted.contains(peer);
-            // the chain (a trusted proxy's values, joined) and the peer, written into one buffer
-            let mut xff = Vec::with_capacity(64);
-            if trusted {
-                for (n, v) in parts.headers.get_all(&X_FORWARDED_FOR).iter().filter(|v| v.to_str().is_ok()).enumerate()
-                {
-                    if n > 0 {
-                        xff.extend_from_slice(b", ");
-                    }
-                    xff.extend_from_slice(v.as_bytes());
-                }
-            }
             if !xff.is_empty() {
                 xff.extend_from_slice(b", ");
             }
@@ -300,13 +367,13 @@ impl ProxyService {
                     parts.headers.remove(X_FORWARDED_FOR);
                 }
             }
-            if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
+            if !(trusted && noted.forwarded_proto) {
                 parts
                     .headers
                     .insert(X_FORWARDED_PROTO, HeaderValue::from_static(if secure { "https" } else { "http" }));
             }
             if !trusted {
-                if parts.headers.keys().any(|k| CLIENT_CLAIMS.contains(k)) {
+                if noted.claims {
                     for name in CLIENT_CLAIMS {
                         parts.headers.remove(name);
                     }
@@ -319,10 +386,8 @@ impl ProxyService {
         let pool = self.inner.pool_for(target.path());
         // A request with no body can be sent again elsewhere when an upstream cannot be
         // reached (nothing was sent); one with a body cannot (it is streamed, not kept).
-        let bodiless = upgrade.is_none()
-            && declared.is_none_or(|n| n == 0)
-            && !parts.headers.contains_key(header::TRANSFER_ENCODING)
-            && body.is_end_stream();
+        let bodiless =
+            upgrade.is_none() && declared.is_none_or(|n| n == 0) && !noted.transfer_encoding && body.is_end_stream();
         let attempts = if bodiless { pool.len().min(MAX_ATTEMPTS) } else { 1 };
         let mut body = Some(Limited::new(TimeoutBody::new(body, s.body_read_timeout), s.max_body_bytes as usize));
         let (mut tried, mut n_tried) = ([0usize; MAX_ATTEMPTS], 0);
@@ -535,16 +600,6 @@ fn outgoing(
     out
 }
 
-/// `Connection: upgrade` (a token of the list) and an `Upgrade` header.
-fn wants_upgrade(h: &HeaderMap) -> bool {
-    h.contains_key(header::UPGRADE)
-        && h.get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
 /// Copies bytes both ways until either side closes or errs, nothing moves for `idle`, or
 /// `lifetime` is over. The bytes are not inspected (a WebSocket's frames are the app's).
 async fn tunnel<A, B>(a: A, b: B, idle: std::time::Duration, lifetime: std::time::Duration)
@@ -631,6 +686,59 @@ mod tests {
 
     fn future_size5<A, B, C, D, E, F: Future>(_: &impl Fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn noted_reads_what_a_lookup_per_question_reads() {
+        let cases: &[&[(&str, &[u8])]] = &[
+            &[],
+            &[("host", b"a"), ("accept", b"text/html,*/*"), ("x-forwarded-for", b"10.0.0.1")],
+            &[("accept", b"application/json"), ("accept", b"text/html")],
+            &[("content-length", b"12"), ("content-length", b"13"), ("transfer-encoding", b"chunked")],
+            &[("content-length", b"twelve")],
+            &[("connection", b"keep-alive, Upgrade"), ("upgrade", b"websocket")],
+            &[("connection", b"close"), ("upgrade", b"websocket"), ("te", b"trailers")],
+            &[
+                ("x-forwarded-for", b"1.2.3.4"),
+                ("x-forwarded-for", b"\xff\xfe"),
+                ("x-forwarded-for", b"5.6.7.8, 9.9.9.9"),
+            ],
+            &[("x-forwarded-proto", b"https"), ("forwarded", b"for=1.2.3.4")],
+            &[("proxy-connection", b"x")],
+            &[("keep-alive", b"5")],
+            &[("x-client-ip", b"1.1.1.1"), ("cookie", b"a=b")],
+            &[("true-client-ip", b"1.1.1.1")],
+        ];
+        for case in cases {
+            let mut h = HeaderMap::new();
+            for (name, value) in *case {
+                h.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
+            }
+            for chain in [false, true] {
+                let mut xff = Vec::new();
+                let n = Noted::read(&h, chain, &mut xff);
+                let html = h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+                assert_eq!(n.html == Some(true), html, "{case:?}");
+                let declared = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                assert_eq!(n.content_length.flatten(), declared, "{case:?}");
+                assert_eq!(n.host, h.contains_key(header::HOST));
+                let wants_upgrade = h.contains_key(header::UPGRADE)
+                    && h.get_all(header::CONNECTION)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+                assert_eq!(n.upgrade && n.connection_upgrade, wants_upgrade, "{case:?}");
+                assert_eq!(n.te, h.contains_key(header::TE));
+                assert_eq!(n.transfer_encoding, h.contains_key(header::TRANSFER_ENCODING));
+                assert_eq!(n.hop_by_hop, h.keys().any(|k| HOP_BY_HOP.contains(k)), "{case:?}");
+                assert_eq!(n.forwarded_proto, h.contains_key(X_FORWARDED_PROTO));
+                assert_eq!(n.claims, h.keys().any(|k| CLIENT_CLAIMS.contains(k)), "{case:?}");
+                let chained: Vec<&str> = h.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+                let want = if chain { chained.join(", ") } else { String::new() };
+                assert_eq!(String::from_utf8(xff).unwrap(), want, "{case:?}");
+            }
+        }
     }
 
     #[test]
