@@ -252,7 +252,10 @@ impl IdleList {
     /// longer than the timeout at the front are closed on the way (a burst's connections,
     /// perhaps closed by the upstream since, do not linger).
     fn put(mut c: Box<Conn>) {
-        if !c.reusable(&mut Context::from_waker(std::task::Waker::noop())) {
+        // Bytes left over in either direction make it unusable. Whether the upstream closed it
+        // since is asked when it is taken (`take` polls it then), not here as well: a readiness
+        // poll per request for what the next taker learns anyway.
+        if !c.rbuf.is_empty() || !c.wbuf.is_empty() {
             return;
         }
         let Some(home) = c.home.upgrade() else { return };
