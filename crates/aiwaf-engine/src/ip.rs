@@ -16,8 +16,14 @@ use smallvec::SmallVec;
 #[derive(Debug, Clone, Default)]
 pub struct IpSet {
     hosts: HashSet<IpAddr, foldhash::fast::RandomState>,
+    /// The hosts again while there are at most `FEW` of them (a trusted proxy or two, the
+    /// usual case), compared one by one: cheaper than hashing the address.
+    few: Vec<IpAddr>,
     nets: Vec<IpNet>,
 }
+
+/// Up to this many hosts a set is searched in order rather than hashed.
+const FEW: usize = 8;
 
 impl IpSet {
     /// Builds a set from networks; host-length networks become exact entries.
@@ -33,7 +39,13 @@ impl IpSet {
     pub fn insert(&mut self, net: IpNet) {
         let net = net.trunc();
         if net.prefix_len() == net.max_prefix_len() {
-            self.hosts.insert(net.addr());
+            if self.hosts.insert(net.addr()) {
+                if self.hosts.len() <= FEW {
+                    self.few.push(net.addr());
+                } else {
+                    self.few = Vec::new();
+                }
+            }
         } else {
             self.nets.push(net);
         }
@@ -42,7 +54,8 @@ impl IpSet {
     /// Whether `ip` is in the set.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.hosts.contains(&ip) || self.nets.iter().any(|n| n.contains(&ip))
+        let host = if self.hosts.len() <= FEW { self.few.contains(&ip) } else { self.hosts.contains(&ip) };
+        host || self.nets.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether the set is empty.
@@ -431,5 +444,20 @@ mod tests {
         assert!(!s.contains(ip("2001:db9::5")));
         assert!(parse_net("nope").is_err());
         assert_eq!(parse_net("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn sets_answer_alike_with_few_hosts_and_many() {
+        // searched in order up to FEW hosts, hashed beyond: the same answers either way
+        let mut set = IpSet::default();
+        for n in 0..20u8 {
+            set.insert(parse_net(&format!("192.0.2.{n}")).unwrap());
+            set.insert(parse_net(&format!("192.0.2.{n}")).unwrap()); // again: no double entry
+            assert_eq!(set.len(), usize::from(n) + 1);
+            for k in 0..25u8 {
+                assert_eq!(set.contains(ip(&format!("192.0.2.{k}"))), k <= n, "{k} in a set of {}", n + 1);
+                assert_eq!(set.contains(ip(&format!("::ffff:192.0.2.{k}"))), k <= n);
+            }
+        }
     }
 }
