@@ -116,12 +116,14 @@ impl Pool {
         &self.backends[i]
     }
 
-    /// The upstream for the next request at `now` (ms), not one of `tried`.
-    pub fn pick(&self, now: u64, tried: &[usize]) -> usize {
+    /// The upstream for the next request, not one of `tried`; `now` (ms) is read only when
+    /// there is a choice to make (a clock read per request for one upstream is wasted).
+    pub fn pick(&self, now: impl FnOnce() -> u64, tried: &[usize]) -> usize {
         let n = self.backends.len();
         if n == 1 {
             return 0;
         }
+        let now = now();
         let fresh = |i: &usize| !tried.contains(i);
         let mut up: Vec<usize> = (0..n).filter(fresh).filter(|i| self.backends[*i].up(now)).collect();
         if up.is_empty() {
@@ -195,29 +197,29 @@ mod tests {
     #[test]
     fn round_robin_skips_a_failed_upstream_for_fail_timeout() {
         let p = pool(3, Balance::RoundRobin);
-        let picks: Vec<usize> = (0..6).map(|_| p.pick(0, &[])).collect();
+        let picks: Vec<usize> = (0..6).map(|_| p.pick(|| 0, &[])).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         assert!(!p.failed(1, 1000) && !p.failed(1, 1001));
         assert!(p.failed(1, 1002), "the third failure within the window");
-        assert!((0..10).map(|_| p.pick(2000, &[])).all(|i| i != 1));
-        assert!((0..10).map(|_| p.pick(12_003, &[])).any(|i| i == 1), "back after fail_timeout");
+        assert!((0..10).map(|_| p.pick(|| 2000, &[])).all(|i| i != 1));
+        assert!((0..10).map(|_| p.pick(|| 12_003, &[])).any(|i| i == 1), "back after fail_timeout");
         // a retry goes elsewhere; when all are out, all are tried
-        assert_ne!(p.pick(0, &[0]), 0);
+        assert_ne!(p.pick(|| 0, &[0]), 0);
         for i in 0..3 {
             for _ in 0..3 {
                 p.failed(i, 20_000);
             }
         }
-        assert!((0..3).contains(&p.pick(20_001, &[])));
+        assert!((0..3).contains(&p.pick(|| 20_001, &[])));
     }
 
     #[test]
     fn least_connections_prefers_the_idle_upstream() {
         let p = pool(2, Balance::LeastConnections);
         let busy = p.start(0);
-        assert!((0..4).all(|_| p.pick(0, &[]) == 1));
+        assert!((0..4).all(|_| p.pick(|| 0, &[]) == 1));
         drop(busy);
-        let picks: Vec<usize> = (0..4).map(|_| p.pick(0, &[])).collect();
+        let picks: Vec<usize> = (0..4).map(|_| p.pick(|| 0, &[])).collect();
         assert!(picks.contains(&0) && picks.contains(&1));
     }
 }

@@ -392,7 +392,7 @@ impl ProxyService {
         let mut body = Some(Limited::new(TimeoutBody::new(body, s.body_read_timeout), s.max_body_bytes as usize));
         let (mut tried, mut n_tried) = ([0usize; MAX_ATTEMPTS], 0);
         let mut resp = loop {
-            let i = pool.pick(now_ms(), &tried[..n_tried]);
+            let i = pool.pick(now_ms, &tried[..n_tried]);
             tried[n_tried] = i;
             n_tried += 1;
             let b = pool.get(i);
