@@ -63,16 +63,11 @@ ticks() { # total utime and stime (clock ticks) of every thread of the given pro
   done
   echo "$u $s"
 }
-# each target first sees every client of the pool once (as in bench/proxy.sh): the rounds are of
+# each target first sees every client of the pool once (bench/sweep.sh): the rounds are of
 # returning visitors, not first visits
 for t in nginx off block; do
   eval "addr=\$addr_$t"
-  done_=0
-  for _ in $(seq 20); do
-    [ "$done_" -ge 100000 ] && break
-    n=$(wrk -t2 -c64 -d3s -s bench/clients.lua "http://$addr" -- 100000 sweep 2 "$done_" 2>/dev/null | awk '/requests in/ {print $1}')
-    done_=$((done_ + ${n:-0}))
-  done
+  bench/sweep.sh "http://$addr" 100000
 done
 hz=$(getconf CLK_TCK)
 printf '%-6s %5s %10s %10s %10s %10s\n' target conns req/s user_us sys_us total_us

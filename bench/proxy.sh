@@ -155,21 +155,11 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 addr_of() { case $1 in direct) echo "$up" ;; off) echo "$off" ;; off2) echo "$off2" ;; block) echo "$block" ;; bare) echo "$bare" ;; block2) echo "$block2" ;; modsec) echo "$modsec" ;; nginx) echo "$nginx" ;; esac; }
 url_of() { case $1 in direct|modsec) echo "http://$(addr_of "$1")" ;; *) echo "$scheme://$(addr_of "$1")" ;; esac; }
 
-# Every target first sees each client of the pool once (a sweep of the pool in order, in runs of
-# 3 s until the pool is covered): the measured rounds are then of returning visitors, as the pool
-# is meant to be, not a mix of returning and first visits that shifts from round to round (drawn
-# at random, most of a 100,000-address pool is still unseen after the first seconds). The cost of
-# first visits is what --clients 0 measures.
-sweep() { # sweep URL
-  local done=0 n
-  for _ in $(seq 20); do
-    [ "$done" -ge "$clients" ] && return
-    n=$($gen wrk -t2 -c64 -d3s -s bench/clients.lua "$1" -- "$clients" sweep 2 "$done" 2>/dev/null | awk '/requests in/ {print $1}')
-    done=$((done + ${n:-0}))
-  done
-}
+# Every target first sees each client of the pool once (bench/sweep.sh): the measured rounds are
+# then of returning visitors, as the pool is meant to be, not a mix of returning and first visits
+# that shifts from round to round. The cost of first visits is what --clients 0 measures.
 if [ "$clients" -gt 0 ]; then
-  for t in $targets; do sweep "$(url_of "$t")"; done
+  for t in $targets; do $gen bench/sweep.sh "$(url_of "$t")" "$clients"; done
 fi
 
 mkdir -p bench/results
