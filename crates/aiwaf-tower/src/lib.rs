@@ -94,6 +94,8 @@ struct Inner {
     block_page: arc_swap::ArcSwapOption<String>,
     /// Longest pause allowed while the body phase reads a body.
     body_read_timeout_ms: AtomicU64,
+    /// Bodies declared longer than this the inner service refuses itself (0: none).
+    refused_body_bytes: AtomicU64,
     /// Put [`ClientAddr`] in response extensions (an access log outside the layer wants it; the
     /// extension map is an allocation per response, so only then).
     expose_client: std::sync::atomic::AtomicBool,
@@ -140,6 +142,7 @@ impl Waf {
                 client_ip_header,
                 block_page: arc_swap::ArcSwapOption::empty(),
                 body_read_timeout_ms: AtomicU64::new(30_000),
+                refused_body_bytes: AtomicU64::new(0),
                 expose_client: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -169,6 +172,16 @@ impl Waf {
     /// Sets the longest pause allowed while the body phase reads a request body (30 s).
     pub fn set_body_read_timeout(&self, d: std::time::Duration) {
         self.inner.body_read_timeout_ms.store(d.as_millis().clamp(1, u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    /// Tells the layer that its inner service refuses a request whose declared body is longer
+    /// than `bytes` (the proxy's `server.max_body_bytes`; 0: it refuses none): the body phase
+    /// then passes such a request on at once instead of waiting for the first bytes of a body
+    /// that will not be taken (a client declaring 100 GB and sending one byte was answered 408
+    /// after the body timeout, not 413 at once). Set it only for an inner service that refuses
+    /// them: their bodies are not inspected.
+    pub fn set_refused_body_bytes(&self, bytes: u64) {
+        self.inner.refused_body_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// Puts the client address the WAF decided on ([`ClientAddr`]) in every response's extensions.

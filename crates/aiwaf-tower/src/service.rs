@@ -5,7 +5,9 @@
 //!    query, cookies and headers);
 //! 2. **request body** — only when the engine asks for it: the first `payload.max_body_bytes`
 //!    of the body are buffered (each pause bounded by the body read timeout) and inspected; the
-//!    whole body then streams to the inner service unchanged ([`RequestBody`]);
+//!    whole body then streams to the inner service unchanged ([`RequestBody`]); a body declared
+//!    longer than the inner service takes ([`Waf::set_refused_body_bytes`]) goes on unread, to
+//!    be refused there at once;
 //! 3. the inner service (the proxied upstream, or the app);
 //! 4. **response headers** — the engine's response phase (404 windows, known paths, forms,
 //!    anomaly score); with shared windows it runs in a task of its own, off the response path;
@@ -364,7 +366,8 @@ impl Waf {
     where
         B: Body<Data = Bytes> + Unpin,
     {
-        if !tx.wants_body() {
+        let refused = self.inner.refused_body_bytes.load(Ordering::Relaxed);
+        if !tx.wants_body() || (refused > 0 && body.size_hint().lower() > refused) {
             return Ok(RequestBody::new(body));
         }
         let limit = self.body_limit();

@@ -431,6 +431,8 @@ pub async fn start(config: &Config) -> Result<Running> {
 
     waf.set_block_page(config.block_page.clone());
     waf.set_body_read_timeout(config.proxy.body_read_timeout);
+    // the proxy answers 413 to a longer declared body: the body phase does not wait for it
+    waf.set_refused_body_bytes(config.proxy.max_body_bytes);
     let mut tasks = vec![reloader, janitor];
     tasks.extend(profiler);
     tasks.extend(change_listener);

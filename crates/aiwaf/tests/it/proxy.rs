@@ -376,6 +376,17 @@ async fn limits_and_timeouts() {
     assert_eq!(r.status, 413);
     let r = send_from("127.0.22.1", p.addr, "POST", "/echo", &[], Bytes::from(vec![b'x'; 500])).await;
     assert_eq!(r.status, 200);
+    // A body declared far over the limit and never sent: 413 at once (block mode's body phase
+    // used to wait for it, then answer 408 after the body timeout).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = raw_conn("127.0.22.2", p.addr).await;
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nx").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n =
+            tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("an answer at once").unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 413"), "{}", String::from_utf8_lossy(&buf[..n]));
+    }
     let t = Instant::now();
     let r = get("127.0.22.1", p.addr, "/slow").await;
     assert_eq!(r.status, 504);
