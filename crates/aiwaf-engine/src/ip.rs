@@ -15,10 +15,11 @@ use smallvec::SmallVec;
 /// A set of addresses and networks (IPv4 and IPv6) with cheap membership tests.
 #[derive(Debug, Clone, Default)]
 pub struct IpSet {
-    hosts: HashSet<IpAddr, foldhash::fast::RandomState>,
-    /// The hosts again while there are at most `FEW` of them (a trusted proxy or two, the
-    /// usual case), compared one by one: cheaper than hashing the address.
+    /// The hosts while there are at most `FEW` of them (a trusted proxy or two, the usual case),
+    /// compared one by one: cheaper than hashing the address.
     few: Vec<IpAddr>,
+    /// The hosts once there are more (`few` is then empty).
+    hosts: HashSet<IpAddr, foldhash::fast::RandomState>,
     nets: Vec<IpNet>,
 }
 
@@ -38,34 +39,35 @@ impl IpSet {
     /// Adds one network.
     pub fn insert(&mut self, net: IpNet) {
         let net = net.trunc();
-        if net.prefix_len() == net.max_prefix_len() {
-            if self.hosts.insert(net.addr()) {
-                if self.hosts.len() <= FEW {
-                    self.few.push(net.addr());
-                } else {
-                    self.few = Vec::new();
-                }
-            }
-        } else {
+        if net.prefix_len() != net.max_prefix_len() {
             self.nets.push(net);
+        } else if !self.hosts.is_empty() {
+            self.hosts.insert(net.addr());
+        } else if !self.few.contains(&net.addr()) {
+            if self.few.len() < FEW {
+                self.few.push(net.addr());
+            } else {
+                self.hosts.extend(std::mem::take(&mut self.few));
+                self.hosts.insert(net.addr());
+            }
         }
     }
 
     /// Whether `ip` is in the set.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        let host = if self.hosts.len() <= FEW { self.few.contains(&ip) } else { self.hosts.contains(&ip) };
+        let host = if self.hosts.is_empty() { self.few.contains(&ip) } else { self.hosts.contains(&ip) };
         host || self.nets.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.nets.is_empty()
+        self.few.is_empty() && self.hosts.is_empty() && self.nets.is_empty()
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.hosts.len() + self.nets.len()
+        self.few.len() + self.hosts.len() + self.nets.len()
     }
 }
 
