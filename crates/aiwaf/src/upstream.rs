@@ -194,9 +194,14 @@ impl Conn {
         }
     }
 
+    /// No bytes left over in either direction (any would make the connection unusable).
+    fn clean(&self) -> bool {
+        self.rbuf.is_empty() && self.wbuf.is_empty()
+    }
+
     /// Ready for another request: open, idle, and with nothing unread.
     fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.rbuf.is_empty() || !self.wbuf.is_empty() {
+        if !self.clean() {
             return false;
         }
         // open and quiet: a read would wait (the upstream closing, or sending bytes no request
@@ -252,10 +257,9 @@ impl IdleList {
     /// longer than the timeout at the front are closed on the way (a burst's connections,
     /// perhaps closed by the upstream since, do not linger).
     fn put(mut c: Box<Conn>) {
-        // Bytes left over in either direction make it unusable. Whether the upstream closed it
-        // since is asked when it is taken (`take` polls it then), not here as well: a readiness
-        // poll per request for what the next taker learns anyway.
-        if !c.rbuf.is_empty() || !c.wbuf.is_empty() {
+        // Whether the upstream closed it since is asked when it is taken (`take` polls it then),
+        // not here as well: a readiness poll per request for what the next taker learns anyway.
+        if !c.clean() {
             return;
         }
         let Some(home) = c.home.upgrade() else { return };
